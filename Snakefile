@@ -1,0 +1,23 @@
+# genofm: reference -> regions -> tokens -> pretraining -> embeddings -> probes -> variant scores.
+# Stages live in rules/*.smk; helpers in rules/common.smk; config/schema.yaml documents every key.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/reference.smk"
+include: "rules/regions.smk"
+include: "rules/tokenize.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,310 @@
+"""Region sets: intervals from BED files, annotation features or a genome tiling, with their
+sequences, written as parquet (chrom, start, end, strand, name, label, sequence).
+
+Coordinates are 0-based half-open. Sequences on the '-' strand are reverse-complemented
+(case kept), which is what `bedtools getfasta -s` gives; '.' means unstranded (forward).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pysam
+
+from .atomic import atomic_path
+from .errors import GenofmInputError
+
+REGION_COLUMNS = ["chrom", "start", "end", "strand", "name", "label", "sequence"]
+REGION_SCHEMA = pa.schema([
+    ("chrom", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
+    ("strand", pa.string()), ("name", pa.string()), ("label", pa.string()),
+    ("sequence", pa.string()),
+])
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+
+log = logging.getLogger(__name__)
+
+
+def reverse_complement(seq: str) -> str:
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
+def contig_lengths(fasta: str | Path) -> dict[str, int]:
+    with pysam.FastaFile(str(fasta)) as fa:
+        return dict(zip(fa.references, fa.lengths))
+
+
+def default_name(chrom: str, start: int, end: int) -> str:
+    """1-based inclusive 'chr:start-end', as region strings are written by convention."""
+    return f"{chrom}:{start + 1}-{end}"
+
+
+# --- BED ----------------------------------------------------------------------------------
+
+def read_bed(path: str | Path, lengths: dict[str, int], label_column: int | None = None) -> pd.DataFrame:
+    """Read and validate a BED file (3 to 6+ columns); errors name the file and line."""
+    path = Path(path)
+    rows = []
+    opener = _open_text(path)
+    with opener as handle:
+        for line_no, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            fields = line.split("\t")
+            where = f"{path}, line {line_no}"
+            if len(fields) < 3:
+                raise GenofmInputError(f"{where}: a BED line needs at least 3 tab-separated columns, found {len(fields)}")
+            chrom = fields[0]
+            try:
+                start, end = int(fields[1]), int(fields[2])
+            except ValueError:
+                raise GenofmInputError(f"{where}: start and end must be integers, got {fields[1]!r} and {fields[2]!r}") from None
+            if start < 0 or start >= end:
+                raise GenofmInputError(f"{where}: start ({start}) must be >= 0 and below end ({end})")
+            if chrom not in lengths:
+                known = ", ".join(list(lengths)[:5])
+                raise GenofmInputError(f"{where}: contig {chrom!r} is not in the reference (it has {known}{', ...' if len(lengths) > 5 else ''})")
+            if end > lengths[chrom]:
+                raise GenofmInputError(f"{where}: interval {chrom}:{start}-{end} runs past the end of {chrom} (length {lengths[chrom]})")
+            name = fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else default_name(chrom, start, end)
+            strand = fields[5] if len(fields) > 5 else "."
+            if strand not in ("+", "-", "."):
+                raise GenofmInputError(f"{where}: strand (column 6) must be '+', '-' or '.', got {strand!r}")
+            label = None
+            if label_column is not None:
+                if len(fields) < label_column:
+                    raise GenofmInputError(f"{where}: label column {label_column} is missing (the line has {len(fields)} columns)")
+                label = fields[label_column - 1]
+            rows.append((chrom, start, end, strand, name, label))
+    return pd.DataFrame(rows, columns=REGION_COLUMNS[:6])
+
+
+def _open_text(path: Path):
+    import gzip
+
+    try:
+        with open(path, "rb") as probe:
+            magic = probe.read(2)
+    except OSError as err:
+        raise GenofmInputError(f"cannot read {path}: {err.strerror}") from err
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt")
+    return open(path, "rt")
+
+
+# --- annotation ---------------------------------------------------------------------------
+
+def regions_from_annotation(annotation: pd.DataFrame, source: str, feature: str,
+                            lengths: dict[str, int], upstream: int = 1000, downstream: int = 200,
+                            merge_overlapping: bool = True) -> pd.DataFrame:
+    """Intervals of one feature kind; `source` names the annotation file in errors."""
+    import pyranges as pr
+
+    ann = annotation[annotation["Chromosome"].isin(lengths)]
+    unknown = sorted(set(annotation["Chromosome"]) - set(lengths))
+    if unknown:
+        log.warning("%s: %d feature(s) on contigs absent from the reference are left out: %s",
+                    source, int((~annotation["Chromosome"].isin(lengths)).sum()), ", ".join(unknown[:5]))
+    kinds = ann["Feature"].str.lower()
+
+    def need(column: str, rows: pd.DataFrame) -> None:
+        if rows[column].isna().all():
+            raise GenofmInputError(f"{source}: the {feature} regions need the attribute {column!r}, "
+                                   f"which no {'/'.join(sorted(set(rows['Feature'])))} feature has")
+
+    if feature == "promoter":
+        tx = ann[kinds.isin(["transcript", "mrna"])]
+        if tx.empty:
+            tx = ann[kinds == "gene"]
+        if tx.empty:
+            raise GenofmInputError(f"{source}: no transcript, mRNA or gene features to take TSSs from")
+        plus = tx["Strand"] != "-"
+        tss = np.where(plus, tx["Start"], tx["End"] - 1)
+        start = np.where(plus, tss - upstream, tss - downstream + 1)
+        end = np.where(plus, tss + downstream, tss + upstream + 1)
+        names = _names(tx)
+        df = pd.DataFrame({"chrom": tx["Chromosome"].to_numpy(), "start": start, "end": end,
+                           "strand": tx["Strand"].to_numpy(), "name": names})
+        return _clip(df, lengths, source).drop_duplicates(["chrom", "start", "end", "strand"])
+
+    if feature == "intergenic":
+        genes = ann[kinds == "gene"]
+        if genes.empty:
+            raise GenofmInputError(f"{source}: no gene features to take intergenic space between")
+        whole = pr.PyRanges(pd.DataFrame({"Chromosome": list(lengths), "Start": 0, "End": list(lengths.values())}))
+        covered = pr.PyRanges(genes[["Chromosome", "Start", "End"]].copy()).merge()
+        gaps = whole.subtract(covered).df
+        return pd.DataFrame({"chrom": gaps["Chromosome"].astype(str), "start": gaps["Start"].astype(np.int64),
+                             "end": gaps["End"].astype(np.int64), "strand": ".", "name": None})
+
+    if feature == "intron":
+        exons = ann[kinds == "exon"]
+        if exons.empty:
+            raise GenofmInputError(f"{source}: no exon features to take introns between")
+        need("transcript_id", exons)
+        rows = []
+        for tx_id, group in exons.dropna(subset=["transcript_id"]).groupby("transcript_id", sort=False):
+            group = group.sort_values("Start")
+            starts, ends = group["End"].to_numpy()[:-1], group["Start"].to_numpy()[1:]
+            for s, e in zip(starts, ends):
+                if e > s:
+                    rows.append((group["Chromosome"].iat[0], s, e, group["Strand"].iat[0], tx_id))
+        df = pd.DataFrame(rows, columns=["chrom", "start", "end", "strand", "name"])
+    else:
+        wanted = {"exon": ["exon"], "cds": ["cds"], "gene": ["gene"],
+                  "five_prime_utr": ["five_prime_utr", "5utr"], "three_prime_utr": ["three_prime_utr", "3utr"]}[feature]
+        rows = ann[kinds.isin(wanted)]
+        if rows.empty:
+            raise GenofmInputError(f"{source}: no {'/'.join(wanted)} features")
+        df = pd.DataFrame({"chrom": rows["Chromosome"].to_numpy(), "start": rows["Start"].to_numpy(),
+                           "end": rows["End"].to_numpy(), "strand": rows["Strand"].to_numpy(),
+                           "name": _names(rows)})
+    if merge_overlapping and not df.empty:
+        merged = pr.PyRanges(df.rename(columns={"chrom": "Chromosome", "start": "Start", "end": "End",
+                                                "strand": "Strand"})).merge(strand=True).df
+        df = pd.DataFrame({"chrom": merged["Chromosome"].astype(str), "start": merged["Start"],
+                           "end": merged["End"], "strand": merged["Strand"].astype(str), "name": None})
+    return df.drop_duplicates(["chrom", "start", "end", "strand"])
+
+
+def _names(rows: pd.DataFrame) -> np.ndarray:
+    for column in ("gene_name", "gene_id", "transcript_id"):
+        if column in rows and rows[column].notna().any():
+            return rows[column].astype(object).where(rows[column].notna(), None).to_numpy()
+    return np.full(len(rows), None, dtype=object)
+
+
+def _clip(df: pd.DataFrame, lengths: dict[str, int], source: str) -> pd.DataFrame:
+    limit = df["chrom"].map(lengths)
+    clipped = (df["start"] < 0) | (df["end"] > limit)
+    if clipped.any():
+        log.info("%s: %d window(s) clipped at contig ends", source, int(clipped.sum()))
+    df = df.assign(start=df["start"].clip(lower=0), end=np.minimum(df["end"], limit))
+    return df[df["end"] > df["start"]]
+
+
+# --- tiling -------------------------------------------------------------------------------
+
+def tile_genome(fasta: str | Path, window: int, stride: int, max_n_fraction: float,
+                contigs: Iterable[str] = ()) -> pd.DataFrame:
+    """Full windows along each contig; windows with too many N are left out (and logged)."""
+    rows = []
+    n_skipped = 0
+    wanted = set(contigs)
+    with pysam.FastaFile(str(fasta)) as fa:
+        for chrom, length in zip(fa.references, fa.lengths):
+            if wanted and chrom not in wanted:
+                continue
+            starts = np.arange(0, length - window + 1, stride, dtype=np.int64)
+            if starts.size == 0:
+                log.info("tiling: %s (%d bp) is shorter than one window (%d)", chrom, length, window)
+                continue
+            seq = np.frombuffer(fa.fetch(chrom).upper().encode(), dtype=np.uint8)
+            n_cum = np.concatenate([[0], np.cumsum(seq == ord("N"))])
+            n_frac = (n_cum[starts + window] - n_cum[starts]) / window
+            keep = n_frac <= max_n_fraction
+            n_skipped += int((~keep).sum())
+            for s in starts[keep]:
+                rows.append((chrom, int(s), int(s) + window))
+    if n_skipped:
+        log.info("tiling: %d window(s) with more than %.0f%% N left out", n_skipped, 100 * max_n_fraction)
+    df = pd.DataFrame(rows, columns=["chrom", "start", "end"])
+    df["strand"] = "."
+    df["name"] = None
+    return df
+
+
+# --- sequences and parquet ----------------------------------------------------------------
+
+def restrict_contigs(df: pd.DataFrame, contigs: Iterable[str]) -> pd.DataFrame:
+    contigs = list(contigs)
+    return df[df["chrom"].isin(contigs)] if contigs else df
+
+
+def finish(df: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
+    """Sort, fill default names and the constant label: the regions without sequences."""
+    df = df.copy()
+    if "label" not in df:
+        df["label"] = None
+    if label is not None:
+        df["label"] = label
+    missing = df["name"].isna()
+    df.loc[missing, "name"] = [default_name(c, s, e) for c, s, e in
+                               zip(df.loc[missing, "chrom"], df.loc[missing, "start"], df.loc[missing, "end"])]
+    df["start"] = df["start"].astype(np.int64)
+    df["end"] = df["end"].astype(np.int64)
+    return df.sort_values(["chrom", "start", "end", "strand"], kind="stable").reset_index(drop=True)
+
+
+def iter_sequences(df: pd.DataFrame, fasta: str | Path) -> Iterator[str]:
+    with pysam.FastaFile(str(fasta)) as fa:
+        for chrom, start, end, strand in zip(df["chrom"], df["start"], df["end"], df["strand"]):
+            seq = fa.fetch(chrom, int(start), int(end))
+            yield reverse_complement(seq) if strand == "-" else seq
+
+
+def write_regions(df: pd.DataFrame, fasta: str | Path, out: str | Path, set_name: str = "",
+                  chunk_rows: int = 50_000) -> int:
+    """Attach sequences chunk by chunk and write the parquet atomically; returns row count."""
+    if df.empty:
+        raise GenofmInputError(f"region set {set_name!r} is empty: no region passed its filters")
+    with atomic_path(out) as tmp:
+        with pq.ParquetWriter(tmp, REGION_SCHEMA) as writer:
+            for lo in range(0, len(df), chunk_rows):
+                chunk = df.iloc[lo:lo + chunk_rows]
+                table = pd.DataFrame({c: chunk[c] for c in REGION_COLUMNS[:6]})
+                table["sequence"] = list(iter_sequences(chunk, fasta))
+                table["label"] = table["label"].astype(object).where(table["label"].notna(), None)
+                writer.write_table(pa.Table.from_pandas(table, schema=REGION_SCHEMA, preserve_index=False))
+    return len(df)
+
+
+def read_regions(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    try:
+        return pq.read_table(path, columns=columns).to_pandas()
+    except (OSError, pa.ArrowInvalid) as err:
+        raise GenofmInputError(f"{path}: cannot read region parquet: {err}") from err
+
+
+def build_region_set(spec: dict, fasta: str | Path, annotation: str | Path | None = None,
+                     annotation_format: str = "auto", set_name: str = "",
+                     rename: dict[str, str] | None = None) -> pd.DataFrame:
+    """The regions (no sequences yet) of one configured region set; see config/schema.yaml.
+    `rename` is the genome's contig renaming, applied to the annotation's contigs too."""
+    lengths = contig_lengths(fasta)
+    kind = spec["type"]
+    if kind == "bed":
+        if not spec.get("bed"):
+            raise GenofmInputError(f"region set {set_name!r}: type bed needs a 'bed' path")
+        df = read_bed(spec["bed"], lengths, spec.get("label_column"))
+    elif kind == "annotation":
+        if not annotation:
+            raise GenofmInputError(f"region set {set_name!r}: type annotation needs the genome's annotation.source")
+        from .annotation import read_annotation
+
+        features = read_annotation(annotation, annotation_format)
+        if rename:
+            features["Chromosome"] = features["Chromosome"].replace(rename)
+        df = regions_from_annotation(features, str(annotation),
+                                     spec.get("feature", "promoter"), lengths,
+                                     upstream=spec.get("upstream", 1000), downstream=spec.get("downstream", 200),
+                                     merge_overlapping=spec.get("merge_overlapping", True))
+        short = (df["end"] - df["start"]) < spec.get("min_length", 1)
+        if short.any():
+            log.info("region set %s: %d feature(s) shorter than min_length left out", set_name, int(short.sum()))
+            df = df[~short]
+    elif kind == "tiling":
+        df = tile_genome(fasta, spec.get("window", 1024), spec.get("stride", 1024),
+                         spec.get("max_n_fraction", 0.1), spec.get("contigs", []))
+    else:
+        raise GenofmInputError(f"region set {set_name!r}: unknown type {kind!r}")
+    df = finish(restrict_contigs(df, spec.get("contigs", [])), spec.get("label"))
+    log.info("region set %s: %d regions, %d bp", set_name, len(df), int((df["end"] - df["start"]).sum()))
+    return df

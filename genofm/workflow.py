@@ -1,0 +1,35 @@
+"""Glue for the scripts in workflow_scripts/: logging into the rule's log, clean errors.
+
+A bad input (GenofmInputError) ends the job with its message in the log and on stderr, not
+with a traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Callable
+
+
+def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+    return logging.getLogger("genofm")
+
+
+def run_script(main: Callable[[Any], None], smk: Any) -> None:
+    """Run main(snakemake) with logging to the rule's first log file."""
+    from .errors import GenofmInputError
+
+    log = setup_logging(smk.log[0] if len(smk.log) else None)
+    started = time.perf_counter()
+    try:
+        main(smk)
+    except GenofmInputError as err:
+        log.error("%s", err)
+        sys.exit(1)
+    log.info("done in %.1f s", time.perf_counter() - started)

@@ -1,0 +1,52 @@
+"""Shared fixtures: real test data (fetched by tests/fetch_test_data.sh), small FASTAs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pysam
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTDATA = Path(os.environ.get("GENOFM_TESTDATA", REPO / ".cache" / "testdata"))
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `bash quickstart.sh test` (installs it as root) "
+                    f"or install the Debian package yourself")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chr20() -> Path:
+    """Human GRCh37 chr20 from Debian's vt-examples (bgzip + .fai + .gzi)."""
+    path = TESTDATA / "vt" / "20.fa.gz"
+    if not (path.exists() and Path(str(path) + ".gzi").exists()):
+        pytest.fail(f"{path} is missing: run `bash tests/fetch_test_data.sh` first")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chr20_plain(chr20, tmp_path_factory) -> Path:
+    """chr20 uncompressed, for tools that want a plain FASTA."""
+    out = tmp_path_factory.mktemp("chr20") / "20.fa"
+    with open(out, "wb") as handle:
+        subprocess.run(["gzip", "-dc", str(chr20)], stdout=handle, check=True)
+    pysam.faidx(str(out))
+    return out
+
+
+def write_fasta(path: Path, records: dict[str, str], width: int = 60) -> Path:
+    """A small plain FASTA with its .fai."""
+    with open(path, "w") as handle:
+        for name, seq in records.items():
+            handle.write(f">{name}\n")
+            for i in range(0, len(seq), width):
+                handle.write(seq[i:i + width] + "\n")
+    pysam.faidx(str(path))
+    return path

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Real sequence data for the tests, from Debian packages (nothing large is committed):
+#   vt-examples: human GRCh37 chr20 (bgzip + .fai + .gzi) and a real indel VCF.
+# Into ${GENOFM_TESTDATA:-.cache/testdata}; does nothing when the files are already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=${GENOFM_TESTDATA:-.cache/testdata}
+mkdir -p "$dest"
+
+fetch_deb() {  # fetch_deb PACKAGE DIR: download and unpack a Debian package into DIR
+    local package=$1 dir=$2 work
+    work=$(mktemp -d)
+    (cd "$work" && apt-get download "$package" >/dev/null 2>&1) || {
+        [ "$(id -u)" = 0 ] && apt-get update -qq && (cd "$work" && apt-get download "$package" >/dev/null)
+    } || { echo "fetch_test_data: cannot download $package" >&2; rm -rf "$work"; return 1; }
+    dpkg -x "$work"/"$package"_*.deb "$dir"
+    rm -rf "$work"
+}
+
+vt="$dest/vt"
+if [ ! -s "$vt/20.fa.gz.gzi" ]; then
+    tmp=$(mktemp -d)
+    fetch_deb vt-examples "$tmp"
+    examples="$tmp/usr/share/doc/vt/examples"
+    mkdir -p "$vt"
+    cp "$examples/ref/20.fa.gz" "$examples/ref/20.fa.gz.fai" "$examples/normalize/01_IN.vcf.gz" "$vt/"
+    gunzip -c "$examples/ref/20.fa.gz.gzi.gz" > "$vt/20.fa.gz.gzi.tmp" && mv "$vt/20.fa.gz.gzi.tmp" "$vt/20.fa.gz.gzi"
+    rm -rf "$tmp"
+fi
+echo "test data in $dest: $(ls "$vt" | tr '\n' ' ')"

@@ -1,0 +1,150 @@
+"""Region extraction: sequences equal `bedtools getfasta -s` on real human chr20; BED,
+annotation and tiling sets; bad inputs give errors naming file and line."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import require_tool, write_fasta
+from genofm.annotation import read_annotation
+from genofm.errors import GenofmInputError
+from genofm.regions import (build_region_set, contig_lengths, read_bed, read_regions,
+                            regions_from_annotation, reverse_complement, tile_genome,
+                            write_regions)
+
+
+def bedtools_sequences(fasta, bed_path):
+    """name -> sequence from bedtools getfasta -s -name -tab."""
+    require_tool("bedtools")
+    out = subprocess.run(["bedtools", "getfasta", "-s", "-tab", "-fi", str(fasta), "-bed", str(bed_path)],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.split("\t")[1] for line in out.splitlines()]
+
+
+def to_bed(df, path):
+    df[["chrom", "start", "end", "name"]].assign(score=0, strand=df["strand"].replace(".", "+")).to_csv(
+        path, sep="\t", header=False, index=False)
+
+
+def test_bed_sequences_equal_bedtools_on_chr20(tmp_path, chr20, chr20_plain):
+    rng = np.random.default_rng(1)
+    length = contig_lengths(chr20)["20"]
+    starts = rng.integers(0, length - 5000, size=300)
+    ends = starts + rng.integers(1, 5000, size=300)
+    strands = rng.choice(["+", "-"], size=300)
+    bed = tmp_path / "random.bed"
+    pd.DataFrame({"c": "20", "s": starts, "e": ends, "n": [f"r{i}" for i in range(300)], "score": 0,
+                  "strand": strands, "label": rng.choice(["a", "b"], size=300)}).to_csv(
+        bed, sep="\t", header=False, index=False)
+    spec = {"type": "bed", "bed": str(bed), "label_column": 7}
+    regions = build_region_set(spec, chr20, set_name="random")
+    write_regions(regions, chr20, tmp_path / "random.parquet")
+    ours = read_regions(tmp_path / "random.parquet")
+    to_bed(ours, tmp_path / "ours.bed")
+    assert list(ours["sequence"]) == bedtools_sequences(chr20_plain, tmp_path / "ours.bed")
+    assert set(ours["label"]) == {"a", "b"}
+
+
+def test_annotation_regions_equal_bedtools_on_chr20(tmp_path, chr20, chr20_plain):
+    # a GTF on real chr20 coordinates: two genes, opposite strands, with exons
+    gtf = tmp_path / "genes.gtf"
+    lines = []
+    for gene, strand, exons in [("G1", "+", [(100_001, 100_300), (101_001, 101_500), (103_001, 103_200)]),
+                                ("G2", "-", [(200_001, 200_400), (201_001, 201_100)])]:
+        attrs = f'gene_id "{gene}"; transcript_id "{gene}.1"; gene_name "{gene}";'
+        lo, hi = exons[0][0], exons[-1][1]
+        lines.append(f"20\ttest\tgene\t{lo}\t{hi}\t.\t{strand}\t.\t{attrs}")
+        lines.append(f"20\ttest\ttranscript\t{lo}\t{hi}\t.\t{strand}\t.\t{attrs}")
+        lines += [f"20\ttest\texon\t{s}\t{e}\t.\t{strand}\t.\t{attrs}" for s, e in exons]
+    gtf.write_text("\n".join(lines) + "\n")
+    for feature in ("promoter", "exon", "intron", "intergenic"):
+        spec = {"type": "annotation", "feature": feature, "upstream": 500, "downstream": 100}
+        regions = build_region_set(spec, chr20, gtf, "gtf", set_name=feature)
+        write_regions(regions, chr20, tmp_path / f"{feature}.parquet")
+        ours = read_regions(tmp_path / f"{feature}.parquet")
+        to_bed(ours, tmp_path / f"{feature}.bed")
+        assert list(ours["sequence"]) == bedtools_sequences(chr20_plain, tmp_path / f"{feature}.bed")
+    promoters = read_regions(tmp_path / "promoter.parquet").set_index("name")
+    # + strand: TSS at 0-based 100000 -> [99500, 100100); - strand: TSS at 201099 -> [201000, 201600)
+    assert tuple(promoters.loc["G1", ["start", "end", "strand"]]) == (99_500, 100_100, "+")
+    assert tuple(promoters.loc["G2", ["start", "end", "strand"]]) == (201_000, 201_600, "-")
+    introns = read_regions(tmp_path / "intron.parquet")
+    assert list(zip(introns["start"], introns["end"])) == [(100_300, 101_000), (101_500, 103_000), (200_400, 201_000)]
+    intergenic = read_regions(tmp_path / "intergenic.parquet")
+    assert list(zip(intergenic["start"], intergenic["end"]))[:2] == [(0, 100_000), (103_200, 200_000)]
+
+
+def test_gff3_gets_gene_and_transcript_ids(tmp_path):
+    gff = tmp_path / "a.gff3"
+    gff.write_text("##gff-version 3\n"
+                   "c\tt\tgene\t11\t100\t.\t-\t.\tID=gene:G1;Name=ABC\n"
+                   "c\tt\tmRNA\t11\t100\t.\t-\t.\tID=transcript:T1;Parent=gene:G1\n"
+                   "c\tt\texon\t11\t30\t.\t-\t.\tParent=transcript:T1\n"
+                   "c\tt\texon\t61\t100\t.\t-\t.\tParent=transcript:T1\n")
+    ann = read_annotation(gff)
+    promoters = regions_from_annotation(ann, str(gff), "promoter", {"c": 1000}, upstream=20, downstream=5)
+    assert promoters[["start", "end", "strand", "name"]].values.tolist() == [[95, 120, "-", "ABC"]]
+    introns = regions_from_annotation(ann, str(gff), "intron", {"c": 1000})
+    assert introns[["start", "end"]].values.tolist() == [[30, 60]]
+
+
+def test_tiling_skips_windows_with_too_many_n(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "ACGT" * 50 + "N" * 100 + "ACGT" * 50, "b": "ACG"})
+    tiles = tile_genome(fasta, window=100, stride=50, max_n_fraction=0.2)
+    assert list(tiles["start"]) == [0, 50, 100, 300, 350, 400]  # windows over the N run left out
+    assert set(tiles["chrom"]) == {"a"}  # b is shorter than a window
+
+
+def test_minus_strand_is_reverse_complement(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "AAACCCGGGTTTacgt"})
+    bed = tmp_path / "x.bed"
+    bed.write_text("a\t2\t8\tx\t0\t-\na\t10\t16\ty\t0\t+\n")
+    regions = build_region_set({"type": "bed", "bed": str(bed)}, fasta)
+    write_regions(regions, fasta, tmp_path / "x.parquet")
+    seqs = read_regions(tmp_path / "x.parquet").set_index("name")["sequence"]
+    assert seqs["x"] == reverse_complement("ACCCGG") == "CCGGGT"
+    assert seqs["y"] == "TTacgt"
+
+
+@pytest.mark.parametrize("line,message", [
+    ("a\t50\t20\n", r"line 2: start \(50\) must be >= 0 and below end \(20\)"),
+    ("a\t10\t999\n", r"line 2: interval a:10-999 runs past the end of a \(length 100\)"),
+    ("chrZ\t1\t5\n", r"line 2: contig 'chrZ' is not in the reference"),
+    ("a\t1.5\t5\n", r"line 2: start and end must be integers, got '1.5'"),
+    ("a\t5\n", r"line 2: a BED line needs at least 3"),
+    ("a\t1\t5\tn\t0\tx\n", r"line 2: strand \(column 6\) must be"),
+])
+def test_bad_bed_lines(tmp_path, line, message):
+    bed = tmp_path / "bad.bed"
+    bed.write_text("a\t0\t10\n" + line)
+    with pytest.raises(GenofmInputError, match=str(bed).replace(".", r"\.") + ", " + message):
+        read_bed(bed, {"a": 100})
+
+
+def test_missing_label_column(tmp_path):
+    bed = tmp_path / "l.bed"
+    bed.write_text("a\t0\t10\tn\t0\t+\tpos\na\t0\t10\tn\t0\t+\n")
+    with pytest.raises(GenofmInputError, match=r"line 2: label column 7 is missing"):
+        read_bed(bed, {"a": 100}, label_column=7)
+
+
+def test_gtf_without_needed_attributes(tmp_path):
+    gtf = tmp_path / "noattr.gtf"
+    gtf.write_text('a\tt\texon\t1\t10\t.\t+\t.\tgene_name "x";\na\tt\texon\t20\t30\t.\t+\t.\tgene_name "x";\n')
+    with pytest.raises(GenofmInputError, match=r"noattr\.gtf: the intron regions need the attribute 'transcript_id'"):
+        regions_from_annotation(read_annotation(gtf), str(gtf), "intron", {"a": 100})
+    with pytest.raises(GenofmInputError, match=r"noattr\.gtf: no transcript, mRNA or gene features"):
+        regions_from_annotation(read_annotation(gtf), str(gtf), "promoter", {"a": 100})
+
+
+def test_empty_region_set_is_an_error_and_writes_nothing(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "N" * 500})
+    regions = build_region_set({"type": "tiling", "window": 100, "stride": 100, "max_n_fraction": 0.1}, fasta)
+    with pytest.raises(GenofmInputError, match="region set 'tiles' is empty"):
+        write_regions(regions, fasta, tmp_path / "out" / "tiles.parquet", set_name="tiles")
+    assert not (tmp_path / "out" / "tiles.parquet").exists()

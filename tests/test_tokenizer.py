@@ -1,0 +1,123 @@
+"""The k-mer tokenizer: NT v2 ids, rules of DESIGN.md, HF EsmTokenizer parity, token files."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pysam
+import pytest
+
+from genofm.errors import GenofmInputError
+from genofm.tokenizer import CLS, KmerTokenizer
+from genofm.tokens import load_token_set, tokenize_regions
+
+
+def test_vocabulary_is_nucleotide_transformer_v2():
+    tok = KmerTokenizer()
+    assert tok.vocab_size == 4107
+    assert tok.vocab[:6] == ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
+    kmers = ["".join(p) for p in itertools.product("ATCG", repeat=6)]
+    assert tok.vocab[6:4102] == kmers
+    assert tok.vocab[4102:] == ["A", "T", "C", "G", "N"]
+    assert tok.dtype == np.uint16
+
+
+def test_rules_of_the_design():
+    tok = KmerTokenizer()
+    ids = tok.encode("AAAAAAT")  # one 6-mer, then a leftover single base
+    assert ids.tolist() == [CLS, tok.token_to_id["AAAAAA"], tok.token_to_id["T"]]
+    # split at N: each N its own token, pieces cut left to right
+    ids = tok.encode("ACGTACGTNNAC")
+    tokens = [tok.vocab[i] for i in ids]
+    assert tokens == ["<cls>", "ACGTAC", "G", "T", "N", "N", "A", "C"]
+    # lowercase (soft-masked) is upper-cased; no <eos>
+    assert tok.encode("acgtacgg").tolist() == tok.encode("ACGTACGG").tolist()
+    assert tok.encode("").tolist() == [CLS]
+
+
+def test_bad_character_names_sequence_and_position():
+    with pytest.raises(GenofmInputError, match=r"'region7'.*'R' at position 4"):
+        KmerTokenizer().encode("ACGRT", name="region7")
+
+
+@pytest.mark.parametrize("k,overlapping", [(6, False), (3, False), (1, False), (4, True), (6, True)])
+def test_decode_roundtrip(k, overlapping):
+    tok = KmerTokenizer(k=k, overlapping=overlapping)
+    rng = random.Random(k)
+    for _ in range(200):
+        seq = "".join(rng.choice("ACGTACGTACGTN") for _ in range(rng.randint(0, 50)))
+        assert tok.decode(tok.encode(seq)) == seq
+
+
+def test_overlapping_kmers_are_dnabert_style():
+    tok = KmerTokenizer(k=3, overlapping=True)
+    tokens = [tok.vocab[i] for i in tok.encode("ACGTA", add_special_tokens=False)]
+    assert tokens == ["ACG", "CGT", "GTA"]
+    tokens = [tok.vocab[i] for i in tok.encode("ACGNAC", add_special_tokens=False)]
+    assert tokens == ["ACG", "N", "A", "C"]
+
+
+def test_single_nucleotide_vocabulary():
+    tok = KmerTokenizer(k=1)
+    assert tok.vocab == ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>", "A", "T", "C", "G", "N"]
+    assert [tok.vocab[i] for i in tok.encode("GATN", add_special_tokens=False)] == list("GATN")
+
+
+def test_hugging_face_esm_tokenizer_gives_the_same_ids(tmp_path, chr20):
+    transformers = pytest.importorskip("transformers")
+    tok = KmerTokenizer()
+    tok.save(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
+    assert type(hf).__name__ == "EsmTokenizer"
+    rng = random.Random(0)
+    sequences = ["".join(rng.choice("ACGTACGTACGTN") for _ in range(rng.randint(0, 80))) for _ in range(300)]
+    with pysam.FastaFile(str(chr20)) as fa:  # real sequence, with its N runs and soft-masking
+        for start in (0, 60_000, 1_000_000, 25_000_000, 62_000_000):
+            sequences.append(fa.fetch("20", start, start + 3000).upper())
+    for seq in sequences:
+        assert tok.encode(seq).tolist() == hf(seq)["input_ids"], seq[:60]
+
+
+def _write_regions(path, sequences):
+    df = pd.DataFrame({"chrom": "c", "start": np.arange(len(sequences)) * 100, "end": 0, "strand": "+",
+                       "name": [f"r{i}" for i in range(len(sequences))], "label": None,
+                       "sequence": sequences})
+    df["end"] = df["start"] + df["sequence"].str.len()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def test_token_set_roundtrip(tmp_path):
+    sequences = ["ACGTACGTAC", "NNACGTTTGCA", "acgtnacgtacgt", "A"]
+    _write_regions(tmp_path / "r.parquet", sequences)
+    tok = KmerTokenizer()
+    ts = tokenize_regions(tmp_path / "r.parquet", tok, tmp_path / "tokens", batch_rows=2)
+    assert len(ts) == 4
+    for i, seq in enumerate(sequences):
+        assert ts.region(i).tolist() == tok.encode(seq).tolist()
+        assert tok.decode(ts.region(i)) == seq.upper()
+    assert ts.tokens.dtype == np.uint16
+    assert list(ts.index["name"]) == ["r0", "r1", "r2", "r3"]
+    assert (tmp_path / "tokens" / "vocab.txt").read_text().split("\n")[3] == "<cls>"
+
+
+def test_token_set_bad_inputs_leave_nothing(tmp_path):
+    _write_regions(tmp_path / "r.parquet", ["ACGT", "ACXT"])
+    with pytest.raises(GenofmInputError, match=r"r1.*'X' at position 3"):
+        tokenize_regions(tmp_path / "r.parquet", KmerTokenizer(), tmp_path / "tokens")
+    assert not (tmp_path / "tokens").exists() or not any((tmp_path / "tokens").iterdir())
+    _write_regions(tmp_path / "e.parquet", ["ACGT", ""])
+    with pytest.raises(GenofmInputError, match=r"region 'r1' \(row 2\) has no sequence"):
+        tokenize_regions(tmp_path / "e.parquet", KmerTokenizer(), tmp_path / "tokens")
+
+
+def test_token_set_mismatch_is_detected(tmp_path):
+    _write_regions(tmp_path / "r.parquet", ["ACGTACGT", "ACGT"])
+    tokenize_regions(tmp_path / "r.parquet", KmerTokenizer(), tmp_path / "tokens")
+    np.save(tmp_path / "tokens" / "offsets.npy", np.array([0, 2], dtype=np.int64))
+    with pytest.raises(GenofmInputError, match="offsets.npy does not match"):
+        load_token_set(tmp_path / "tokens")
