@@ -1,17 +1,12 @@
 """Generate the small synthetic demo genome shipped in ``config/demo``.
 
-``python -m genofm.demo --out config/demo --seed 7`` writes, deterministically (the same seed gives
-byte-identical files; the gzip header carries no mtime and no file name):
-
-* ``genome.fa.gz``: chr1 (800 kb) and chr2 (600 kb). An order-3 Markov background with isochore-like
-  GC (40-60 %) and CpG depletion; protein-coding genes on both strands (promoter with JASPAR motif
-  instances, CpG island, Kozak + ATG, codon-usage CDS split by GT..AG introns with a polypyrimidine
-  tract, stop codon, AATAAA in the 3'UTR); transposon copies, microsatellites (half of them
-  soft-masked) and runs of N between genes.
-* ``annotation.gtf``: the genes, Ensembl-style (CDS lines exclude the stop codon, as in Ensembl).
-* ``promoters_vs_background.bed``: promoter windows and intergenic background windows (probe task).
-* ``variants.vcf``: SNVs and short indels whose INFO/CLASS is their true consequence.
-* ``motifs.tsv``: every planted motif instance; ``README.md``: what the files are.
+``python -m genofm.demo --out config/demo --seed 7`` writes, deterministically (same seed, byte-identical
+files; the gzip header carries no mtime and no file name): ``genome.fa.gz`` (chr1 800 kb, chr2 600 kb:
+an order-3 Markov background with isochore-like GC and CpG depletion; genes on both strands with a
+motif-bearing promoter, CpG island, Kozak + ATG, codon-usage CDS split by GT..AG introns, stop codon and
+AATAAA; transposon copies, microsatellites, soft-masking and runs of N), ``annotation.gtf`` (Ensembl-style),
+``promoters_vs_background.bed`` (probe task), ``variants.vcf`` (true consequence in INFO/CLASS),
+``motifs.tsv`` (planted JASPAR motif instances) and ``README.md``.
 
 pyjaspar is needed only here, at generation time, for the motif matrices.
 """
@@ -22,6 +17,7 @@ import argparse
 import gzip
 import io
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +62,7 @@ class Motif:
     motif_id: str
     name: str
     probs: np.ndarray  # (length, 4): base probabilities per position, ACGT
+    targets: tuple[int, ...]  # positions worth disrupting: >= 1 bit, and a base of probability <= 0.05
 
 
 @dataclass
@@ -132,12 +129,6 @@ def sample_pfm(rng: Rng, probs: np.ndarray) -> bytes:
     return BASE_ARRAY[(rng.random(len(probs))[:, None] > probs.cumsum(1)[:, :3]).sum(1)].tobytes()
 
 
-def information(p: np.ndarray) -> float:
-    """Information content (bits) of one motif column."""
-    q = p[p > 0]
-    return 2.0 + float((q * np.log2(q)).sum())
-
-
 def load_motifs(ids: tuple[str, ...]) -> list[Motif]:
     from pyjaspar import jaspardb  # generator-time dependency only
 
@@ -145,7 +136,10 @@ def load_motifs(ids: tuple[str, ...]) -> list[Motif]:
     for motif_id in ids:
         m = db.fetch_motif_by_id(motif_id)
         counts = np.array([m.counts[b] for b in "ACGT"], dtype=float).T
-        motifs.append(Motif(motif_id, m.name, counts / counts.sum(1, keepdims=True)))
+        probs = counts / counts.sum(1, keepdims=True)
+        bits = 2 + (probs * np.log2(np.where(probs > 0, probs, 1))).sum(1)  # information content
+        targets = np.flatnonzero((bits >= 1.0) & (probs.min(1) <= 0.05))  # a strong base and a rare one
+        motifs.append(Motif(motif_id, m.name, probs, tuple(targets.tolist())))
     return motifs
 
 
@@ -203,7 +197,8 @@ def fill_gap(contig: Contig, start: int, end: int, rng: Rng, families: list[byte
 def plan_gene(rng: Rng, number: int, chrom: str) -> Gene:
     """Lay out one gene: 5'UTR, 2-5 coding exons with 150-1200 bp introns between, 3'UTR."""
     strand = "+" if rng.random() < 0.5 else "-"
-    body = rng.choice(SENSE, size=int(rng.integers(98, 399)), p=CODON_USAGE[SENSE] / CODON_USAGE[SENSE].sum())
+    usage = CODON_USAGE / CODON_USAGE[SENSE].sum()
+    body = rng.choice(SENSE, size=int(rng.integers(98, 399)), p=usage[SENSE])  # 100-400 codons in all
     stop = rng.choice(STOPS, p=CODON_USAGE[STOPS] / CODON_USAGE[STOPS].sum())
     cds = ("ATG" + "".join(CODONS[i] for i in body) + CODONS[stop]).encode()
     n_exons = int(rng.integers(2, 6))
@@ -241,7 +236,8 @@ def plant_motifs(locus: bytearray, rng: Rng, motifs: list[Motif], tata: Motif | 
     return hits
 
 
-def paint_gene(contig: Contig, gene: Gene, start: int, rng: Rng, motifs: list[Motif], tata: Motif) -> list[MotifHit]:
+def paint_gene(contig: Contig, gene: Gene, start: int, rng: Rng, motifs: list[Motif],
+               tata: Motif) -> list[MotifHit]:
     """Write the gene over the background at `start`; the locus is edited in transcript orientation."""
     gene.start = start
     locus = bytearray(contig.seq[start : start + gene.size])
@@ -317,18 +313,18 @@ def coding_snvs(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: s
 
 
 def motif_snvs(rng: Rng, contigs: dict[str, Contig], hits: list[MotifHit], used: set) -> list[Variant]:
-    """SNVs turning the best base of a high-information (>= 1 bit) motif position into a rare one."""
+    """SNVs turning the best base of a strong motif position (see Motif.targets) into its rarest one."""
     out = []
     while len(out) < SNV_QUOTA["motif_disrupting"]:
         hit = hits[int(rng.integers(len(hits)))]
-        i = int(rng.integers(len(hit.motif.probs)))
+        i = hit.motif.targets[int(rng.integers(len(hit.motif.targets)))]
         p, pos = hit.motif.probs[i], (hit.start + i if hit.strand == "+" else hit.end - 1 - i)
         best, worst = BASES[int(p.argmax())], BASES[int(p.argmin())]  # on the motif's strand
         if hit.strand == "-":
             best, worst = COMPLEMENT[best], COMPLEMENT[worst]  # now on the genome's
         ref = contigs[hit.chrom].seq[pos]
-        if information(p) < 1.0 or p.min() > 0.05 or ref != best or (hit.chrom, pos) in used:
-            continue  # a weak position, or this instance does not carry the best base here
+        if ref != best or (hit.chrom, pos) in used:
+            continue  # this instance does not carry the best base here
         used.add((hit.chrom, pos))
         out.append((hit.chrom, pos, chr(ref), chr(worst), "motif_disrupting", hit.gene_id))
     return out
@@ -373,7 +369,8 @@ def neutral_variants(rng: Rng, contigs: list[Contig]) -> list[Variant]:
     out = []
     for _ in range(SNV_QUOTA["neutral"]):
         contig, pos = free_interval(rng, contigs, 1)
-        out.append((contig.name, pos, chr(contig.seq[pos]), chr(substitute(rng, contig.seq[pos])), "neutral", ""))
+        ref = contig.seq[pos]
+        out.append((contig.name, pos, chr(ref), chr(substitute(rng, ref)), "neutral", ""))
     for _ in range(INDEL_QUOTA["neutral"]):
         size = int(rng.choice([1, 2, 3, 5]))
         contig, pos = free_interval(rng, contigs, size + 1)
@@ -393,7 +390,8 @@ def fasta_gz(contigs: list[Contig]) -> bytes:
     return buf.getvalue()
 
 
-GTF_ORDER = ("gene", "transcript", "exon", "CDS", "start_codon", "stop_codon", "five_prime_utr", "three_prime_utr")
+GTF_ORDER = ("gene", "transcript", "exon", "CDS", "start_codon", "stop_codon", "five_prime_utr",
+             "three_prime_utr")
 
 
 def gtf_text(genes: list[Gene], seed: int) -> str:
@@ -405,8 +403,10 @@ def gtf_text(genes: list[Gene], seed: int) -> str:
         atg, cds_end = g.coding[0][0], g.coding[-1][1]
         features = [("gene", FLANK, g.size, ".", f'gene_id "{g.gene_id}"; {names}'),
                     ("transcript", FLANK, g.size, ".", attrs),
-                    ("start_codon", atg, atg + 3, "0", attrs), ("stop_codon", cds_end - 3, cds_end, "0", attrs),
-                    ("five_prime_utr", FLANK, atg, ".", attrs), ("three_prime_utr", cds_end, g.size, ".", attrs)]
+                    ("start_codon", atg, atg + 3, "0", attrs),
+                    ("stop_codon", cds_end - 3, cds_end, "0", attrs),
+                    ("five_prime_utr", FLANK, atg, ".", attrs),
+                    ("three_prime_utr", cds_end, g.size, ".", attrs)]
         done = 0  # coding bases before this piece, for the frame column
         for n, ((ea, eb), (ca, cb)) in enumerate(zip(g.exons, g.coding), start=1):
             cb = cb - 3 if n == len(g.coding) else cb
@@ -423,9 +423,11 @@ def gtf_text(genes: list[Gene], seed: int) -> str:
 def vcf_text(contigs: list[Contig], variants: list[Variant], seed: int) -> str:
     lines = ["##fileformat=VCFv4.2", f"##source=genofm.demo seed={seed}", "##reference=genome.fa.gz"]
     lines += [f"##contig=<ID={c.name},length={len(c.seq)}>" for c in contigs]
-    lines += ['##INFO=<ID=CLASS,Number=1,Type=String,Description="True consequence: synonymous, missense, '
-              'stop_gained, frameshift, motif_disrupting or neutral (intergenic, outside repeats and promoters)">',
-              '##INFO=<ID=GENE,Number=1,Type=String,Description="Gene whose CDS or promoter the variant hits">',
+    lines += ['##INFO=<ID=CLASS,Number=1,Type=String,Description="True consequence: synonymous, '
+              "missense, stop_gained, frameshift, motif_disrupting or neutral (intergenic, outside repeats "
+              'and promoters)">',
+              '##INFO=<ID=GENE,Number=1,Type=String,Description="Gene whose CDS or promoter the variant '
+              'hits">',
               "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
     for n, (chrom, pos, ref, alt, kind, gene) in enumerate(sorted(variants), start=1):
         info = f"CLASS={kind};GENE={gene}" if gene else f"CLASS={kind}"
@@ -437,10 +439,12 @@ def readme_text(seed: int, motifs: list[Motif], n_genes: int) -> str:
     planted = ", ".join(f"{m.motif_id} ({m.name})" for m in motifs)
     return f"""# Demo data (synthetic)
 
-Regenerate: `python -m genofm.demo --out config/demo --seed {seed}` (needs pyjaspar; same seed, same bytes).
+Regenerate: `python -m genofm.demo --out config/demo --seed {seed}` (needs pyjaspar; same seed, same
+bytes).
 
-- `genome.fa.gz`: chr1 (800 kb) and chr2 (600 kb), plain gzip. Order-3 Markov background (isochores, CpG
-  depletion), {n_genes} protein-coding genes, transposon copies and microsatellites (half soft-masked), runs of N.
+- `genome.fa.gz`: chr1 (800 kb) and chr2 (600 kb), plain gzip. Order-3 Markov background (isochores,
+  CpG depletion), {n_genes} protein-coding genes, transposon copies and microsatellites (half soft-masked),
+  runs of N.
 - `annotation.gtf`: Ensembl-style GTF of the genes (CDS lines exclude the stop codon, which has its own line).
 - `promoters_vs_background.bed`: BED6+1, 0-based. 300 bp windows TSS-250..TSS+50 (score 1, column 7
   `promoter`) and as many free intergenic windows (score 0, column 7 `background`).
@@ -458,8 +462,8 @@ def generate(out: str | Path, seed: int = 7) -> dict:
     families = [iid(rng, int(rng.integers(280, 331)), rng.uniform(0.38, 0.55)) for _ in range(3)]
     contigs, genes, hits = [], [], []
     for name, length in CONTIGS:
-        contig, more_genes, more_hits = build_contig(name, length, rng, noise, families, motifs[:-1], motifs[-1],
-                                                     len(genes) + 1)
+        contig, more_genes, more_hits = build_contig(name, length, rng, noise, families, motifs[:-1],
+                                                     motifs[-1], first=len(genes) + 1)
         contigs, genes, hits = contigs + [contig], genes + more_genes, hits + more_hits
     by_name, used = {c.name: c for c in contigs}, set()
     variants = coding_snvs(rng, by_name, genes, used) + motif_snvs(rng, by_name, hits, used)
@@ -469,7 +473,8 @@ def generate(out: str | Path, seed: int = 7) -> dict:
     for i in range(1, len(genes) + 1):  # as many background windows as promoters
         contig, start = free_interval(rng, contigs, sum(WINDOW))
         windows.append((contig.name, start, start + sum(WINDOW), f"bg{i:04d}", 0, "+", "background"))
-    motif_rows = sorted((h.chrom, h.start, h.end, h.strand, h.motif.motif_id, h.motif.name, h.gene_id) for h in hits)
+    motif_rows = sorted((h.chrom, h.start, h.end, h.strand, h.motif.motif_id, h.motif.name, h.gene_id)
+                        for h in hits)
     texts = {
         "annotation.gtf": gtf_text(genes, seed),
         "promoters_vs_background.bed": "".join("\t".join(map(str, w)) + "\n" for w in sorted(windows)),
@@ -483,12 +488,10 @@ def generate(out: str | Path, seed: int = 7) -> dict:
         tmps[0].write_bytes(fasta_gz(contigs))
         for tmp in tmps[1:]:
             tmp.write_text(texts[tmp.name])
-    classes: dict[str, int] = {}
-    for v in variants:
-        kind = v[4] + ("" if len(v[2]) == len(v[3]) else " indel")
-        classes[kind] = classes.get(kind, 0) + 1
-    return {"genes": len(genes), "motif_instances": len(hits), "classes": classes,
-            "motifs": [(m.motif_id, m.name) for m in motifs], "bytes": {f: (out / f).stat().st_size for f in FILES}}
+    classes = Counter(v[4] + ("" if len(v[2]) == len(v[3]) else " indel") for v in variants)
+    return {"genes": len(genes), "motif instances": len(hits), "classes": dict(classes),
+            "motifs": [(m.motif_id, m.name) for m in motifs],
+            "bytes": {f: (out / f).stat().st_size for f in FILES}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,11 +31,37 @@ SINGLES = "ATCGN"
 SPEC_FORMAT = "genofm-kmer-tokenizer/1"
 
 # byte -> base code (A=0 T=1 C=2 G=3 N=4), 255 for anything else; lowercase maps too.
+# Applied with bytes.translate, which runs at memcpy speed.
 _CODE = np.full(256, 255, dtype=np.uint8)
 for _i, _b in enumerate(SINGLES):
     _CODE[ord(_b)] = _i
     _CODE[ord(_b.lower())] = _i
+_CODE_TABLE = _CODE.tobytes()
 _N = 4
+_CHUNK_BASES = 1 << 18
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + c) for each (s, c), without a Python loop."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    shift = np.repeat(starts - (ends - counts), counts)
+    return np.arange(total, dtype=np.int64) + shift
+
+
+def _kmer_values(codes: np.ndarray, k: int) -> np.ndarray:
+    """Base-4 value of the k-mer starting at every position (uint16: 2k <= 16 bits).
+
+    Windows holding an N (code 4) get meaningless values; callers never pick them.
+    """
+    c = codes.astype(np.uint16)
+    n = c.size - k + 1
+    values = c[:n] << (2 * (k - 1))
+    for j in range(1, k):
+        values |= c[j:j + n] << (2 * (k - 1 - j))
+    return values
 
 
 @dataclass(frozen=True)
@@ -65,7 +91,6 @@ class KmerTokenizer:
         self.token_to_id = {t: i for i, t in enumerate(self.vocab)}
         # ids of single bases, indexed by base code; for k=1 the k-mer ids are these too
         self._single_ids = np.arange(self.single_offset, self.single_offset + 5, dtype=np.int64)
-        self._powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
 
     @property
     def vocab_size(self) -> int:
@@ -81,60 +106,118 @@ class KmerTokenizer:
     def encode(self, sequence: str | bytes, add_special_tokens: bool = True,
                name: str | None = None) -> np.ndarray:
         """Token ids (int64) of one sequence; `name` only labels error messages."""
-        raw = sequence.encode("ascii", "replace") if isinstance(sequence, str) else sequence
-        codes = _CODE[np.frombuffer(raw, dtype=np.uint8)]
-        bad = np.flatnonzero(codes == 255)
-        if bad.size:
-            pos = int(bad[0])
-            where = f"sequence {name!r}" if name else "sequence"
-            raise GenofmInputError(
-                f"{where}: character {chr(raw[pos])!r} at position {pos + 1} is not one of "
-                f"ACGTN (upper or lower case); {bad.size} such character(s) in all")
-        ids = self._encode_codes(codes)
-        if add_special_tokens:
-            head = [CLS] if self.spec.add_cls else []
-            tail = [EOS] if self.spec.add_eos else []
-            if head or tail:
-                ids = np.concatenate([np.array(head, np.int64), ids, np.array(tail, np.int64)])
+        ids, _ = self.encode_batch([sequence], [name], add_special_tokens, dtype=np.int64)
         return ids
 
-    def _encode_codes(self, codes: np.ndarray) -> np.ndarray:
-        n, k = codes.size, self.k
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        is_n = codes == _N
-        pos = np.arange(n)
-        # piece = maximal run without N; offset within it and its length, for every base
-        prev_n = np.maximum.accumulate(np.where(is_n, pos, -1))
-        next_n = np.minimum.accumulate(np.where(is_n, pos, n)[::-1])[::-1]
-        offset = pos - prev_n - 1
-        piece_len = next_n - prev_n - 1
-        if self.overlapping:
-            kmer_start = ~is_n & (offset + k <= piece_len)
-            single = ~is_n & (piece_len < k)
-        else:
-            kmer_start = ~is_n & (offset % k == 0) & (offset + k <= piece_len)
-            single = ~is_n & (offset >= (piece_len // k) * k)
-        if k == 1:
-            single = ~is_n
-            kmer_start[:] = False
-        ids = np.empty(n, dtype=np.int64)
-        starts = np.flatnonzero(kmer_start)
-        if starts.size:
-            window = codes[starts[:, None] + np.arange(k)].astype(np.int64)
-            ids[starts] = self.kmer_offset + window @ self._powers
-        ids[single] = self._single_ids[codes[single]]
-        ids[is_n] = self._single_ids[_N]
-        return ids[kmer_start | single | is_n]
+    def encode_batch(self, sequences, names=None, add_special_tokens: bool = True,
+                     dtype=None) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of many sequences at once: (concatenated ids, offsets of length n + 1).
 
-    def encode_batch(self, sequences, names=None) -> tuple[np.ndarray, np.ndarray]:
-        """Concatenated ids (self.dtype) and offsets (int64, len n+1) of many sequences."""
-        names = names if names is not None else [None] * len(sequences)
-        parts = [self.encode(s, name=nm).astype(self.dtype) for s, nm in zip(sequences, names)]
-        lengths = np.fromiter((p.size for p in parts), dtype=np.int64, count=len(parts))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
-        return ids, offsets
+        All sequences are tokenized in one vectorised pass over their concatenation, with
+        sequence ends acting as piece boundaries (like N, but emitting no token).
+        """
+        raws = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
+        lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
+        if lengths.sum() > _CHUNK_BASES and len(raws) > 1:
+            return self._encode_in_chunks(raws, lengths, names, add_special_tokens, dtype)
+        seq_starts = np.concatenate([[0], np.cumsum(lengths)])
+        codes = np.frombuffer(b"".join(raws).translate(_CODE_TABLE), dtype=np.uint8)
+        bad = np.flatnonzero(codes == 255)
+        if bad.size:
+            i = int(np.searchsorted(seq_starts, bad[0], side="right") - 1)
+            pos = int(bad[0] - seq_starts[i])
+            name = names[i] if names is not None else None
+            where = f"sequence {name!r}" if name else f"sequence {i + 1}"
+            raise GenofmInputError(
+                f"{where}: character {chr(raws[i][pos])!r} at position {pos + 1} is not one of "
+                f"ACGTN (upper or lower case)")
+        ids, counts = self._encode_codes(codes, seq_starts)
+        head = int(add_special_tokens and self.spec.add_cls)
+        tail = int(add_special_tokens and self.spec.add_eos)
+        offsets = np.concatenate([[0], np.cumsum(counts + head + tail)]).astype(np.int64)
+        out = np.empty(int(offsets[-1]), dtype=dtype or self.dtype)
+        if head or tail:
+            # each token moves right by the special tokens of its own and earlier sequences
+            token_seq = np.repeat(np.arange(len(counts)), counts)
+            out[np.arange(ids.size) + head * (token_seq + 1) + tail * token_seq] = ids
+            if head:
+                out[offsets[:-1]] = CLS
+            if tail:
+                out[offsets[1:] - 1] = EOS
+        else:
+            out[:] = ids
+        return out, offsets
+
+    def _encode_in_chunks(self, raws, lengths, names, add_special_tokens, dtype):
+        """encode_batch over groups of ~_CHUNK_BASES bases: small temporaries stay in cache
+        and in the allocator's pool, which is faster than one pass over a huge batch."""
+        bounds = np.searchsorted(np.cumsum(lengths), np.arange(_CHUNK_BASES, lengths.sum(), _CHUNK_BASES))
+        bounds = np.unique(np.concatenate([[0], np.maximum(bounds, 1), [len(raws)]]))
+        parts = [self.encode_batch(raws[lo:hi], names[lo:hi] if names is not None else None,
+                                   add_special_tokens, dtype) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        ids = np.concatenate([p[0] for p in parts])
+        sizes = np.concatenate([np.diff(p[1]) for p in parts])
+        return ids, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def _encode_codes(self, codes: np.ndarray, seq_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, token count of each sequence) for concatenated sequences.
+
+        Work is per piece (a maximal run without N inside one sequence) and per token, never a
+        Python loop per base: a piece starts at a sequence start or after an N and stops at
+        the next N or sequence end; its k-mers come first, then its leftover single bases.
+        """
+        n, k = codes.size, self.k
+        n_pos = np.flatnonzero(codes == _N)
+        if len(seq_starts) == 2 and n_pos.size == 0:
+            ids = self._encode_clean(codes)
+            return ids, np.array([ids.size])
+        starts = np.union1d(seq_starts[:-1], n_pos + 1)
+        starts = starts[starts < n]
+        next_n = np.append(n_pos, n)[np.searchsorted(n_pos, starts, side="left")]
+        seq_ends = seq_starts[1:]
+        next_end = seq_ends[np.searchsorted(seq_ends, starts, side="right")]
+        ends = np.minimum(next_n, next_end)
+        starts, ends = starts[ends > starts], ends[ends > starts]
+        lengths = ends - starts
+        if k == 1:
+            n_kmers = np.zeros_like(lengths)
+        elif self.overlapping:
+            n_kmers = np.where(lengths >= k, lengths - k + 1, 0)
+        else:
+            n_kmers = lengths // k
+        n_singles = np.where(n_kmers > 0, 0 if self.overlapping else lengths - n_kmers * k, lengths)
+
+        # Output slots: pieces and N tokens ("units") in position order, each piece's tokens
+        # contiguous, so every token's destination follows from its unit's offset.
+        unit_start = np.concatenate([starts, n_pos])
+        unit_tokens = np.concatenate([n_kmers + n_singles, np.ones(n_pos.size, dtype=np.int64)])
+        order = np.argsort(unit_start, kind="stable")
+        cum = np.concatenate([[0], np.cumsum(unit_tokens[order])])
+        unit_offset = np.empty_like(unit_tokens)
+        unit_offset[order] = cum[:-1]
+        piece_offset, n_offset = unit_offset[: starts.size], unit_offset[starts.size:]
+
+        ids = np.empty(int(cum[-1]), dtype=np.int32)
+        if n_kmers.any():
+            within = _ranges(np.zeros_like(n_kmers), n_kmers)
+            kmer_pos = starts.repeat(n_kmers) + within * (1 if self.overlapping else k)
+            ids[piece_offset.repeat(n_kmers) + within] = self.kmer_offset + _kmer_values(codes, k)[kmer_pos]
+        single_pos = _ranges(ends - n_singles, n_singles)
+        ids[_ranges(piece_offset + n_kmers, n_singles)] = self._single_ids[codes[single_pos]]
+        ids[n_offset] = self._single_ids[_N]
+        counts = np.diff(cum[np.searchsorted(unit_start[order], seq_starts)])
+        return ids, counts
+
+    def _encode_clean(self, codes: np.ndarray) -> np.ndarray:
+        """Fast path for one sequence without N."""
+        n, k = codes.size, self.k
+        if k == 1 or n < k:
+            return self._single_ids[codes]
+        values = self.kmer_offset + _kmer_values(codes, k).astype(np.int64)
+        if self.overlapping:
+            return values
+        m = n // k
+        return np.concatenate([values[: m * k: k], self._single_ids[codes[m * k:]]])
 
     # --- decoding -------------------------------------------------------------------------
 

@@ -56,13 +56,15 @@ def tokenize_regions(regions_parquet: str | Path, tokenizer: KmerTokenizer, out_
         with open(raw_path, "wb") as raw:
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=["name", "sequence"]):
                 names = batch.column("name").to_pylist()
-                for name, seq in zip(names, batch.column("sequence").to_pylist()):
-                    row += 1
+                sequences = batch.column("sequence").to_pylist()
+                for i, seq in enumerate(sequences):
                     if not seq:
-                        raise GenofmInputError(f"{regions_parquet}: region {name!r} (row {row}) has no sequence")
-                    ids = tokenizer.encode(seq, name=f"{name} in {regions_parquet}").astype(tokenizer.dtype)
-                    raw.write(ids.tobytes())
-                    lengths.append(ids.size)
+                        raise GenofmInputError(f"{regions_parquet}: region {names[i]!r} (row {row + i + 1}) has no sequence")
+                labels = [f"{name} in {regions_parquet}" for name in names]
+                ids, offsets = tokenizer.encode_batch(sequences, labels)
+                raw.write(ids.tobytes())
+                lengths.extend(np.diff(offsets).tolist())
+                row += len(sequences)
         if not lengths:
             raise GenofmInputError(f"{regions_parquet}: the region set is empty")
         offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])

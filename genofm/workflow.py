@@ -13,9 +13,10 @@ from typing import Any, Callable
 
 
 def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_path:
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+    # Under Snakemake the rule's log file gets everything (the profile shows failed logs);
+    # run by hand, messages go to stderr.
+    handlers: list[logging.Handler] = (
+        [logging.FileHandler(log_path, mode="w")] if log_path else [logging.StreamHandler(sys.stderr)])
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     return logging.getLogger("genofm")
@@ -31,5 +32,6 @@ def run_script(main: Callable[[Any], None], smk: Any) -> None:
         main(smk)
     except GenofmInputError as err:
         log.error("%s", err)
+        print(f"genofm: error: {err}", file=sys.stderr)
         sys.exit(1)
     log.info("done in %.1f s", time.perf_counter() - started)

@@ -121,3 +121,27 @@ def test_token_set_mismatch_is_detected(tmp_path):
     np.save(tmp_path / "tokens" / "offsets.npy", np.array([0, 2], dtype=np.int64))
     with pytest.raises(GenofmInputError, match="offsets.npy does not match"):
         load_token_set(tmp_path / "tokens")
+
+
+@pytest.mark.parametrize("k,overlapping", [(6, False), (1, False), (3, True)])
+def test_batch_equals_one_by_one(k, overlapping):
+    tok = KmerTokenizer(k=k, overlapping=overlapping)
+    rng = random.Random(3)
+    sequences = ["".join(rng.choice("ACGTACGTN") for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    ids, offsets = tok.encode_batch(sequences)
+    assert len(offsets) == len(sequences) + 1
+    for i, seq in enumerate(sequences):
+        assert ids[offsets[i]:offsets[i + 1]].tolist() == tok.encode(seq).tolist()
+
+
+def test_large_batches_are_chunked_consistently(monkeypatch):
+    import genofm.tokenizer as module
+
+    monkeypatch.setattr(module, "_CHUNK_BASES", 100)
+    tok = KmerTokenizer()
+    rng = random.Random(5)
+    sequences = ["".join(rng.choice("ACGTN") for _ in range(rng.randint(0, 90))) for _ in range(50)]
+    ids, offsets = tok.encode_batch(sequences)
+    assert len(offsets) == 51
+    for i, seq in enumerate(sequences):
+        assert ids[offsets[i]:offsets[i + 1]].tolist() == tok.encode(seq).tolist()
