@@ -1,0 +1,130 @@
+"""The workflow end to end: lint, dry runs, the demo's stages for real, and bad configs that
+stop with a clear message and leave nothing half-written."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, require_tool
+from genofm.regions import read_regions
+from genofm.tokens import load_token_set
+
+pytestmark = pytest.mark.workflow
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles"]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """A copy of the workflow with the demo run through every stage built so far."""
+    workdir = tmp_path_factory.mktemp("demo")
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    snakemake(workdir)
+    return workdir
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "test_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_lint_is_clean():
+    proc = snakemake(REPO, "--lint")
+    assert "Lints for" not in proc.stdout + proc.stderr
+
+
+def test_dry_run_of_the_grch38_example():
+    proc = snakemake(REPO, "-n", "--configfile", "config/examples/grch38_chr11.yaml")
+    out = proc.stdout + proc.stderr
+    assert "download_reference" in out and "grch38_chr11" in out
+    assert "results/demo/" not in out  # the example replaces the demo config, not extends it
+
+
+def test_typo_in_a_config_key_names_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["genomes"]["demo"]["region_sets"]["promoters"]["upstraem"] = 100
+    proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    assert proc.returncode != 0
+    assert "'upstraem' was unexpected" in proc.stdout + proc.stderr
+
+
+def test_demo_outputs(demo_run):
+    genome = demo_run / "resources/demo/genome.fa.gz"
+    assert genome.exists() and Path(f"{genome}.fai").exists() and Path(f"{genome}.gzi").exists()
+    config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
+    for name in config["genomes"]["demo"]["region_sets"]:
+        regions = read_regions(demo_run / f"results/demo/regions/{name}.parquet")
+        assert len(regions) > 0
+        assert list(regions.columns) == ["chrom", "start", "end", "strand", "name", "label", "sequence"]
+        tokens = load_token_set(demo_run / f"results/demo/tokens/{name}")
+        assert len(tokens) == len(regions)
+        for i in np.linspace(0, len(regions) - 1, 5).astype(int):
+            assert tokens.tokenizer.decode(tokens.region(i)) == regions["sequence"][i].upper()
+    labelled = read_regions(demo_run / "results/demo/regions/promoters_vs_background.parquet")
+    assert set(labelled["label"]) == {"promoter", "background"}
+    train = read_regions(demo_run / "results/demo/regions/pretrain_train.parquet")
+    valid = read_regions(demo_run / "results/demo/regions/pretrain_valid.parquet")
+    assert set(train["chrom"]) == {"chr1"} and set(valid["chrom"]) == {"chr2"}
+
+
+def test_demo_sequences_equal_bedtools(demo_run, tmp_path):
+    require_tool("bedtools")
+    plain = tmp_path / "genome.fa"
+    with open(plain, "wb") as handle:
+        subprocess.run(["gzip", "-dc", str(demo_run / "resources/demo/genome.fa.gz")], stdout=handle, check=True)
+    for name in ("promoters_vs_background", "introns"):
+        regions = read_regions(demo_run / f"results/demo/regions/{name}.parquet")
+        bed = tmp_path / f"{name}.bed"
+        regions[["chrom", "start", "end", "name"]].assign(score=0, strand=regions["strand"]).to_csv(
+            bed, sep="\t", header=False, index=False)
+        out = subprocess.run(["bedtools", "getfasta", "-s", "-tab", "-fi", str(plain), "-bed", str(bed)],
+                             capture_output=True, text=True, check=True).stdout
+        assert [line.split("\t")[1] for line in out.splitlines()] == list(regions["sequence"])
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    proc = snakemake(demo_run, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_bad_bed_stops_with_file_and_line_and_leaves_nothing(demo_run):
+    bed = demo_run / "bad.bed"
+    bed.write_text("chr1\t100\t200\tok\nchr1\t500\t400\tbackwards\n")
+    config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
+    config["genomes"]["demo"]["region_sets"] = {"broken": {"type": "bed", "bed": "bad.bed"}}
+    proc = snakemake(demo_run, "--configfile", str(write_config(demo_run, config)), check=False)
+    assert proc.returncode != 0
+    log = (demo_run / "logs/demo/extract_regions_broken.log").read_text()
+    assert "bad.bed, line 2: start (500) must be >= 0 and below end (400)" in log
+    assert "Traceback" not in log
+    assert not (demo_run / "results/demo/regions/broken.parquet").exists()
+
+
+def test_checksum_mismatch_leaves_no_reference(tmp_path):
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["genomes"]["demo"]["checksum"] = "md5:" + "0" * 32
+    proc = snakemake(tmp_path, "resources/demo/genome.fa.gz", "--configfile",
+                     str(write_config(tmp_path, config)), check=False)
+    assert proc.returncode != 0
+    assert "checksum" in (tmp_path / "logs/demo/download_reference.log").read_text().lower()
+    assert not list((tmp_path / "resources").rglob("genome.fa.gz*"))
