@@ -51,16 +51,21 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + shift
 
 
-def _kmer_values(codes: np.ndarray, k: int) -> np.ndarray:
-    """Base-4 value of the k-mer starting at every position (uint16: 2k <= 16 bits).
+def _kmer_values_at(codes: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
+    """Base-4 values (uint16; 2k <= 16 bits) of the k-mers starting at `positions`.
 
-    Windows holding an N (code 4) get meaningless values; callers never pick them.
+    Two halves of at most 4 bases each come from uint8 prefix values computed for every
+    position (a few cheap passes), then two gathers at the wanted positions. Windows holding
+    an N (code 4) would get meaningless values; callers never ask for them.
     """
-    c = codes.astype(np.uint16)
-    n = c.size - k + 1
-    values = c[:n] << (2 * (k - 1))
-    for j in range(1, k):
-        values |= c[j:j + n] << (2 * (k - 1 - j))
+    head_len = (k + 1) // 2
+    prefixes = [codes]  # prefixes[s - 1][i]: value of the s bases starting at i
+    for s in range(2, head_len + 1):
+        prefixes.append((prefixes[-1][:-1] << 2) | codes[s - 1:])
+    values = prefixes[head_len - 1][positions].astype(np.uint16)
+    tail_len = k - head_len
+    if tail_len:
+        values = (values << (2 * tail_len)) | prefixes[tail_len - 1][positions + head_len]
     return values
 
 
@@ -113,8 +118,8 @@ class KmerTokenizer:
                      dtype=None) -> tuple[np.ndarray, np.ndarray]:
         """Ids of many sequences at once: (concatenated ids, offsets of length n + 1).
 
-        All sequences are tokenized in one vectorised pass over their concatenation, with
-        sequence ends acting as piece boundaries (like N, but emitting no token).
+        Sequences without N are tokenized as 2-D blocks, one per distinct length (a tiling
+        is a single block); sequences with N go through the general piece-wise path.
         """
         raws = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
         lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
@@ -131,22 +136,78 @@ class KmerTokenizer:
             raise GenofmInputError(
                 f"{where}: character {chr(raws[i][pos])!r} at position {pos + 1} is not one of "
                 f"ACGTN (upper or lower case)")
-        ids, counts = self._encode_codes(codes, seq_starts)
         head = int(add_special_tokens and self.spec.add_cls)
         tail = int(add_special_tokens and self.spec.add_eos)
-        offsets = np.concatenate([[0], np.cumsum(counts + head + tail)]).astype(np.int64)
-        out = np.empty(int(offsets[-1]), dtype=dtype or self.dtype)
-        if head or tail:
-            # each token moves right by the special tokens of its own and earlier sequences
-            token_seq = np.repeat(np.arange(len(counts)), counts)
-            out[np.arange(ids.size) + head * (token_seq + 1) + tail * token_seq] = ids
-            if head:
-                out[offsets[:-1]] = CLS
-            if tail:
-                out[offsets[1:] - 1] = EOS
-        else:
-            out[:] = ids
+        dtype = dtype or self.dtype
+
+        n_pos = np.flatnonzero(codes == _N)
+        has_n = np.zeros(len(raws), dtype=bool)
+        has_n[np.searchsorted(seq_starts, n_pos, side="right") - 1] = True
+        groups = []  # (rows, flat ids of those rows in order, token count of each row)
+        for length in np.unique(lengths[~has_n]):
+            rows = np.flatnonzero(~has_n & (lengths == length))
+            block = self._encode_block(codes, seq_starts[rows], int(length), head, tail, dtype)
+            groups.append((rows, block.ravel(), np.full(rows.size, block.shape[1])))
+        if has_n.any():
+            rows = np.flatnonzero(has_n)
+            sub_codes = np.concatenate([codes[seq_starts[i]:seq_starts[i + 1]] for i in rows])
+            ids, counts = self._encode_codes(sub_codes, np.concatenate([[0], np.cumsum(lengths[rows])]))
+            groups.append((rows, *self._add_special_tokens(ids, counts, head, tail, dtype)))
+
+        counts = np.zeros(len(raws), dtype=np.int64)
+        for rows, _, row_counts in groups:
+            counts[rows] = row_counts
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        if len(groups) == 1:  # rows 0..n-1 in order: nothing to scatter
+            return groups[0][1].astype(dtype, copy=False), offsets
+        out = np.empty(int(offsets[-1]), dtype=dtype)
+        for rows, ids, row_counts in groups:
+            out[_ranges(offsets[rows], row_counts)] = ids
         return out, offsets
+
+    def _encode_block(self, codes, row_starts, length, head, tail, dtype) -> np.ndarray:
+        """Token rows (rows x width) of N-free sequences of one length: k-mers by reshaping."""
+        k = self.k
+        if row_starts.size and row_starts[-1] - row_starts[0] == (row_starts.size - 1) * length:
+            block = codes[row_starts[0]:row_starts[0] + row_starts.size * length].reshape(row_starts.size, length)
+        else:
+            block = codes[row_starts[:, None] + np.arange(length)]
+        if k == 1 or length < k:
+            n_kmers, singles = 0, block
+        elif self.overlapping:
+            n_kmers, singles = length - k + 1, block[:, :0]
+            values = block[:, :n_kmers].astype(np.uint16)
+            for j in range(1, k):
+                values = (values << 2) | block[:, j:j + n_kmers]
+        else:
+            n_kmers = length // k
+            bases = block[:, :n_kmers * k].reshape(block.shape[0], n_kmers, k)
+            values = bases[:, :, 0].astype(np.uint16)
+            for j in range(1, k):
+                values = (values << 2) | bases[:, :, j]
+            singles = block[:, n_kmers * k:]
+        out = np.empty((block.shape[0], head + n_kmers + singles.shape[1] + tail), dtype=dtype)
+        if head:
+            out[:, 0] = CLS
+        if n_kmers:
+            out[:, head:head + n_kmers] = values + self.kmer_offset
+        out[:, head + n_kmers:out.shape[1] - tail] = self._single_ids[singles]
+        if tail:
+            out[:, -1] = EOS
+        return out
+
+    @staticmethod
+    def _add_special_tokens(ids, counts, head, tail, dtype):
+        """Insert <cls>/<eos> around each sequence's ids: (flat ids, counts with them)."""
+        offsets = np.concatenate([[0], np.cumsum(counts + head + tail)])
+        out = np.empty(int(offsets[-1]), dtype=dtype)
+        token_seq = np.repeat(np.arange(len(counts)), counts)
+        out[np.arange(ids.size) + head * (token_seq + 1) + tail * token_seq] = ids
+        if head:
+            out[offsets[:-1]] = CLS
+        if tail:
+            out[offsets[1:] - 1] = EOS
+        return out, counts + head + tail
 
     def _encode_in_chunks(self, raws, lengths, names, add_special_tokens, dtype):
         """encode_batch over groups of ~_CHUNK_BASES bases: small temporaries stay in cache
@@ -168,9 +229,6 @@ class KmerTokenizer:
         """
         n, k = codes.size, self.k
         n_pos = np.flatnonzero(codes == _N)
-        if len(seq_starts) == 2 and n_pos.size == 0:
-            ids = self._encode_clean(codes)
-            return ids, np.array([ids.size])
         starts = np.union1d(seq_starts[:-1], n_pos + 1)
         starts = starts[starts < n]
         next_n = np.append(n_pos, n)[np.searchsorted(n_pos, starts, side="left")]
@@ -201,23 +259,12 @@ class KmerTokenizer:
         if n_kmers.any():
             within = _ranges(np.zeros_like(n_kmers), n_kmers)
             kmer_pos = starts.repeat(n_kmers) + within * (1 if self.overlapping else k)
-            ids[piece_offset.repeat(n_kmers) + within] = self.kmer_offset + _kmer_values(codes, k)[kmer_pos]
+            ids[piece_offset.repeat(n_kmers) + within] = self.kmer_offset + _kmer_values_at(codes, kmer_pos, k)
         single_pos = _ranges(ends - n_singles, n_singles)
         ids[_ranges(piece_offset + n_kmers, n_singles)] = self._single_ids[codes[single_pos]]
         ids[n_offset] = self._single_ids[_N]
         counts = np.diff(cum[np.searchsorted(unit_start[order], seq_starts)])
         return ids, counts
-
-    def _encode_clean(self, codes: np.ndarray) -> np.ndarray:
-        """Fast path for one sequence without N."""
-        n, k = codes.size, self.k
-        if k == 1 or n < k:
-            return self._single_ids[codes]
-        values = self.kmer_offset + _kmer_values(codes, k).astype(np.int64)
-        if self.overlapping:
-            return values
-        m = n // k
-        return np.concatenate([values[: m * k: k], self._single_ids[codes[m * k:]]])
 
     # --- decoding -------------------------------------------------------------------------
 
