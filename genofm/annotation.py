@@ -46,11 +46,13 @@ def prepare_annotation(source: str, out: str | Path, checksum: str | None = None
 
 def read_annotation(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
     """GTF/GFF3 as a DataFrame with Chromosome, Start (0-based), End, Strand, Feature,
-    gene_id, transcript_id and gene_name (GFF3's ID/Parent are mapped onto those)."""
+    gene_id, transcript_id, gene_name and the roles is_gene / is_transcript (for GFF3 taken
+    from the ID/Parent links, so ncRNA genes, pseudogenes and lnc_RNAs count too)."""
     import pyranges as pr
 
     path = Path(path)
     fmt = annotation_format(str(path), fmt)
+    check_lines(path)
     try:
         df = (pr.read_gtf(str(path)) if fmt == "gtf" else pr.read_gff3(str(path))).df
     except Exception as err:  # pyranges raises assorted parse errors
@@ -60,29 +62,66 @@ def read_annotation(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
     for col in ("Chromosome", "Strand", "Feature"):
         df[col] = df[col].astype(str)
     if fmt == "gff3":
-        df = _gff3_ids(df)
+        df = _gff3_roles(df)
+    else:
+        feature = df["Feature"].str.lower()
+        df["is_gene"], df["is_transcript"] = feature == "gene", feature == "transcript"
     for col in ("gene_id", "transcript_id", "gene_name"):
         if col not in df:
             df[col] = None
     return df
 
 
-def _gff3_ids(df: pd.DataFrame) -> pd.DataFrame:
-    """Give GFF3 features GTF-like gene_id/transcript_id from their ID/Parent links."""
-    ids = df["ID"] if "ID" in df else pd.Series(None, index=df.index)
-    parent = df["Parent"] if "Parent" in df else pd.Series(None, index=df.index)
-    parent = parent.astype("string").str.split(",").str[0].str.replace(r"^\w+:", "", regex=True)
-    ids = ids.astype("string").str.replace(r"^\w+:", "", regex=True)
+def check_lines(path: Path) -> None:
+    """The 9 columns, integer 1-based start <= end and strand of every feature line, so a
+    broken line is reported with its number (pyranges would not say where)."""
+    with _open(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line.startswith("##FASTA"):
+                break
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.rstrip("\r\n").split("\t")
+            where = f"{path}, line {line_no}"
+            if len(fields) < 9:
+                raise GenofmInputError(f"{where}: a feature line needs 9 tab-separated columns, found {len(fields)}")
+            try:
+                start, end = int(fields[3]), int(fields[4])
+            except ValueError:
+                raise GenofmInputError(f"{where}: start and end must be integers, got {fields[3]!r} and {fields[4]!r}") from None
+            if not 1 <= start <= end:
+                raise GenofmInputError(f"{where}: start ({start}) must be >= 1 and <= end ({end}) (1-based, inclusive)")
+            if fields[6] not in ("+", "-", ".", "?"):
+                raise GenofmInputError(f"{where}: strand (column 7) must be '+', '-', '.' or '?', got {fields[6]!r}")
+
+
+def _open(path: Path):
+    with open(path, "rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt") if compressed else open(path, "rt")
+
+
+def _gff3_roles(df: pd.DataFrame) -> pd.DataFrame:
+    """GTF-like gene_id/transcript_id and roles for GFF3, from the ID/Parent links:
+    a transcript is what exons hang from, a gene is what transcripts hang from."""
+    def clean(column: str) -> pd.Series:
+        if column not in df:
+            return pd.Series(None, index=df.index, dtype="string")
+        values = df[column].astype("string").str.split(",").str[0]
+        return values.str.replace(r"^\w+:", "", regex=True)  # Ensembl's "gene:", "transcript:"
+
+    ids, parent = clean("ID"), clean("Parent")
     feature = df["Feature"].str.lower()
-    is_gene = feature.isin(["gene", "pseudogene", "ncrna_gene"])
-    is_tx = feature.isin(["mrna", "transcript", "lnc_rna", "ncrna", "mirna", "snrna"])
+    exon_parents = set(parent[feature == "exon"].dropna())
+    is_tx = ids.isin(exon_parents).fillna(False) | feature.isin(["mrna", "transcript"])
+    tx_parents = set(parent[is_tx].dropna())
+    is_gene = (ids.isin(tx_parents).fillna(False) | feature.isin(["gene", "pseudogene", "ncrna_gene"])) & ~is_tx
     df = df.copy()
-    df["gene_id"] = np.where(is_gene, ids, np.where(is_tx, parent, None))
+    df["is_gene"], df["is_transcript"] = is_gene.to_numpy(bool), is_tx.to_numpy(bool)
     df["transcript_id"] = np.where(is_tx, ids, np.where(is_gene, None, parent))
-    tx_gene = dict(zip(df.loc[is_tx, "transcript_id"], df.loc[is_tx, "gene_id"]))
-    child = ~is_gene & ~is_tx
-    df.loc[child, "gene_id"] = df.loc[child, "transcript_id"].map(tx_gene)
+    tx_gene = dict(zip(ids[is_tx], parent[is_tx]))
+    df["gene_id"] = np.where(is_gene, ids, df["transcript_id"].map(tx_gene))
     if "Name" in df:
-        gene_names = dict(zip(df.loc[is_gene, "gene_id"], df.loc[is_gene, "Name"]))
+        gene_names = dict(zip(ids[is_gene], df.loc[is_gene, "Name"]))
         df["gene_name"] = df["gene_id"].map(gene_names)
     return df

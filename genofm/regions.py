@@ -55,7 +55,7 @@ def read_bed(path: str | Path, lengths: dict[str, int], label_column: int | None
     with opener as handle:
         for line_no, line in enumerate(handle, start=1):
             line = line.rstrip("\r\n")
-            if not line.strip() or line.startswith(("#", "track", "browser")):
+            if not line.strip() or line.startswith(("#", "track ", "track\t", "browser ", "browser\t")):
                 continue
             fields = line.split("\t")
             where = f"{path}, line {line_no}"
@@ -119,10 +119,18 @@ def regions_from_annotation(annotation: pd.DataFrame, source: str, feature: str,
             raise GenofmInputError(f"{source}: the {feature} regions need the attribute {column!r}, "
                                    f"which no {'/'.join(sorted(set(rows['Feature'])))} feature has")
 
+    beyond = ann["End"] > ann["Chromosome"].map(lengths)
+    if beyond.any():
+        row = ann[beyond].iloc[0]
+        raise GenofmInputError(
+            f"{source}: {row['Feature']} {_names(ann[beyond].head(1))[0] or ''} at {row['Chromosome']}:"
+            f"{row['Start'] + 1}-{row['End']} runs past the end of {row['Chromosome']} "
+            f"(length {lengths[row['Chromosome']]}); {int(beyond.sum())} such feature(s): is the annotation "
+            f"for this assembly?")
     if feature == "promoter":
-        tx = ann[kinds.isin(["transcript", "mrna"])]
+        tx = ann[ann["is_transcript"]]
         if tx.empty:
-            tx = ann[kinds == "gene"]
+            tx = ann[ann["is_gene"]]
         if tx.empty:
             raise GenofmInputError(f"{source}: no transcript, mRNA or gene features to take TSSs from")
         plus = tx["Strand"] != "-"
@@ -135,7 +143,7 @@ def regions_from_annotation(annotation: pd.DataFrame, source: str, feature: str,
         return _clip(df, lengths, source).drop_duplicates(["chrom", "start", "end", "strand"])
 
     if feature == "intergenic":
-        genes = ann[kinds == "gene"]
+        genes = ann[ann["is_gene"]]
         if genes.empty:
             raise GenofmInputError(f"{source}: no gene features to take intergenic space between")
         whole = pr.PyRanges(pd.DataFrame({"Chromosome": list(lengths), "Start": 0, "End": list(lengths.values())}))
@@ -175,10 +183,12 @@ def regions_from_annotation(annotation: pd.DataFrame, source: str, feature: str,
 
 
 def _names(rows: pd.DataFrame) -> np.ndarray:
-    for column in ("gene_name", "gene_id", "transcript_id"):
-        if column in rows and rows[column].notna().any():
-            return rows[column].astype(object).where(rows[column].notna(), None).to_numpy()
-    return np.full(len(rows), None, dtype=object)
+    """Per row: gene_name, else gene_id, else transcript_id, else None."""
+    names = pd.Series(None, index=rows.index, dtype=object)
+    for column in ("transcript_id", "gene_id", "gene_name"):
+        if column in rows:
+            names = rows[column].astype(object).where(rows[column].notna(), names)
+    return names.to_numpy()
 
 
 def _clip(df: pd.DataFrame, lengths: dict[str, int], source: str) -> pd.DataFrame:
@@ -207,7 +217,7 @@ def tile_genome(fasta: str | Path, window: int, stride: int, max_n_fraction: flo
                 log.info("tiling: %s (%d bp) is shorter than one window (%d)", chrom, length, window)
                 continue
             seq = np.frombuffer(fa.fetch(chrom).upper().encode(), dtype=np.uint8)
-            n_cum = np.concatenate([[0], np.cumsum(seq == ord("N"))])
+            n_cum = np.concatenate([[0], np.cumsum(seq == ord("N"), dtype=np.int32)])
             n_frac = (n_cum[starts + window] - n_cum[starts]) / window
             keep = n_frac <= max_n_fraction
             n_skipped += int((~keep).sum())
@@ -306,5 +316,10 @@ def build_region_set(spec: dict, fasta: str | Path, annotation: str | Path | Non
     else:
         raise GenofmInputError(f"region set {set_name!r}: unknown type {kind!r}")
     df = finish(restrict_contigs(df, spec.get("contigs", [])), spec.get("label"))
+    if df.empty:
+        source = {"bed": spec.get("bed"), "annotation": f"{spec.get('feature')} features of {annotation}",
+                  "tiling": f"tiling of {fasta}"}[kind]
+        raise GenofmInputError(f"region set {set_name!r} is empty: nothing came out of {source}"
+                               f"{' on contigs ' + ', '.join(spec['contigs']) if spec.get('contigs') else ''}")
     log.info("region set %s: %d regions, %d bp", set_name, len(df), int((df["end"] - df["start"]).sum()))
     return df

@@ -190,7 +190,7 @@ class KmerTokenizer:
         if head:
             out[:, 0] = CLS
         if n_kmers:
-            out[:, head:head + n_kmers] = values + self.kmer_offset
+            out[:, head:head + n_kmers] = values.astype(np.int64) + self.kmer_offset  # uint16 would wrap at k=8
         out[:, head + n_kmers:out.shape[1] - tail] = self._single_ids[singles]
         if tail:
             out[:, -1] = EOS
@@ -259,7 +259,7 @@ class KmerTokenizer:
         if n_kmers.any():
             within = _ranges(np.zeros_like(n_kmers), n_kmers)
             kmer_pos = starts.repeat(n_kmers) + within * (1 if self.overlapping else k)
-            ids[piece_offset.repeat(n_kmers) + within] = self.kmer_offset + _kmer_values_at(codes, kmer_pos, k)
+            ids[piece_offset.repeat(n_kmers) + within] = self.kmer_offset + _kmer_values_at(codes, kmer_pos, k).astype(np.int64)
         single_pos = _ranges(ends - n_singles, n_singles)
         ids[_ranges(piece_offset + n_kmers, n_singles)] = self._single_ids[codes[single_pos]]
         ids[n_offset] = self._single_ids[_N]

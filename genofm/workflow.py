@@ -35,3 +35,17 @@ def run_script(main: Callable[[Any], None], smk: Any) -> None:
         print(f"genofm: error: {err}", file=sys.stderr)
         sys.exit(1)
     log.info("done in %.1f s", time.perf_counter() - started)
+
+
+def run_cli(main: Callable[[], None]) -> None:
+    """Run a command-line script: bad input exits 1 with one clear line, no traceback."""
+    from .errors import GenofmInputError
+
+    log = setup_logging(None)
+    started = time.perf_counter()
+    try:
+        main()
+    except GenofmInputError as err:
+        log.error("%s", err)
+        sys.exit(1)
+    log.info("done in %.1f s", time.perf_counter() - started)

@@ -1,5 +1,5 @@
 # Helpers shared by the rules: config lookups and the list of final outputs.
-import re
+import sys
 
 
 wildcard_constraints:
@@ -45,6 +45,11 @@ def region_set_inputs(wildcards):
     spec = region_set(wildcards.genome, wildcards.set)
     inputs = {"fasta": rules.download_reference.output.fasta}
     if spec["type"] == "annotation":
+        if not annotation_source(wildcards.genome):
+            raise ValueError(
+                f"region set {wildcards.set!r} of genome {wildcards.genome!r} takes "
+                "annotation features, but the genome has no annotation.source"
+            )
         inputs["annotation"] = annotation_path(wildcards.genome)
     elif spec["type"] == "bed":
         inputs["bed"] = spec["bed"]

@@ -45,8 +45,11 @@ def test_bed_sequences_equal_bedtools_on_chr20(tmp_path, chr20, chr20_plain):
     regions = build_region_set(spec, chr20, set_name="random")
     write_regions(regions, chr20, tmp_path / "random.parquet")
     ours = read_regions(tmp_path / "random.parquet")
-    to_bed(ours, tmp_path / "ours.bed")
-    assert list(ours["sequence"]) == bedtools_sequences(chr20_plain, tmp_path / "ours.bed")
+    # bedtools reads the input BED itself; match by name (our output is sorted)
+    names = [f"r{i}" for i in range(300)]
+    truth = dict(zip(names, bedtools_sequences(chr20_plain, bed)))
+    assert len(ours) == 300
+    assert all(seq == truth[name] for name, seq in zip(ours["name"], ours["sequence"]))
     assert set(ours["label"]) == {"a", "b"}
 
 
@@ -75,6 +78,10 @@ def test_annotation_regions_equal_bedtools_on_chr20(tmp_path, chr20, chr20_plain
     assert tuple(promoters.loc["G2", ["start", "end", "strand"]]) == (201_000, 201_600, "-")
     introns = read_regions(tmp_path / "intron.parquet")
     assert list(zip(introns["start"], introns["end"])) == [(100_300, 101_000), (101_500, 103_000), (200_400, 201_000)]
+    # exons: GTF 1-based inclusive -> 0-based half-open, checked against the GTF lines above
+    exons = read_regions(tmp_path / "exon.parquet")
+    assert list(zip(exons["start"], exons["end"])) == [(100_000, 100_300), (101_000, 101_500), (103_000, 103_200),
+                                                       (200_000, 200_400), (201_000, 201_100)]
     intergenic = read_regions(tmp_path / "intergenic.parquet")
     assert list(zip(intergenic["start"], intergenic["end"]))[:2] == [(0, 100_000), (103_200, 200_000)]
 
@@ -144,7 +151,53 @@ def test_gtf_without_needed_attributes(tmp_path):
 
 def test_empty_region_set_is_an_error_and_writes_nothing(tmp_path):
     fasta = write_fasta(tmp_path / "g.fa", {"a": "N" * 500})
-    regions = build_region_set({"type": "tiling", "window": 100, "stride": 100, "max_n_fraction": 0.1}, fasta)
-    with pytest.raises(GenofmInputError, match="region set 'tiles' is empty"):
-        write_regions(regions, fasta, tmp_path / "out" / "tiles.parquet", set_name="tiles")
-    assert not (tmp_path / "out" / "tiles.parquet").exists()
+    with pytest.raises(GenofmInputError, match=r"region set 'tiles' is empty: nothing came out of tiling of .*g\.fa"):
+        build_region_set({"type": "tiling", "window": 100, "stride": 100, "max_n_fraction": 0.1}, fasta,
+                         set_name="tiles")
+    bed = tmp_path / "comments.bed"
+    bed.write_text("# nothing here\n")
+    with pytest.raises(GenofmInputError, match=r"region set 'b' is empty: nothing came out of .*comments\.bed"):
+        build_region_set({"type": "bed", "bed": str(bed)}, fasta, set_name="b")
+    import pandas as pd
+    with pytest.raises(GenofmInputError, match="region set 'x' is empty"):
+        write_regions(pd.DataFrame(columns=["chrom", "start", "end", "strand", "name", "label"]), fasta,
+                      tmp_path / "out" / "x.parquet", set_name="x")
+    assert not (tmp_path / "out" / "x.parquet").exists()
+
+
+def test_ensembl_style_gff3_roles(tmp_path):
+    """ncRNA_gene / lnc_RNA / pseudogene count as genes and transcripts (Ensembl GFF3)."""
+    gff = tmp_path / "ens.gff3"
+    gff.write_text("##gff-version 3\n"
+                   "c\tensembl\tgene\t101\t200\t.\t+\t.\tID=gene:G1;Name=PC\n"
+                   "c\tensembl\tmRNA\t101\t200\t.\t+\t.\tID=transcript:T1;Parent=gene:G1\n"
+                   "c\tensembl\texon\t101\t200\t.\t+\t.\tParent=transcript:T1\n"
+                   "c\tensembl\tncRNA_gene\t501\t600\t.\t-\t.\tID=gene:G2;Name=LNC\n"
+                   "c\tensembl\tlnc_RNA\t501\t600\t.\t-\t.\tID=transcript:T2;Parent=gene:G2\n"
+                   "c\tensembl\texon\t501\t600\t.\t-\t.\tParent=transcript:T2\n")
+    ann = read_annotation(gff)
+    lengths = {"c": 1000}
+    promoters = regions_from_annotation(ann, str(gff), "promoter", lengths, upstream=10, downstream=5)
+    assert sorted(promoters["name"]) == ["LNC", "PC"]
+    intergenic = regions_from_annotation(ann, str(gff), "intergenic", lengths)
+    assert list(zip(intergenic["start"], intergenic["end"])) == [(0, 100), (200, 500), (600, 1000)]
+
+
+def test_annotation_feature_past_contig_end(tmp_path):
+    gtf = tmp_path / "long.gtf"
+    gtf.write_text('a\tt\texon\t90\t120\t.\t+\t.\tgene_id "g"; transcript_id "t";\n')
+    with pytest.raises(GenofmInputError, match=r"long\.gtf: exon g at a:90-120 runs past the end of a \(length 100\)"):
+        regions_from_annotation(read_annotation(gtf), str(gtf), "exon", {"a": 100})
+
+
+@pytest.mark.parametrize("line,message", [
+    ('a\tt\texon\t10\t5\t.\t+\t.\tgene_id "g";', r"line 2: start \(10\) must be >= 1 and <= end \(5\)"),
+    ('a\tt\texon\t10\t20\t.', r"line 2: a feature line needs 9 tab-separated columns, found 6"),
+    ('a\tt\texon\tten\t20\t.\t+\t.\tgene_id "g";', r"line 2: start and end must be integers"),
+    ('a\tt\texon\t10\t20\t.\tx\t.\tgene_id "g";', r"line 2: strand \(column 7\)"),
+])
+def test_malformed_gtf_lines(tmp_path, line, message):
+    gtf = tmp_path / "bad.gtf"
+    gtf.write_text('a\tt\texon\t1\t5\t.\t+\t.\tgene_id "g";\n' + line + "\n")
+    with pytest.raises(GenofmInputError, match=r"bad\.gtf, " + message):
+        read_annotation(gtf)

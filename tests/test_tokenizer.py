@@ -145,3 +145,18 @@ def test_large_batches_are_chunked_consistently(monkeypatch):
     assert len(offsets) == 51
     for i, seq in enumerate(sequences):
         assert ids[offsets[i]:offsets[i + 1]].tolist() == tok.encode(seq).tolist()
+
+
+@pytest.mark.parametrize("k", range(1, 9))
+def test_every_kmer_id_for_every_k(k):
+    """First, last and some k-mers map to their vocabulary ids (k=8 reaches id 65541)."""
+    tok = KmerTokenizer(k=k)
+    kmers = [tok.vocab[i] for i in (tok.kmer_offset, tok.single_offset - 1)] if k > 1 else list("ATCG")
+    rng = random.Random(k)
+    kmers += ["".join(rng.choice("ACGT") for _ in range(k)) for _ in range(20)]
+    for kmer in kmers:
+        assert tok.encode(kmer, add_special_tokens=False).tolist() == [tok.token_to_id[kmer]]
+        # the general path (an N in the batch) must agree with the block path
+        ids, _ = tok.encode_batch([kmer, "N"], add_special_tokens=False)
+        assert ids.tolist() == [tok.token_to_id[kmer], tok.token_to_id["N"]]
+    assert tok.vocab_size == 6 + (4**k if k > 1 else 0) + 5

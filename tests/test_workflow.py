@@ -99,6 +99,18 @@ def test_demo_sequences_equal_bedtools(demo_run, tmp_path):
         assert [line.split("\t")[1] for line in out.splitlines()] == list(regions["sequence"])
 
 
+def test_rerun_from_scratch_gives_identical_files(demo_run, tmp_path):
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    snakemake(tmp_path)
+    outputs = sorted(p.relative_to(demo_run) for top in ("resources", "results")
+                     for p in (demo_run / top).rglob("*") if p.is_file())
+    assert len(outputs) > 40
+    for rel in outputs:
+        assert (tmp_path / rel).read_bytes() == (demo_run / rel).read_bytes(), rel
+
+
 def test_second_run_has_nothing_to_do(demo_run):
     proc = snakemake(demo_run, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -1,0 +1,155 @@
+"""Training windows from token sets, and the masked-LM / next-token objectives.
+
+Every random choice is drawn from a generator seeded by (seed, step, micro-batch index), so a
+batch depends only on where training is, not on what ran before: a resumed run and a run
+split over several processes see exactly the batches of a single uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import GenofmInputError
+from .tokenizer import CLS, MASK, PAD, KmerTokenizer
+from .tokens import load_token_set
+
+IGNORE = -100  # label of positions that carry no loss
+
+
+@dataclass
+class Pool:
+    """The regions of one genome's token sets, as (start, length) of their bodies."""
+
+    name: str
+    tokens: list[np.ndarray]  # memory-mapped token arrays, one per set
+    set_of_region: np.ndarray
+    starts: np.ndarray  # first body token (after <cls>) of each region, within its set
+    lengths: np.ndarray
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+def load_pool(name: str, directories: list[str | Path], min_tokens: int = 2) -> tuple[Pool, KmerTokenizer]:
+    """All regions of the given token sets; errors for empty or unusable sets."""
+    if not directories:
+        raise GenofmInputError(f"genome {name!r}: no token sets given")
+    tokens, set_ids, starts, lengths, tokenizer = [], [], [], [], None
+    for i, directory in enumerate(directories):
+        ts = load_token_set(directory)
+        if tokenizer is None:
+            tokenizer = ts.tokenizer
+        elif ts.tokenizer.spec != tokenizer.spec:
+            raise GenofmInputError(f"{directory}: tokenized with {ts.tokenizer.spec}, unlike {directories[0]}")
+        skip = 1 if ts.tokenizer.spec.add_cls else 0
+        body_start = ts.offsets[:-1] + skip
+        body_len = ts.offsets[1:] - body_start
+        keep = body_len >= 1
+        if not keep.any():
+            raise GenofmInputError(f"{directory}: no region has any token to train on")
+        tokens.append(ts.tokens)
+        set_ids.append(np.full(int(keep.sum()), i))
+        starts.append(body_start[keep])
+        lengths.append(body_len[keep])
+    pool = Pool(name, tokens, np.concatenate(set_ids), np.concatenate(starts), np.concatenate(lengths))
+    if pool.n_tokens < min_tokens:
+        raise GenofmInputError(f"genome {name!r}: the token sets hold only {pool.n_tokens} tokens, "
+                               f"too few to train on ({', '.join(map(str, directories))})")
+    return pool, tokenizer
+
+
+def sample_windows(pools: list[Pool], weights: np.ndarray, n: int, length: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """(n, length) int64 windows: <cls> then length-1 tokens of a random region, padded.
+
+    The genome is drawn by weight, the region in proportion to its token count, the offset
+    uniformly among the positions where the window fits (or 0 for a short region).
+    """
+    out = np.full((n, length), PAD, dtype=np.int64)
+    out[:, 0] = CLS
+    genome = rng.choice(len(pools), size=n, p=weights / weights.sum())
+    body = length - 1
+    for g in np.unique(genome):
+        rows = np.flatnonzero(genome == g)
+        pool = pools[g]
+        region = rng.choice(len(pool.lengths), size=rows.size, p=pool.lengths / pool.n_tokens)
+        room = np.maximum(pool.lengths[region] - body, 0)
+        offset = (rng.random(rows.size) * (room + 1)).astype(np.int64)
+        take = np.minimum(pool.lengths[region], body)
+        for row, r, o, t in zip(rows, region, offset, take):
+            tokens = pool.tokens[pool.set_of_region[r]]
+            start = pool.starts[r] + o
+            out[row, 1:1 + t] = tokens[start:start + t]
+    return out
+
+
+def reverse_complement_tokens(ids: np.ndarray, tokenizer: KmerTokenizer) -> np.ndarray:
+    """The reverse strand of each window, keeping <cls> first and padding last.
+
+    Each token becomes its reverse-complement token and the order is reversed: a valid
+    tokenization of the reverse strand (k-mer boundaries stay where they were).
+    """
+    table = rc_token_table(tokenizer)
+    out = ids.copy()
+    real = (ids != PAD) & (ids != CLS)
+    for row in range(ids.shape[0]):
+        positions = np.flatnonzero(real[row])
+        out[row, positions] = table[ids[row, positions[::-1]]]
+    return out
+
+
+def rc_token_table(tokenizer: KmerTokenizer) -> np.ndarray:
+    complement = str.maketrans("ACGTN", "TGCAN")
+    table = np.arange(tokenizer.vocab_size, dtype=np.int64)
+    for i in range(tokenizer.kmer_offset, tokenizer.vocab_size):
+        table[i] = tokenizer.token_to_id[tokenizer.vocab[i].translate(complement)[::-1]]
+    return table
+
+
+def mask_for_mlm(ids: torch.Tensor, tokenizer: KmerTokenizer, prob: float,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: `prob` of the real tokens are predicted; of those 80% become <mask>,
+    10% a random token, 10% stay. Special tokens and padding are never chosen."""
+    candidates = ids >= tokenizer.kmer_offset
+    chosen = (torch.rand(ids.shape, generator=generator) < prob) & candidates
+    labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE))
+    roll = torch.rand(ids.shape, generator=generator)
+    inputs = ids.clone()
+    inputs[chosen & (roll < 0.8)] = MASK
+    randomise = chosen & (roll >= 0.8) & (roll < 0.9)
+    random_ids = torch.randint(tokenizer.kmer_offset, tokenizer.vocab_size, ids.shape, generator=generator)
+    inputs[randomise] = random_ids[randomise]
+    return inputs, labels
+
+
+def next_token_labels(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and labels for next-token prediction: label[t] = ids[t + 1], padding ignored."""
+    labels = torch.full_like(ids, IGNORE)
+    labels[:, :-1] = ids[:, 1:]
+    labels[labels == PAD] = IGNORE
+    return ids, labels
+
+
+def unigram_entropy(pools: list[Pool], weights: np.ndarray, tokenizer: KmerTokenizer,
+                    max_tokens: int = 20_000_000) -> float:
+    """Entropy (nats) of the token frequencies, weighted by genome: the loss a model that
+    ignores context would reach. Computed on at most `max_tokens` tokens per genome."""
+    total = np.zeros(tokenizer.vocab_size)
+    for pool, w in zip(pools, weights / weights.sum()):
+        counts = np.zeros(tokenizer.vocab_size)
+        budget = max_tokens
+        for tokens in pool.tokens:
+            chunk = np.asarray(tokens[:budget])
+            counts += np.bincount(chunk, minlength=tokenizer.vocab_size)[: tokenizer.vocab_size]
+            budget -= chunk.size
+            if budget <= 0:
+                break
+        counts[: tokenizer.kmer_offset] = 0
+        total += w * counts / max(counts.sum(), 1)
+    p = total[total > 0]
+    return float(-(p * np.log(p)).sum())

@@ -1,0 +1,282 @@
+"""The genofm DNA language model: one transformer over k-mer tokens, nanoGPT style.
+
+Encoder (bidirectional, masked LM) and decoder (causal, next token) share the same blocks:
+pre-LayerNorm, attention through `F.scaled_dot_product_attention`, GELU or SwiGLU
+feed-forward, and RoPE (default, as Nucleotide Transformer v2), ALiBi or learned positions.
+`ModelConfig` travels with the weights: `save_pretrained` writes model.safetensors next to
+config.json, `DNALM.from_pretrained(directory)` reads them back without unpickling anything.
+
+Shapes: B batch, L sequence length (tokens), D d_model, H heads, Dh = D / H head size,
+V vocabulary size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import GenofmInputError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 4107
+    max_len: int = 512  # positions, <cls> included
+    n_layers: int = 4
+    d_model: int = 256
+    n_heads: int = 4
+    d_ff: int = 1024  # feed-forward hidden width (each of the two SwiGLU branches)
+    dropout: float = 0.0
+    position: str = "rope"  # rope | alibi | learned
+    ffn: str = "gelu"  # gelu | swiglu
+    causal: bool = False  # False: encoder for masked LM; True: decoder for next-token LM
+    pad_id: int = 1
+    norm_eps: float = 1e-5
+    rope_base: float = 10000.0
+    tie_embeddings: bool = True
+    extra: dict = field(default_factory=dict)  # free-form provenance (tokenizer spec, ...)
+
+    def __post_init__(self):
+        problems = []
+        if self.d_model % self.n_heads:
+            problems.append(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.position not in ("rope", "alibi", "learned"):
+            problems.append(f"position must be rope, alibi or learned, not {self.position!r}")
+        if self.position == "rope" and (self.d_model // self.n_heads) % 2:
+            problems.append("RoPE needs an even head size (d_model / n_heads)")
+        if self.ffn not in ("gelu", "swiglu"):
+            problems.append(f"ffn must be gelu or swiglu, not {self.ffn!r}")
+        if min(self.vocab_size, self.max_len, self.n_layers, self.d_model, self.n_heads, self.d_ff) < 1:
+            problems.append("sizes must be positive")
+        if problems:
+            raise GenofmInputError("invalid model config: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise GenofmInputError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+# --- positions ----------------------------------------------------------------------------
+
+def rope_tables(cfg: ModelConfig, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (max_len, Dh) for rotate-half RoPE (as ESM / NT v2 apply it)."""
+    head = cfg.d_model // cfg.n_heads
+    inv_freq = 1.0 / cfg.rope_base ** (torch.arange(0, head, 2, dtype=torch.float32, device=device) / head)
+    angles = torch.outer(torch.arange(cfg.max_len, dtype=torch.float32, device=device), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)  # (max_len, Dh)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, H, L, Dh); cos/sin: (L, Dh)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """Per-head slopes of ALiBi (Press et al.): a geometric series from 2^(-8/H)."""
+    closest = 2 ** math.floor(math.log2(n_heads))
+    base = [2 ** (-8 * (i + 1) / closest) for i in range(closest)]
+    extra = [2 ** (-4 * (2 * i + 1) / closest) for i in range(n_heads - closest)]
+    return torch.tensor(base + extra)
+
+
+# --- blocks -------------------------------------------------------------------------------
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, bias, rope, need_weights=False):
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, L, Dh)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if bias is not None:
+            bias = bias.to(q.dtype)  # under autocast q is bf16; SDPA wants matching dtypes
+        weights = None
+        if need_weights:  # the explicit path, only for attention maps
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + bias  # (B, H, L, L)
+            weights = scores.softmax(dim=-1)
+            y = weights @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, L, D)  # (B, L, D)
+        return self.out(y), weights
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.swiglu = cfg.ffn == "swiglu"
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff * (2 if self.swiglu else 1))
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        h = self.up(x)  # (B, L, d_ff) or (B, L, 2 d_ff)
+        if self.swiglu:
+            gate, value = h.chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        else:
+            h = F.gelu(h)
+        return self.drop(self.down(h))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.ffn = FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, bias, rope, need_weights=False):
+        a, weights = self.attn(self.norm1(x), bias, rope, need_weights)
+        x = x + self.drop(a)
+        x = x + self.ffn(self.norm2(x))
+        return x, weights
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B, L, V)
+    hidden_states: list[torch.Tensor] | None = None  # n_layers + 1 of (B, L, D): embeddings, then each block
+    attentions: list[torch.Tensor] | None = None  # n_layers of (B, H, L, L)
+    last_hidden: torch.Tensor | None = None  # (B, L, D) after the final LayerNorm
+
+
+class DNALM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.position == "learned" else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+        if cfg.position == "alibi":
+            self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith(("attn.out.weight", "ffn.down.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        self._rope_cache: tuple | None = None
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self, embeddings: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n if embeddings else n - self.embed.weight.numel()
+
+    def _rope(self, L, device):
+        if self._rope_cache is None or self._rope_cache[0].device != device:
+            self._rope_cache = rope_tables(self.cfg, device)
+        cos, sin = self._rope_cache
+        return cos[:L], sin[:L]
+
+    def attention_bias(self, ids, attention_mask, dtype):
+        """Additive mask (B or 1, H or 1, L, L) from padding, causality and ALiBi; None if free."""
+        B, L = ids.shape
+        parts = []
+        if attention_mask is not None and not bool(attention_mask.all()):
+            parts.append(torch.zeros(B, 1, 1, L, dtype=dtype, device=ids.device).masked_fill(
+                ~attention_mask.bool()[:, None, None, :], float("-inf")))
+        if self.cfg.causal:
+            parts.append(torch.full((L, L), float("-inf"), dtype=dtype, device=ids.device).triu(1))
+        if self.cfg.position == "alibi":
+            pos = torch.arange(L, device=ids.device)
+            distance = (pos[None, :] - pos[:, None]).abs().to(dtype)  # (L, L)
+            parts.append(-self.slopes.to(dtype)[:, None, None] * distance)  # (H, L, L)
+        if not parts:
+            return None
+        bias = parts[0]
+        for p in parts[1:]:
+            bias = bias + p
+        return bias
+
+    def forward(self, ids, attention_mask=None, output_hidden_states=False, output_attentions=False,
+                logits_at=None) -> ModelOutput:
+        """ids: (B, L) token ids; attention_mask: (B, L), 1 for real tokens, 0 for padding
+        (default: ids != pad_id). logits_at: optional (B, L) bool; logits are then computed
+        only there, as (N, V) (masked LM training predicts ~15% of positions)."""
+        B, L = ids.shape
+        if L > self.cfg.max_len:
+            raise GenofmInputError(f"sequence of {L} tokens is longer than the model's max_len {self.cfg.max_len}")
+        if attention_mask is None:
+            attention_mask = ids != self.cfg.pad_id
+        x = self.embed(ids)  # (B, L, D)
+        if self.pos is not None:
+            x = x + self.pos(torch.arange(L, device=ids.device))
+        x = self.drop(x)
+        bias = self.attention_bias(ids, attention_mask, x.dtype)
+        rope = self._rope(L, ids.device) if self.cfg.position == "rope" else None
+        hidden = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for block in self.blocks:
+            x, weights = block(x, bias, rope, need_weights=output_attentions)
+            if output_hidden_states:
+                hidden.append(x)
+            if output_attentions:
+                attentions.append(weights)
+        x = self.norm(x)
+        logits = self.head(x if logits_at is None else x[logits_at])  # (B, L, V) or (N, V)
+        return ModelOutput(logits=logits, hidden_states=hidden, attentions=attentions, last_hidden=x)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """config.json + model.safetensors (tied weights stored once)."""
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(asdict(self.cfg), indent=2, sort_keys=True) + "\n")
+        save_model(self, str(directory / WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "DNALM":
+        """Load a model saved by save_pretrained: safetensors only, never pickle."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_model
+
+        directory = Path(directory)
+        try:
+            cfg = ModelConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError) as err:
+            raise GenofmInputError(f"{directory / CONFIG_NAME}: cannot read the model config: {err}") from err
+        model = cls(cfg)
+        try:
+            load_model(model, str(directory / WEIGHTS_NAME), strict=True, device=str(map_location))
+        except (OSError, SafetensorError, RuntimeError) as err:
+            raise GenofmInputError(f"{directory / WEIGHTS_NAME}: cannot load the weights "
+                                   f"(corrupt, or from another model config): {err}") from err
+        return model

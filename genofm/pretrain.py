@@ -1,0 +1,391 @@
+"""Pretraining: masked-LM or next-token training of a DNALM on token sets of one or more
+genomes, single-process or under torchrun (DistributedDataParallel).
+
+AdamW with linear warmup and cosine decay, gradient clipping and accumulation, bf16 autocast
+on CUDA (fp32 on CPU), periodic validation (loss, perplexity, token accuracy) and resumable
+checkpoints. A batch depends only on (seed, step, micro-batch), and checkpoints hold the
+optimizer state exactly, so a killed and resumed run ends with the weights of an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .atomic import atomic_path
+from .data import (IGNORE, load_pool, mask_for_mlm, next_token_labels, reverse_complement_tokens,
+                   sample_windows, unigram_entropy)
+from .errors import GenofmInputError
+from .model import DNALM, ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    objective: str = "mlm"  # mlm | clm
+    max_steps: int = 1000
+    batch_size: int = 64  # sequences per optimizer step, over all processes
+    micro_batch_size: int = 16  # sequences per forward pass and process
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+    mask_prob: float = 0.15
+    rc_augment: bool = False
+    eval_every: int = 100
+    eval_windows: int = 256
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 42
+    threads: int = 0  # CPU threads per process; 0 leaves torch's default
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise GenofmInputError(f"unknown training config keys: {', '.join(unknown)}")
+        cfg = cls(**data)
+        if cfg.objective not in ("mlm", "clm"):
+            raise GenofmInputError(f"training objective must be mlm or clm, not {cfg.objective!r}")
+        return cfg
+
+
+@dataclass
+class DataSpec:
+    """Token set directories per genome, with the genome's sampling weight."""
+
+    genome: str
+    train: list[str]
+    valid: list[str]
+    weight: float = 1.0
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.lr * cfg.min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed from integers, stable across runs and platforms."""
+    digest = hashlib.sha256(",".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world > 1:
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self):
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+def fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec]) -> str:
+    """What a checkpoint must match to be resumed (logging cadence may change)."""
+    train = {k: v for k, v in asdict(train_cfg).items() if k not in ("log_every", "checkpoint_every", "threads")}
+    blob = json.dumps({"model": asdict(model_cfg), "train": train, "data": [asdict(d) for d in data]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save_checkpoint(directory: Path, step: int, model: DNALM, optimizer, state: dict, keep: int = 2) -> None:
+    """checkpoint/step-NNNNNNN/{state.safetensors,state.json}, written into a temporary
+    folder and renamed, so a kill at any moment leaves only complete checkpoints."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+               if k != "head.weight" or not model.cfg.tie_embeddings}
+    opt = optimizer.state_dict()
+    for pid, pstate in opt["state"].items():
+        for key, value in pstate.items():
+            tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+    final = directory / f"step-{step:07d}"
+    tmp = directory / f".step-{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(tensors, str(tmp / "state.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({**state, "step": step, "param_groups": opt["param_groups"]}))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in sorted(directory.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(directory: Path, model: DNALM, optimizer, expected_fingerprint: str,
+                    model_cfg: ModelConfig) -> dict | None:
+    """Restore the newest checkpoint in `directory`; None when there is none."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    candidates = sorted(p for p in directory.glob("step-*") if (p / "state.json").exists())
+    if not candidates:
+        return None
+    path = candidates[-1]
+    try:
+        state = json.loads((path / "state.json").read_text())
+        tensors = load_file(str(path / "state.safetensors"))
+    except (OSError, json.JSONDecodeError, SafetensorError) as err:
+        raise GenofmInputError(f"{path}: corrupt checkpoint ({err}); delete {directory} to start over") from err
+    if state.get("model_config") != asdict(model_cfg):
+        raise GenofmInputError(f"{path}: the checkpoint is of a different model config "
+                               f"({state.get('model_config')}); delete {directory} to start over")
+    if state.get("fingerprint") != expected_fingerprint:
+        raise GenofmInputError(f"{path}: the checkpoint was written with other training settings or data; "
+                               f"delete {directory} to start over")
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    if model.cfg.tie_embeddings:
+        model_state["head.weight"] = model_state["embed.weight"]
+    try:
+        model.load_state_dict(model_state, strict=True)
+    except RuntimeError as err:
+        raise GenofmInputError(f"{path}: checkpoint weights do not fit the model: {err}") from err
+    opt_state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+    log.info("resumed from %s (step %d)", path, state["step"])
+    return state
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+def micro_batch(pools, weights, tokenizer, train_cfg: TrainConfig, seq_len: int, step: int, index: int):
+    """Inputs and labels of micro-batch `index` of optimizer step `step` (deterministic)."""
+    rng = np.random.default_rng(_seed(train_cfg.seed, step, index))
+    ids = sample_windows(pools, weights, train_cfg.micro_batch_size, seq_len, rng)
+    if train_cfg.rc_augment:
+        flip = rng.random(ids.shape[0]) < 0.5
+        ids[flip] = reverse_complement_tokens(ids[flip], tokenizer)
+    ids = torch.from_numpy(ids)
+    if train_cfg.objective == "clm":
+        return next_token_labels(ids)
+    generator = torch.Generator().manual_seed(_seed(train_cfg.seed, step, index, 1))
+    return mask_for_mlm(ids, tokenizer, train_cfg.mask_prob, generator)
+
+
+def loss_and_hits(model, inputs, labels, device, autocast):
+    """Summed cross-entropy over the labelled positions, their count and correct guesses;
+    logits are computed only where there is a label."""
+    labels = labels.to(device)
+    counted = labels != IGNORE
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        logits = model(inputs.to(device), logits_at=counted).logits  # (N, V)
+    targets = labels[counted]
+    loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+    hits = int((logits.argmax(-1) == targets).sum())
+    return loss, int(targets.numel()), hits
+
+
+@torch.no_grad()
+def evaluate(model, batches, device, autocast) -> dict:
+    model.eval()
+    total, count, hits = 0.0, 0, 0
+    for inputs, labels in batches:
+        loss, n, h = loss_and_hits(model, inputs, labels, device, autocast)
+        total, count, hits = total + float(loss), count + n, hits + h
+    model.train()
+    mean = total / max(count, 1)
+    return {"val_loss": mean, "val_ppl": math.exp(min(mean, 50)), "val_acc": hits / max(count, 1)}
+
+
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec], out_dir: str | Path,
+          checkpoint_dir: str | Path, provenance: dict | None = None) -> dict:
+    """Train, write model.safetensors + config.json + metrics.tsv + summary.json (+ plot) to
+    out_dir (rank 0), checkpoints to checkpoint_dir; returns the summary."""
+    dist = Distributed()
+    try:
+        return _train(dist, model_cfg, train_cfg, data, Path(out_dir), Path(checkpoint_dir), provenance or {})
+    finally:
+        dist.close()
+
+
+def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance):
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    # Tiny gradients and Adam moments early in training are denormal floats, which x86 CPUs
+    # process ~5x slower; flushing them to zero changes nothing measurable in the result.
+    torch.set_flush_denormal(True)
+    n_micro = train_cfg.batch_size // train_cfg.micro_batch_size
+    if n_micro * train_cfg.micro_batch_size != train_cfg.batch_size or n_micro % dist.world:
+        raise GenofmInputError(f"batch_size ({train_cfg.batch_size}) must be a multiple of micro_batch_size "
+                               f"({train_cfg.micro_batch_size}) times the number of processes ({dist.world})")
+    loaded = [load_pool(d.genome, d.train) for d in data]
+    pools, tokenizer = [p for p, _ in loaded], loaded[0][1]
+    for (_, tok), d in zip(loaded, data):
+        if tok.spec != tokenizer.spec:
+            raise GenofmInputError(f"genome {d.genome!r} was tokenized differently ({tok.spec}) from {data[0].genome!r}")
+    if model_cfg.vocab_size != tokenizer.vocab_size:
+        raise GenofmInputError(f"model vocab_size {model_cfg.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
+    model_cfg.causal = train_cfg.objective == "clm"
+    model_cfg.extra = {**model_cfg.extra, "tokenizer": asdict(tokenizer.spec), "objective": train_cfg.objective}
+    weights = np.array([d.weight for d in data], dtype=float)
+    valid = [load_pool(d.genome, d.valid)[0] for d in data if d.valid]
+    valid_weights = np.array([d.weight for d in data if d.valid], dtype=float)
+    seq_len = model_cfg.max_len
+    entropy = unigram_entropy(pools, weights, tokenizer)
+
+    torch.manual_seed(train_cfg.seed)
+    model = DNALM(model_cfg).to(dist.device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
+    print_ = log.info if dist.main else (lambda *a, **k: None)
+    fp = fingerprint(model_cfg, train_cfg, data)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    state = load_checkpoint(checkpoint_dir, model, optimizer, fp, model_cfg)
+    start = state["step"] if state else 0
+    rows: list[dict] = state["metrics"] if state else []
+    print_("model: %s parameters, %d layers, d_model %d, %s, %s; objective %s; %d process(es) on %s",
+           f"{model.num_parameters():,}", model_cfg.n_layers, model_cfg.d_model, model_cfg.position,
+           model_cfg.ffn, train_cfg.objective, dist.world, dist.device)
+    print_("training tokens: %s in %d genome(s); unigram entropy %.4f nats (the loss of a context-free model)",
+           f"{sum(p.n_tokens for p in pools):,}", len(pools), entropy)
+
+    ddp = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+           if dist.world > 1 else model)
+    autocast = dist.device.type == "cuda"
+    valid_batches = []
+    if valid:
+        for i in range(max(1, train_cfg.eval_windows // train_cfg.micro_batch_size)):
+            valid_batches.append(micro_batch(valid, valid_weights, tokenizer,
+                                             TrainConfig(**{**asdict(train_cfg), "rc_augment": False}),
+                                             seq_len, step=-1, index=i))
+    mine = [i for i in range(n_micro) if i % dist.world == dist.rank]
+    started, tokens_seen = time.perf_counter(), 0
+    model.train()
+    for step in range(start, train_cfg.max_steps):
+        lr = lr_at(step, train_cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum, step_tokens = 0.0, 0
+        for j, index in enumerate(mine):
+            inputs, labels = micro_batch(pools, weights, tokenizer, train_cfg, seq_len, step, index)
+            torch.manual_seed(_seed(train_cfg.seed, step, index, 2))  # dropout
+            last = j == len(mine) - 1
+            sync = ddp.no_sync() if (dist.world > 1 and not last) else _nullcontext()
+            with sync:
+                loss, counted, _ = loss_and_hits(ddp, inputs, labels, dist.device, autocast)
+                (loss / max(counted, 1) / len(mine)).backward()
+            loss_sum += float(loss.detach()) / max(counted, 1) / len(mine)
+            step_tokens += int((inputs != 1).sum())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens_seen += step_tokens * dist.world
+        done = step + 1
+        if done % train_cfg.log_every == 0 or done == train_cfg.max_steps or done % train_cfg.eval_every == 0:
+            elapsed = time.perf_counter() - started
+            rate = tokens_seen / max(elapsed, 1e-9)
+            eta = elapsed / max(done - start, 1) * (train_cfg.max_steps - done)
+            row = {"step": done, "train_loss": loss_sum, "val_loss": math.nan, "val_ppl": math.nan,
+                   "val_acc": math.nan, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": rate,
+                   "unigram_entropy": entropy}
+            if valid_batches and (done % train_cfg.eval_every == 0 or done == train_cfg.max_steps) and dist.main:
+                row.update(evaluate(model, valid_batches, dist.device, autocast))
+            rows.append(row)
+            print_("step %d/%d  loss %.4f  val %.4f  acc %.3f  lr %.2e  %.0f tokens/s  ETA %s", done,
+                   train_cfg.max_steps, loss_sum, row["val_loss"], row["val_acc"], lr, rate, _hms(eta))
+        if done % train_cfg.checkpoint_every == 0 and done < train_cfg.max_steps:
+            if dist.main:
+                save_checkpoint(checkpoint_dir, done, model, optimizer,
+                                {"fingerprint": fp, "model_config": asdict(model_cfg), "metrics": rows})
+            dist.barrier()
+    summary = {}
+    if dist.main:
+        summary = _write_outputs(model, tokenizer, rows, entropy, out_dir, model_cfg, train_cfg, data,
+                                 provenance, time.perf_counter() - started, dist)
+    dist.barrier()
+    return summary
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+METRIC_COLUMNS = ["step", "train_loss", "val_loss", "val_ppl", "val_acc", "lr", "grad_norm", "tokens_per_s",
+                  "unigram_entropy"]
+
+
+def _write_outputs(model, tokenizer, rows, entropy, out_dir, model_cfg, train_cfg, data, provenance,
+                   seconds, dist) -> dict:
+    import pandas as pd
+
+    from .plots import plot_loss
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "model.safetensors") as tmp_weights:
+        model.save_pretrained(tmp_weights.parent)  # writes model.safetensors + config.json there
+        os.replace(tmp_weights.parent / "config.json", out_dir / "config.json")
+    tokenizer.save(out_dir)
+    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    with atomic_path(out_dir / "metrics.tsv") as tmp:
+        metrics.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    with atomic_path(out_dir / "loss.png") as tmp:
+        plot_loss(metrics, entropy, tmp)
+    last_val = metrics["val_loss"].dropna()
+    summary = {
+        "parameters": model.num_parameters(), "steps": train_cfg.max_steps, "seconds": round(seconds, 1),
+        "unigram_entropy": entropy, "final_train_loss": float(metrics["train_loss"].iloc[-1]) if len(metrics) else None,
+        "final_val_loss": float(last_val.iloc[-1]) if len(last_val) else None,
+        "hardware": f"{dist.world} x {torch.cuda.get_device_name(dist.device) if dist.device.type == 'cuda' else platform.processor() or 'CPU'}",
+        "torch": torch.__version__, "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
+        "data": [asdict(d) for d in data], **provenance,
+    }
+    with atomic_path(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    log.info("final: train loss %.4f, val loss %s (unigram entropy %.4f); wrote %s", summary["final_train_loss"] or math.nan,
+             f"{summary['final_val_loss']:.4f}" if summary["final_val_loss"] is not None else "n/a", entropy, out_dir)
+    return summary
