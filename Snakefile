@@ -18,6 +18,7 @@ include: "rules/common.smk"
 include: "rules/reference.smk"
 include: "rules/regions.smk"
 include: "rules/tokenize.smk"
+include: "rules/pretrain.smk"
 
 
 rule all:

@@ -124,8 +124,14 @@ class Distributed:
 def fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec]) -> str:
     """What a checkpoint must match to be resumed (logging cadence may change)."""
     train = {k: v for k, v in asdict(train_cfg).items() if k not in ("log_every", "checkpoint_every", "threads")}
-    blob = json.dumps({"model": asdict(model_cfg), "train": train, "data": [asdict(d) for d in data]}, sort_keys=True)
+    blob = json.dumps({"model": _architecture(model_cfg), "train": train, "data": [asdict(d) for d in data]},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _architecture(model_cfg: ModelConfig) -> dict:
+    """The model config without `extra` (provenance may differ between code versions)."""
+    return {k: v for k, v in asdict(model_cfg).items() if k != "extra"}
 
 
 def save_checkpoint(directory: Path, step: int, model: DNALM, optimizer, state: dict, keep: int = 2) -> None:
@@ -166,7 +172,7 @@ def load_checkpoint(directory: Path, model: DNALM, optimizer, expected_fingerpri
         tensors = load_file(str(path / "state.safetensors"))
     except (OSError, json.JSONDecodeError, SafetensorError) as err:
         raise GenofmInputError(f"{path}: corrupt checkpoint ({err}); delete {directory} to start over") from err
-    if state.get("model_config") != asdict(model_cfg):
+    if state.get("model_config") != _architecture(model_cfg):
         raise GenofmInputError(f"{path}: the checkpoint is of a different model config "
                                f"({state.get('model_config')}); delete {directory} to start over")
     if state.get("fingerprint") != expected_fingerprint:
@@ -259,7 +265,8 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
     if model_cfg.vocab_size != tokenizer.vocab_size:
         raise GenofmInputError(f"model vocab_size {model_cfg.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
     model_cfg.causal = train_cfg.objective == "clm"
-    model_cfg.extra = {**model_cfg.extra, "tokenizer": asdict(tokenizer.spec), "objective": train_cfg.objective}
+    model_cfg.extra = {**model_cfg.extra, "tokenizer": asdict(tokenizer.spec), "objective": train_cfg.objective,
+                       "provenance": provenance}
     weights = np.array([d.weight for d in data], dtype=float)
     valid = [load_pool(d.genome, d.valid)[0] for d in data if d.valid]
     valid_weights = np.array([d.weight for d in data if d.valid], dtype=float)
@@ -295,7 +302,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
                                              TrainConfig(**{**asdict(train_cfg), "rc_augment": False}),
                                              seq_len, step=-1, index=i))
     mine = [i for i in range(n_micro) if i % dist.world == dist.rank]
-    started, tokens_seen = time.perf_counter(), 0
+    started, tokens_seen, losses_since_log = time.perf_counter(), 0, []
     model.train()
     for step in range(start, train_cfg.max_steps):
         lr = lr_at(step, train_cfg)
@@ -316,23 +323,27 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         tokens_seen += step_tokens * dist.world
+        losses_since_log.append(loss_sum)
         done = step + 1
         if done % train_cfg.log_every == 0 or done == train_cfg.max_steps or done % train_cfg.eval_every == 0:
             elapsed = time.perf_counter() - started
             rate = tokens_seen / max(elapsed, 1e-9)
             eta = elapsed / max(done - start, 1) * (train_cfg.max_steps - done)
-            row = {"step": done, "train_loss": loss_sum, "val_loss": math.nan, "val_ppl": math.nan,
+            train_loss = float(np.mean(losses_since_log))  # this process's share; rank 0 logs
+            losses_since_log = []
+            row = {"step": done, "train_loss": train_loss, "val_loss": math.nan, "val_ppl": math.nan,
                    "val_acc": math.nan, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": rate,
                    "unigram_entropy": entropy}
             if valid_batches and (done % train_cfg.eval_every == 0 or done == train_cfg.max_steps) and dist.main:
                 row.update(evaluate(model, valid_batches, dist.device, autocast))
             rows.append(row)
-            print_("step %d/%d  loss %.4f  val %.4f  acc %.3f  lr %.2e  %.0f tokens/s  ETA %s", done,
-                   train_cfg.max_steps, loss_sum, row["val_loss"], row["val_acc"], lr, rate, _hms(eta))
+            val = "" if math.isnan(row["val_loss"]) else f"  val {row['val_loss']:.4f}  val acc {row['val_acc']:.3f}"
+            print_("step %d/%d  loss %.4f%s  lr %.2e  %.0f tokens/s  ETA %s", done, train_cfg.max_steps,
+                   train_loss, val, lr, rate, _hms(eta))
         if done % train_cfg.checkpoint_every == 0 and done < train_cfg.max_steps:
             if dist.main:
                 save_checkpoint(checkpoint_dir, done, model, optimizer,
-                                {"fingerprint": fp, "model_config": asdict(model_cfg), "metrics": rows})
+                                {"fingerprint": fp, "model_config": _architecture(model_cfg), "metrics": rows})
             dist.barrier()
     summary = {}
     if dist.main:

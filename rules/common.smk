@@ -1,10 +1,14 @@
 # Helpers shared by the rules: config lookups and the list of final outputs.
+import json
+import os
+import shlex
 import sys
 
 
 wildcard_constraints:
     genome=r"[A-Za-z0-9_-]+",
     set=r"[A-Za-z0-9_-]+",
+    model=r"[A-Za-z0-9_-]+",
 
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
@@ -60,6 +64,79 @@ def download_options():
     return dict(config["download"])
 
 
+def model_config(model):
+    return config["models"][model]
+
+
+def token_set_dir(genome, name):
+    return f"results/{genome}/tokens/{name}"
+
+
+def pretrain_inputs(wildcards):
+    """The tokenizer spec of every token set the model trains or validates on."""
+    inputs = {}
+    for genome, data in model_config(wildcards.model)["genomes"].items():
+        if genome not in config["genomes"]:
+            raise ValueError(
+                f"model {wildcards.model!r} names genome {genome!r}, which is not configured"
+            )
+        for name in data["train_sets"] + data["valid_sets"]:
+            if name not in config["genomes"][genome]["region_sets"]:
+                raise ValueError(
+                    f"model {wildcards.model!r}: genome {genome!r} has no region set {name!r}"
+                )
+            inputs[f"{genome}__{name}"] = f"{token_set_dir(genome, name)}/tokens.npy"
+    return inputs
+
+
+def pretrain_spec(model):
+    """Everything the training script needs, as one JSON string (a tracked param)."""
+    cfg = model_config(model)
+    training = dict(
+        cfg["training"],
+        seed=config["seed"],
+        threads=max(1, cfg["threads"] // cfg["processes"]),
+    )
+    data = [
+        {
+            "genome": genome,
+            "train": [token_set_dir(genome, n) for n in d["train_sets"]],
+            "valid": [token_set_dir(genome, n) for n in d["valid_sets"]],
+            "weight": d["weight"],
+        }
+        for genome, d in cfg["genomes"].items()
+    ]
+    architecture = dict(cfg["architecture"], vocab_size=tokenizer_vocab_size())
+    spec = {"architecture": architecture, "training": training, "data": data}
+    return json.dumps(spec, sort_keys=True)
+
+
+def tokenizer_vocab_size():
+    from genofm.tokenizer import KmerTokenizer
+
+    return KmerTokenizer(**config["tokenizer"]).vocab_size
+
+
+def python_executable():
+    """`python` of the job's conda env under --sdm conda, else the one running snakemake."""
+    from snakemake.settings.types import DeploymentMethod
+
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return shlex.quote(sys.executable)
+
+
+def pretrain_launcher(model):
+    processes = model_config(model)["processes"]
+    if processes == 1:
+        return python_executable()
+    return f"{python_executable()} -m torch.distributed.run --standalone --nproc_per_node {processes}"
+
+
+def workflow_script(name):
+    return os.path.join(workflow.basedir, "workflow_scripts", name)
+
+
 def all_outputs():
     outputs = []
     for genome, gcfg in config["genomes"].items():
@@ -67,4 +144,6 @@ def all_outputs():
         for name in gcfg["region_sets"]:
             outputs.append(f"results/{genome}/regions/{name}.parquet")
             outputs.append(f"results/{genome}/tokens/{name}/tokens.npy")
+    for model in config["models"]:
+        outputs.append(f"results/models/{model}/model.safetensors")
     return outputs

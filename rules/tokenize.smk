@@ -24,4 +24,4 @@ rule tokenize:
         k=config["tokenizer"]["k"],
         overlapping=config["tokenizer"]["overlapping"],
     script:
-        "../workflow_scripts/tokenize.py"
+        "../workflow_scripts/tokenize_regions.py"

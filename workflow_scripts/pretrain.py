@@ -3,7 +3,7 @@
 Runs as a plain script or under torchrun (the rule picks by the configured process count):
     python workflow_scripts/pretrain.py --spec SPEC_JSON --out DIR --checkpoints DIR
 SPEC_JSON holds {"architecture": {...}, "training": {...}, "data": [{genome, train, valid,
-weight}], "provenance": {...}}, as the rule builds it from config/config.yaml.
+weight}]}, as the rule builds it from the config.
 """
 
 import argparse
@@ -11,18 +11,19 @@ import json
 
 from genofm.model import ModelConfig
 from genofm.pretrain import DataSpec, TrainConfig, train
+from genofm.provenance import provenance
 from genofm.workflow import run_cli
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="JSON: architecture, training, data, provenance")
+    parser.add_argument("--spec", required=True, help="JSON: architecture, training, data")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--checkpoints", required=True, help="directory of resumable checkpoints")
     args = parser.parse_args()
     spec = json.loads(args.spec)
     train(ModelConfig.from_dict(spec["architecture"]), TrainConfig.from_dict(spec["training"]),
-          [DataSpec(**d) for d in spec["data"]], args.out, args.checkpoints, spec.get("provenance"))
+          [DataSpec(**d) for d in spec["data"]], args.out, args.checkpoints, provenance())
 
 
 if __name__ == "__main__":

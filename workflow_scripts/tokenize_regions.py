@@ -1,4 +1,4 @@
-"""Rule tokenize: k-mer token ids + per-region offsets + tokenizer spec for one region set."""
+"""Rule tokenize (named so as not to shadow the standard library's tokenize): k-mer token ids + per-region offsets + tokenizer spec for one region set."""
 
 from pathlib import Path
 

@@ -1,0 +1,38 @@
+# Pretraining: a DNA language model on the token sets of one or more genomes.
+
+
+rule pretrain:
+    input:
+        unpack(pretrain_inputs),
+    output:
+        weights="results/models/{model}/model.safetensors",
+        config="results/models/{model}/config.json",
+        vocab="results/models/{model}/vocab.txt",
+        metrics="results/models/{model}/metrics.tsv",
+        summary="results/models/{model}/summary.json",
+        plot=report(
+            "results/models/{model}/loss.png",
+            caption="../report/pretrain_loss.rst",
+            category="Pretraining",
+            subcategory="{model}",
+        ),
+    log:
+        "logs/models/{model}/pretrain.log",
+    benchmark:
+        "benchmarks/models/{model}/pretrain.tsv"
+    conda:
+        "../envs/genofm.yaml"
+    threads: lambda w: model_config(w.model)["threads"]
+    resources:
+        mem_mb=lambda w, attempt: model_config(w.model)["mem_mb"] * attempt,
+        runtime=lambda w: model_config(w.model)["runtime"],
+        gpu=lambda w: model_config(w.model)["gpus"],
+    params:
+        launcher=lambda w: pretrain_launcher(w.model),
+        script=workflow_script("pretrain.py"),
+        spec=lambda w: pretrain_spec(w.model),
+        out="results/models/{model}",
+        checkpoints="results/models/{model}/checkpoints",
+    shell:
+        "{params.launcher} {params.script:q} --spec {params.spec:q}"
+        " --out {params.out:q} --checkpoints {params.checkpoints:q} > {log:q} 2>&1"

@@ -1,0 +1,218 @@
+"""Pretraining: objectives, determinism, kill-and-resume, DDP on CPU, multi-genome data,
+bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from conftest import REPO
+from genofm.data import (IGNORE, load_pool, mask_for_mlm, reverse_complement_tokens, sample_windows,
+                         unigram_entropy)
+from genofm.errors import GenofmInputError
+from genofm.model import DNALM, ModelConfig
+from genofm.pretrain import DataSpec, TrainConfig, lr_at, train
+from genofm.tokenizer import CLS, MASK, PAD, KmerTokenizer
+from genofm.tokens import tokenize_regions
+
+SCRIPT = REPO / "workflow_scripts" / "pretrain.py"
+
+
+def make_token_set(directory, n_regions, length, seed, k=3, units=None, mutation=0.03):
+    """Token set of tandem repeats of one of 5 fixed 12-mer units (3% of bases mutated): the
+    units are shared by every set, so a masked token is predictable from its neighbours."""
+    units = np.random.default_rng(0).choice(list("ACGT"), (5, 12)) if units is None else units
+    rng = np.random.default_rng(seed)
+    seqs = []
+    for _ in range(n_regions):
+        unit = units[rng.integers(len(units))]
+        seq = np.resize(unit, length)
+        mutate = rng.random(length) < mutation
+        seq[mutate] = rng.choice(list("ACGT"), int(mutate.sum()))
+        seqs.append("".join(seq))
+    df = pd.DataFrame({"chrom": "c", "start": np.arange(n_regions) * length, "strand": "+",
+                       "name": [f"r{i}" for i in range(n_regions)], "label": None, "sequence": seqs})
+    df["end"] = df["start"] + length
+    parquet = directory.parent / f"{directory.name}.parquet"
+    pq.write_table(pa.Table.from_pandas(df[["chrom", "start", "end", "strand", "name", "label", "sequence"]],
+                                        preserve_index=False), parquet)
+    tokenize_regions(parquet, KmerTokenizer(k=k), directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def token_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tokens")
+    return {"train": make_token_set(root / "train", 40, 600, 1), "valid": make_token_set(root / "valid", 10, 600, 2),
+            "poly_t": make_token_set(root / "poly_t", 20, 300, 3, units=np.array([list("T" * 12)]),
+                                      mutation=0.0)}
+
+
+ARCH = dict(vocab_size=KmerTokenizer(k=3).vocab_size, max_len=32, n_layers=2, d_model=32, n_heads=2, d_ff=64)
+TRAIN = dict(max_steps=24, batch_size=8, micro_batch_size=2, lr=3e-3, warmup_steps=4, eval_every=12,
+             eval_windows=8, checkpoint_every=4, log_every=4, seed=7, threads=1)
+
+
+def spec_json(token_sets, **train_overrides):
+    return json.dumps({"architecture": ARCH, "training": {**TRAIN, **train_overrides},
+                       "data": [{"genome": "g", "train": [token_sets["train"]], "valid": [token_sets["valid"]]}]})
+
+
+def run_script(spec, out, checkpoints, env_extra=None, launcher=(sys.executable,)):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.Popen([*launcher, str(SCRIPT), "--spec", spec, "--out", str(out), "--checkpoints",
+                             str(checkpoints)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, timeout=300):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def weights(directory):
+    return (directory / "model.safetensors").read_bytes()
+
+
+# --- objectives and data ------------------------------------------------------------------
+
+def test_mlm_masking_follows_bert():
+    tok = KmerTokenizer()
+    ids = torch.randint(tok.kmer_offset, tok.vocab_size, (64, 512))
+    ids[:, 0] = CLS
+    ids[:, 400:] = PAD
+    inputs, labels = mask_for_mlm(ids, tok, 0.15, torch.Generator().manual_seed(0))
+    chosen = labels != IGNORE
+    real = ids >= tok.kmer_offset
+    assert not chosen[~real].any()  # never <cls> or padding
+    assert abs(chosen.sum() / real.sum() - 0.15) < 0.01
+    masked = (inputs == MASK) & chosen
+    kept = (inputs == ids) & chosen
+    assert abs(masked.sum() / chosen.sum() - 0.8) < 0.02
+    assert 0.08 < kept.sum() / chosen.sum() < 0.12  # 10% kept (+ random draws of the same token)
+    assert torch.equal(labels[chosen], ids[chosen])
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+
+
+def test_windows_and_reverse_complement(token_sets):
+    pool, tok = load_pool("g", [token_sets["train"]])
+    rng = np.random.default_rng(0)
+    windows = sample_windows([pool], np.array([1.0]), 16, 32, rng)
+    assert windows.shape == (16, 32) and (windows[:, 0] == CLS).all() and (windows[:, 1:] >= tok.kmer_offset).all()
+    seq = tok.decode(windows[0])
+    rc = tok.decode(reverse_complement_tokens(windows[:1], tok)[0])
+    assert rc == seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+
+
+def test_two_genomes_sampled_by_weight(token_sets):
+    pools = [load_pool("a", [token_sets["train"]])[0], load_pool("b", [token_sets["poly_t"]])[0]]
+    windows = sample_windows(pools, np.array([3.0, 1.0]), 4000, 8, np.random.default_rng(1))
+    ttt = KmerTokenizer(k=3).token_to_id["TTT"]
+    from_b = (windows[:, 1:] == ttt).all(axis=1).mean()  # genome b is poly-T
+    assert 0.2 < from_b < 0.3  # weight 1 of 4
+    assert unigram_entropy(pools, np.array([1.0, 1.0]), KmerTokenizer(k=3)) > 0
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55) and lr_at(110, cfg) == pytest.approx(0.1)
+
+
+# --- training runs ------------------------------------------------------------------------
+
+def test_training_learns_and_same_seed_gives_same_weights(token_sets, tmp_path):
+    data = [DataSpec("g", [token_sets["train"]], [token_sets["valid"]])]
+    runs = []
+    for name in ("a", "b"):
+        summary = train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "max_steps": 60}), data, tmp_path / name,
+                        tmp_path / f"ckpt_{name}")
+        runs.append(summary)
+    assert weights(tmp_path / "a") == weights(tmp_path / "b")
+    metrics = pd.read_csv(tmp_path / "a" / "metrics.tsv", sep="\t")
+    assert list(metrics.columns[:5]) == ["step", "train_loss", "val_loss", "val_ppl", "val_acc"]
+    assert runs[0]["final_val_loss"] < runs[0]["unigram_entropy"] - 0.3  # it learned the repeats
+    assert (tmp_path / "a" / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    model = DNALM.from_pretrained(tmp_path / "a")
+    assert model.cfg.extra["tokenizer"]["k"] == 3 and model.cfg.extra["objective"] == "mlm"
+    other = train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "max_steps": 60, "seed": 8}), data,
+                  tmp_path / "c", tmp_path / "ckpt_c")
+    assert weights(tmp_path / "c") != weights(tmp_path / "a") and other["final_val_loss"] > 0
+
+
+def test_next_token_objective(token_sets, tmp_path):
+    data = [DataSpec("g", [token_sets["train"]], [token_sets["valid"]])]
+    summary = train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "objective": "clm", "rc_augment": True}), data,
+                    tmp_path / "clm", tmp_path / "ckpt")
+    assert DNALM.from_pretrained(tmp_path / "clm").cfg.causal
+    assert np.isfinite(summary["final_val_loss"])
+
+
+def test_killed_run_resumes_to_identical_weights(token_sets, tmp_path):
+    spec = spec_json(token_sets)
+    finish(run_script(spec, tmp_path / "straight", tmp_path / "ckpt_straight"))
+    proc = run_script(spec, tmp_path / "resumed", tmp_path / "ckpt_resumed")
+    deadline = time.time() + 120
+    while not list((tmp_path / "ckpt_resumed").glob("step-0000012")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    out = finish(run_script(spec, tmp_path / "resumed", tmp_path / "ckpt_resumed"))
+    assert "resumed from" in out
+    assert weights(tmp_path / "resumed") == weights(tmp_path / "straight")
+
+
+def test_two_process_ddp_matches_single_process(token_sets, tmp_path):
+    spec = spec_json(token_sets, max_steps=8, checkpoint_every=100)
+    finish(run_script(spec, tmp_path / "single", tmp_path / "ckpt_single"))
+    launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+    out = finish(run_script(spec, tmp_path / "ddp", tmp_path / "ckpt_ddp", launcher=launcher), timeout=400)
+    assert "2 process(es)" in out
+    single = DNALM.from_pretrained(tmp_path / "single").state_dict()
+    ddp = DNALM.from_pretrained(tmp_path / "ddp").state_dict()
+    for name, tensor in single.items():
+        torch.testing.assert_close(ddp[name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+
+
+# --- bad inputs ---------------------------------------------------------------------------
+
+def test_bad_inputs(token_sets, tmp_path):
+    data = [DataSpec("g", [token_sets["train"]], [token_sets["valid"]])]
+    with pytest.raises(GenofmInputError, match="multiple of micro_batch_size"):
+        train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "batch_size": 7}), data, tmp_path / "o", tmp_path / "c1")
+    with pytest.raises(GenofmInputError, match="vocab_size 99 differs"):
+        train(ModelConfig(**{**ARCH, "vocab_size": 99}), TrainConfig(**TRAIN), data, tmp_path / "o", tmp_path / "c2")
+    with pytest.raises(GenofmInputError, match="unknown training config keys: lrr"):
+        TrainConfig.from_dict({"lrr": 1})
+    with pytest.raises(GenofmInputError, match="not a complete token set"):
+        load_pool("g", [str(tmp_path / "nowhere")])
+    # a checkpoint of another model config, then a corrupt one
+    train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "max_steps": 8, "checkpoint_every": 4}), data,
+          tmp_path / "o", tmp_path / "c3")
+    with pytest.raises(GenofmInputError, match="different model config.*delete"):
+        train(ModelConfig(**{**ARCH, "d_model": 64}), TrainConfig(**{**TRAIN, "max_steps": 8}), data,
+              tmp_path / "o", tmp_path / "c3")
+    (tmp_path / "c3" / "step-0000004" / "state.safetensors").write_bytes(b"junk")
+    with pytest.raises(GenofmInputError, match="corrupt checkpoint"):
+        train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "max_steps": 8, "checkpoint_every": 4}), data,
+              tmp_path / "o", tmp_path / "c3")
+
+
+def test_too_short_token_sets(tmp_path):
+    directory = make_token_set(tmp_path / "short", 2, 3, 0)  # one single-base token per region... or less
+    with pytest.raises(GenofmInputError, match="too few to train on"):
+        load_pool("g", [directory], min_tokens=100)
