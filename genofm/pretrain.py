@@ -349,6 +349,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
     if dist.main:
         summary = _write_outputs(model, tokenizer, rows, entropy, out_dir, model_cfg, train_cfg, data,
                                  provenance, time.perf_counter() - started, dist)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the run is complete: nothing to resume
     dist.barrier()
     return summary
 

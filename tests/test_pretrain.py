@@ -23,7 +23,7 @@ from genofm.data import (IGNORE, load_pool, mask_for_mlm, reverse_complement_tok
                          unigram_entropy)
 from genofm.errors import GenofmInputError
 from genofm.model import DNALM, ModelConfig
-from genofm.pretrain import DataSpec, TrainConfig, lr_at, train
+from genofm.pretrain import DataSpec, TrainConfig, _architecture, fingerprint, lr_at, save_checkpoint, train
 from genofm.tokenizer import CLS, MASK, PAD, KmerTokenizer
 from genofm.tokens import tokenize_regions
 
@@ -200,16 +200,20 @@ def test_bad_inputs(token_sets, tmp_path):
         TrainConfig.from_dict({"lrr": 1})
     with pytest.raises(GenofmInputError, match="not a complete token set"):
         load_pool("g", [str(tmp_path / "nowhere")])
-    # a checkpoint of another model config, then a corrupt one
-    train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "max_steps": 8, "checkpoint_every": 4}), data,
-          tmp_path / "o", tmp_path / "c3")
+    # a checkpoint of another model config, of other training settings, then a corrupt one
+    cfg = TrainConfig(**{**TRAIN, "max_steps": 8})
+    model = DNALM(ModelConfig(**ARCH))
+    optimizer = torch.optim.AdamW(model.parameters())
+    save_checkpoint(tmp_path / "c3", 4, model, optimizer,
+                    {"fingerprint": fingerprint(ModelConfig(**ARCH), cfg, data),
+                     "model_config": _architecture(ModelConfig(**ARCH)), "metrics": []})
     with pytest.raises(GenofmInputError, match="different model config.*delete"):
-        train(ModelConfig(**{**ARCH, "d_model": 64}), TrainConfig(**{**TRAIN, "max_steps": 8}), data,
-              tmp_path / "o", tmp_path / "c3")
+        train(ModelConfig(**{**ARCH, "d_model": 64}), cfg, data, tmp_path / "o", tmp_path / "c3")
+    with pytest.raises(GenofmInputError, match="other training settings or data"):
+        train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "max_steps": 9}), data, tmp_path / "o", tmp_path / "c3")
     (tmp_path / "c3" / "step-0000004" / "state.safetensors").write_bytes(b"junk")
     with pytest.raises(GenofmInputError, match="corrupt checkpoint"):
-        train(ModelConfig(**ARCH), TrainConfig(**{**TRAIN, "max_steps": 8, "checkpoint_every": 4}), data,
-              tmp_path / "o", tmp_path / "c3")
+        train(ModelConfig(**ARCH), cfg, data, tmp_path / "o", tmp_path / "c3")
 
 
 def test_too_short_token_sets(tmp_path):

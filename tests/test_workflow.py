@@ -139,6 +139,7 @@ def test_bad_bed_stops_with_file_and_line_and_leaves_nothing(demo_run):
     bed.write_text("chr1\t100\t200\tok\nchr1\t500\t400\tbackwards\n")
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
     config["genomes"]["demo"]["region_sets"] = {"broken": {"type": "bed", "bed": "bad.bed"}}
+    config["models"] = {}
     proc = snakemake(demo_run, "--configfile", str(write_config(demo_run, config)), check=False)
     assert proc.returncode != 0
     log = (demo_run / "logs/demo/extract_regions_broken.log").read_text()
