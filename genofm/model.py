@@ -109,7 +109,8 @@ class Attention(nn.Module):
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, L, Dh)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            cos, sin = (t.to(q.dtype) for t in rope)  # bf16 under autocast: keep q, k in it
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if bias is not None:
             bias = bias.to(q.dtype)  # under autocast q is bf16; SDPA wants matching dtypes
         weights = None
