@@ -19,6 +19,8 @@ include: "rules/reference.smk"
 include: "rules/regions.smk"
 include: "rules/tokenize.smk"
 include: "rules/pretrain.smk"
+include: "rules/embed.smk"
+include: "rules/probe.smk"
 
 
 rule all:

@@ -137,6 +137,35 @@ def workflow_script(name):
     return os.path.join(workflow.basedir, "workflow_scripts", name)
 
 
+def probe_task(task):
+    return config["probes"][task]
+
+
+def probe_config(task):
+    t = probe_task(task)
+    return {
+        k: t[k] for k in ("classifier", "folds", "holdout_contigs", "baseline_k")
+    } | {"seed": config["seed"]}
+
+
+def embeddings_of(task):
+    t = probe_task(task)
+    base = f"results/{t['genome']}/embeddings/{t['model']}/{t['region_set']}"
+    return f"{base}.npy", f"{base}.index.parquet"
+
+
+def regions_of(task):
+    t = probe_task(task)
+    return f"results/{t['genome']}/regions/{t['region_set']}.parquet"
+
+
+def all_probe_outputs(name):
+    return [
+        f"results/{t['genome']}/probes/{t['model']}/{task}/{name}.tsv"
+        for task, t in config["probes"].items()
+    ]
+
+
 def all_outputs():
     outputs = []
     for genome, gcfg in config["genomes"].items():
@@ -146,4 +175,6 @@ def all_outputs():
             outputs.append(f"results/{genome}/tokens/{name}/tokens.npy")
     for model in config["models"]:
         outputs.append(f"results/models/{model}/model.safetensors")
+    if config["probes"]:
+        outputs.append("results/probes_summary.tsv")
     return outputs

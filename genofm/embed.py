@@ -1,0 +1,182 @@
+"""Embedding extraction: one vector per region from a trained model.
+
+Pooling over the tokens of a chosen layer: mean over real tokens, <cls> included, as in
+Nucleotide Transformer's usage (default), the <cls> token, or a central window of tokens. Regions longer than the model's context are cut into windows
+that overlap; each token's vector is averaged over the windows that hold it before pooling,
+so a region that fits the context gives exactly its single-pass vector. The reverse strand
+can be averaged in (tokenized afresh from the reverse complement). Regions are batched by
+length and the matrix is written row by row into a .npy, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from .atomic import atomic_paths
+from .errors import GenofmInputError
+from .model import DNALM
+from .regions import reverse_complement
+from .tokenizer import CLS, PAD, KmerTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedConfig:
+    layer: int = -1  # -1: the final (normalised) output; 0: token embeddings; i: after block i
+    pooling: str = "mean"  # mean | cls | center
+    center_tokens: int = 16  # pooling center: tokens around the middle of the region
+    rc_average: bool = False
+    window_overlap: int = 32  # tokens shared by consecutive windows of a long region
+    batch_tokens: int = 16384  # tokens per forward pass (batches are grouped by length)
+    dtype: str = "float32"  # of the written matrix: float32 | float16
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "cls", "center"):
+            raise GenofmInputError(f"pooling must be mean, cls or center, not {self.pooling!r}")
+        if self.dtype not in ("float32", "float16"):
+            raise GenofmInputError(f"embedding dtype must be float32 or float16, not {self.dtype!r}")
+
+
+def load_model_and_tokenizer(model_dir: str | Path, device="cpu") -> tuple[DNALM, KmerTokenizer]:
+    model = DNALM.from_pretrained(model_dir, map_location=device).eval()
+    spec = model.cfg.extra.get("tokenizer")
+    tokenizer = KmerTokenizer.from_spec(spec) if spec else KmerTokenizer.load(model_dir)
+    if tokenizer.vocab_size != model.cfg.vocab_size:
+        raise GenofmInputError(f"{model_dir}: tokenizer vocabulary ({tokenizer.vocab_size}) does not match the model's")
+    return model, tokenizer
+
+
+def windows_of(body: np.ndarray, context: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) token ranges covering `body` with windows of at most `context` tokens."""
+    if body.size <= context:
+        return [(0, body.size)]
+    step = max(1, context - overlap)
+    starts = list(range(0, body.size - context, step)) + [body.size - context]
+    return [(s, s + context) for s in starts]
+
+
+class Embedder:
+    def __init__(self, model: DNALM, tokenizer: KmerTokenizer, cfg: EmbedConfig, device="cpu"):
+        self.model, self.tokenizer, self.cfg, self.device = model, tokenizer, cfg, torch.device(device)
+        n = model.cfg.n_layers
+        if not -1 <= cfg.layer <= n:
+            raise GenofmInputError(f"layer {cfg.layer} does not exist: the model has layers 0..{n} (or -1, the output)")
+        self.context = model.cfg.max_len - 1  # body tokens per window, after <cls>
+
+    @torch.no_grad()
+    def token_states(self, windows: list[np.ndarray]) -> list[torch.Tensor]:
+        """Hidden states (L_i + 1, D) of each window (<cls> first), one padded batch."""
+        length = max(w.size for w in windows) + 1
+        ids = torch.full((len(windows), length), PAD, dtype=torch.long)
+        ids[:, 0] = CLS
+        for i, w in enumerate(windows):
+            ids[i, 1:1 + w.size] = torch.from_numpy(w.astype(np.int64))
+        autocast = self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            out = self.model(ids.to(self.device), output_hidden_states=self.cfg.layer != -1)
+        states = out.last_hidden if self.cfg.layer == -1 else out.hidden_states[self.cfg.layer]
+        states = states.float().cpu()
+        return [states[i, :w.size + 1] for i, w in enumerate(windows)]
+
+    def pool_region(self, body: np.ndarray, states: list[torch.Tensor], spans: list[tuple[int, int]]) -> torch.Tensor:
+        """Average each token over the windows holding it, then pool the region."""
+        if self.cfg.pooling == "cls":
+            return torch.stack([s[0] for s in states]).mean(0)
+        D = states[0].shape[-1]
+        total = torch.zeros(body.size, D)
+        count = torch.zeros(body.size, 1)
+        for s, (a, b) in zip(states, spans):
+            total[a:b] += s[1:]
+            count[a:b] += 1
+        per_token = total / count  # (L, D)
+        if self.cfg.pooling == "center":
+            half = self.cfg.center_tokens // 2
+            mid = body.size // 2
+            return per_token[max(0, mid - half):mid - half + self.cfg.center_tokens].mean(0)
+        # mean over all real tokens, <cls> included, as Nucleotide Transformer's usage does
+        cls = torch.stack([s[0] for s in states]).mean(0)
+        return torch.cat([cls[None], per_token]).mean(0)
+
+    def embed_bodies(self, bodies: list[np.ndarray]) -> torch.Tensor:
+        """(n, D) vectors of token bodies (no <cls>), windows batched by length."""
+        pieces = []  # (region, span, tokens)
+        for r, body in enumerate(bodies):
+            for a, b in windows_of(body, self.context, self.cfg.window_overlap):
+                pieces.append((r, (a, b), body[a:b]))
+        order = sorted(range(len(pieces)), key=lambda i: pieces[i][2].size)
+        states: list = [None] * len(pieces)
+        batch: list[int] = []
+        for i in order + [None]:
+            if i is not None:
+                width = pieces[i][2].size + 1
+                if not batch or (len(batch) + 1) * width <= self.cfg.batch_tokens:
+                    batch.append(i)
+                    continue
+            for j, s in zip(batch, self.token_states([pieces[j][2] for j in batch])):
+                states[j] = s
+            batch = [i] if i is not None else []
+        by_region: dict[int, list[int]] = {}
+        for i, (r, _, _) in enumerate(pieces):
+            by_region.setdefault(r, []).append(i)
+        return torch.stack([self.pool_region(bodies[r], [states[i] for i in idx], [pieces[i][1] for i in idx])
+                            for r, idx in sorted(by_region.items())])
+
+    def embed_sequences(self, sequences: list[str], names: list[str] | None = None) -> torch.Tensor:
+        """(n, D) vectors of DNA sequences, averaged with the reverse strand if configured."""
+        for i, seq in enumerate(sequences):
+            if not seq:
+                name = names[i] if names else i
+                raise GenofmInputError(f"region {name!r} has no sequence to embed")
+        ids, offsets = self.tokenizer.encode_batch(sequences, names, add_special_tokens=False)
+        bodies = [ids[offsets[i]:offsets[i + 1]] for i in range(len(sequences))]
+        vectors = self.embed_bodies(bodies)
+        if self.cfg.rc_average:
+            rc = [reverse_complement(s) for s in sequences]
+            ids, offsets = self.tokenizer.encode_batch(rc, names, add_special_tokens=False)
+            vectors = (vectors + self.embed_bodies([ids[offsets[i]:offsets[i + 1]] for i in range(len(rc))])) / 2
+        return vectors
+
+
+def embed_regions(model_dir: str | Path, regions_parquet: str | Path, out_matrix: str | Path,
+                  out_index: str | Path, cfg: EmbedConfig, device: str = "cpu", chunk_rows: int = 2048) -> int:
+    """Embed every region of a region set; writes the (n, D) .npy and its index parquet."""
+    model, tokenizer = load_model_and_tokenizer(model_dir, device)
+    embedder = Embedder(model, tokenizer, cfg, device)
+    parquet = pq.ParquetFile(regions_parquet)
+    n = parquet.metadata.num_rows
+    if n == 0:
+        raise GenofmInputError(f"{regions_parquet}: the region set is empty")
+    started, done = time.perf_counter(), 0
+    with atomic_paths(out_matrix, out_index) as (tmp_matrix, tmp_index):
+        matrix = np.lib.format.open_memmap(tmp_matrix, mode="w+", dtype=np.dtype(cfg.dtype),
+                                           shape=(n, model.cfg.d_model))
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["name", "sequence"]):
+            names = [f"{name} in {regions_parquet}" for name in batch.column("name").to_pylist()]
+            vectors = embedder.embed_sequences(batch.column("sequence").to_pylist(), names)
+            matrix[done:done + len(vectors)] = vectors.numpy().astype(cfg.dtype)
+            done += len(vectors)
+            rate = done / (time.perf_counter() - started)
+            log.info("embedded %d/%d regions (%.1f regions/s, ETA %.0f s)", done, n, rate, (n - done) / rate)
+        matrix.flush()
+        del matrix
+        index = pq.read_table(regions_parquet, columns=["chrom", "start", "end", "strand", "name", "label"])
+        pq.write_table(index, tmp_index)
+    return n
+
+
+def load_embeddings(matrix_path: str | Path, index_path: str | Path):
+    """(matrix, index DataFrame); a matrix that does not match its index is an error."""
+    matrix = np.load(matrix_path, mmap_mode="r", allow_pickle=False)
+    index = pq.read_table(index_path).to_pandas()
+    if matrix.ndim != 2 or matrix.shape[0] != len(index):
+        raise GenofmInputError(f"{matrix_path} has {matrix.shape[0] if matrix.ndim else 0} rows but "
+                               f"{index_path} lists {len(index)} regions: they do not belong together")
+    return matrix, index

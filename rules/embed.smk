@@ -1,0 +1,25 @@
+# Embedding extraction: one vector per region of a region set, from a trained model.
+
+
+rule embed:
+    input:
+        model="results/models/{model}/model.safetensors",
+        regions="results/{genome}/regions/{set}.parquet",
+    output:
+        matrix="results/{genome}/embeddings/{model}/{set}.npy",
+        index="results/{genome}/embeddings/{model}/{set}.index.parquet",
+    log:
+        "logs/{genome}/embed_{model}_{set}.log",
+    benchmark:
+        "benchmarks/{genome}/embed_{model}_{set}.tsv"
+    conda:
+        "../envs/genofm.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    params:
+        embedding=config["embeddings"],
+    script:
+        "../workflow_scripts/embed.py"

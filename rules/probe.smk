@@ -1,0 +1,49 @@
+# Probes: classifiers on embeddings beside a k-mer frequency baseline, cross-validated.
+
+
+rule probe:
+    input:
+        matrix=lambda w: embeddings_of(w.task)[0],
+        index=lambda w: embeddings_of(w.task)[1],
+        regions=lambda w: regions_of(w.task),
+    output:
+        metrics="results/{genome}/probes/{model}/{task}/metrics.json",
+        predictions="results/{genome}/probes/{model}/{task}/predictions.tsv",
+        summary="results/{genome}/probes/{model}/{task}/summary.tsv",
+        plot=report(
+            "results/{genome}/probes/{model}/{task}/roc.png",
+            caption="../report/probe_roc.rst",
+            category="Probes",
+            subcategory="{task}",
+        ),
+    log:
+        "logs/{genome}/probe_{model}_{task}.log",
+    benchmark:
+        "benchmarks/{genome}/probe_{model}_{task}.tsv"
+    conda:
+        "../envs/genofm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        probe=lambda w: probe_config(w.task),
+    script:
+        "../workflow_scripts/probe.py"
+
+
+rule probe_summary:
+    input:
+        lambda w: all_probe_outputs("summary"),
+    output:
+        table=report(
+            "results/probes_summary.tsv",
+            caption="../report/probe_summary.rst",
+            category="Probes",
+        ),
+    log:
+        "logs/probe_summary.log",
+    conda:
+        "../envs/genofm.yaml"
+    script:
+        "../workflow_scripts/probe_summary.py"

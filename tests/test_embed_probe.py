@@ -1,0 +1,140 @@
+"""Embeddings (pooling, layers, reverse strand, sliding windows, batching) and probes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from genofm.embed import EmbedConfig, Embedder, embed_regions, load_embeddings, windows_of
+from genofm.errors import GenofmInputError
+from genofm.model import DNALM, ModelConfig
+from genofm.probe import ProbeConfig, check_labels, kmer_frequencies, run_probe
+from genofm.regions import reverse_complement
+from genofm.tokenizer import KmerTokenizer
+
+TOK = KmerTokenizer(k=3)
+
+
+def model(max_len=64, seed=0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(vocab_size=TOK.vocab_size, max_len=max_len, n_layers=2, d_model=32, n_heads=4, d_ff=64,
+                      extra={"tokenizer": {"k": 3, "overlapping": False}})
+    return DNALM(cfg).eval()
+
+
+def random_seq(n, seed):
+    return "".join(np.random.default_rng(seed).choice(list("ACGT"), n))
+
+
+def single_pass(m, seq, layer=-1):
+    ids = torch.from_numpy(TOK.encode(seq))[None]
+    with torch.no_grad():
+        out = m(ids, output_hidden_states=True)
+    return (out.last_hidden if layer == -1 else out.hidden_states[layer])[0]
+
+
+@pytest.mark.parametrize("layer", [-1, 0, 1, 2])
+def test_pooling_equals_a_single_pass_when_the_region_fits(layer):
+    m, seq = model(), random_seq(150, 1)  # 50 tokens + <cls> <= 64
+    states = single_pass(m, seq, layer)
+    for pooling, expected in (("mean", states.mean(0)), ("cls", states[0]), ("center", states[1:][25 - 4:25 + 4].mean(0))):
+        e = Embedder(m, TOK, EmbedConfig(layer=layer, pooling=pooling, center_tokens=8))
+        torch.testing.assert_close(e.embed_sequences([seq])[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_sliding_windows_cover_long_regions():
+    assert windows_of(np.arange(10), 20, 4) == [(0, 10)]
+    spans = windows_of(np.arange(100), 30, 10)
+    assert spans[0] == (0, 30) and spans[-1] == (70, 100)
+    assert all(b - a == 30 for a, b in spans)
+    covered = np.zeros(100, bool)
+    for a, b in spans:
+        covered[a:b] = True
+    assert covered.all()
+    short, long = model(max_len=24), model(max_len=200)  # same weights (same seed), other context
+    seq = random_seq(300, 2)  # 100 tokens: 5+ windows for the short model, one pass for the long
+    v_short = Embedder(short, TOK, EmbedConfig(window_overlap=8)).embed_sequences([seq])[0]
+    v_long = Embedder(long, TOK, EmbedConfig()).embed_sequences([seq])[0]
+    assert torch.isfinite(v_short).all() and v_short.shape == v_long.shape
+    # with RoPE the windowed vector is close to, not equal to, the single pass
+    assert torch.nn.functional.cosine_similarity(v_short, v_long, dim=0) > 0.9
+
+
+def test_batching_by_length_and_reverse_strand():
+    m = model()
+    seqs = [random_seq(n, n) for n in (30, 90, 150, 33, 60)]
+    batched = Embedder(m, TOK, EmbedConfig(batch_tokens=64)).embed_sequences(seqs)
+    alone = torch.stack([Embedder(m, TOK, EmbedConfig()).embed_sequences([s])[0] for s in seqs])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
+    both = Embedder(m, TOK, EmbedConfig(rc_average=True))
+    rc = [reverse_complement(s) for s in seqs]
+    expected = (alone + Embedder(m, TOK, EmbedConfig()).embed_sequences(rc)) / 2
+    torch.testing.assert_close(both.embed_sequences(seqs), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both.embed_sequences(rc), both.embed_sequences(seqs), atol=1e-5, rtol=1e-5)
+
+
+def write_regions(path, sequences, labels=None, chroms=None):
+    n = len(sequences)
+    df = pd.DataFrame({"chrom": chroms or ["c"] * n, "start": np.arange(n) * 1000, "end": 0, "strand": "+",
+                       "name": [f"r{i}" for i in range(n)], "label": labels, "sequence": sequences})
+    df["end"] = df["start"] + df["sequence"].str.len()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def test_embed_regions_files_and_mismatch(tmp_path):
+    m = model()
+    m.save_pretrained(tmp_path / "m")
+    write_regions(tmp_path / "r.parquet", [random_seq(120, i) for i in range(7)], labels=["a"] * 7)
+    n = embed_regions(tmp_path / "m", tmp_path / "r.parquet", tmp_path / "e.npy", tmp_path / "e.parquet",
+                      EmbedConfig(dtype="float16"), chunk_rows=3)
+    matrix, index = load_embeddings(tmp_path / "e.npy", tmp_path / "e.parquet")
+    assert n == 7 and matrix.shape == (7, 32) and matrix.dtype == np.float16 and list(index["name"])[0] == "r0"
+    write_regions(tmp_path / "other.parquet", [random_seq(120, 0)] * 3)
+    pq.write_table(pq.read_table(tmp_path / "other.parquet", columns=["chrom", "name"]), tmp_path / "i3.parquet")
+    with pytest.raises(GenofmInputError, match="has 7 rows but .*i3.parquet lists 3 regions"):
+        load_embeddings(tmp_path / "e.npy", tmp_path / "i3.parquet")
+    write_regions(tmp_path / "empty_seq.parquet", ["ACGT", ""])
+    with pytest.raises(GenofmInputError, match="'r1 in .*' has no sequence"):
+        embed_regions(tmp_path / "m", tmp_path / "empty_seq.parquet", tmp_path / "x.npy", tmp_path / "x.parquet",
+                      EmbedConfig())
+    assert not (tmp_path / "x.npy").exists()
+    with pytest.raises(GenofmInputError, match="layer 5 does not exist"):
+        Embedder(m, TOK, EmbedConfig(layer=5))
+
+
+def test_kmer_frequencies():
+    freqs = kmer_frequencies(["AACNAA", "acgt"], 2)
+    assert freqs.shape == (2, 16)
+    assert freqs[0, 0] == pytest.approx(2 / 3) and freqs[0, 1] == pytest.approx(1 / 3)  # AA x2, AC x1, N skipped
+    assert freqs[1].sum() == pytest.approx(1.0)
+
+
+def test_labels_are_checked():
+    with pytest.raises(GenofmInputError, match="x.parquet: all regions carry the label 'a'"):
+        check_labels(pd.Series(["a", "a"]), "x.parquet")
+    with pytest.raises(GenofmInputError, match="have no labels"):
+        check_labels(pd.Series([None, None]), "x.parquet")
+    with pytest.raises(GenofmInputError, match="1 region\\(s\\) have no label"):
+        check_labels(pd.Series(["a", None, "b"]), "x.parquet")
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_probe_separates_informative_embeddings(n_classes):
+    rng = np.random.default_rng(0)
+    labels = np.array([f"class{i % n_classes}" for i in range(120)])
+    codes = np.searchsorted(np.unique(labels), labels)
+    embeddings = rng.normal(size=(120, 16)) + codes[:, None] * 2.0  # informative
+    sequences = [random_seq(60, i) for i in range(120)]  # k-mers carry no signal
+    index = pd.DataFrame({"chrom": np.where(np.arange(120) < 90, "c1", "c2"), "start": 0, "end": 60, "strand": "+",
+                          "name": [f"r{i}" for i in range(120)], "label": labels})
+    metrics, predictions = run_probe(embeddings, index, sequences, ProbeConfig(folds=4), "t")
+    probe, baseline = metrics["results"]["probe"], metrics["results"]["kmer4_baseline"]
+    assert probe["auroc"]["mean"] > 0.95 and len(probe["auroc"]["folds"]) == 4
+    assert baseline["auroc"]["mean"] < 0.7 and metrics["probe_beats_baseline"]
+    assert predictions["fold"].between(0, 3).all()
+    held = run_probe(embeddings, index, sequences, ProbeConfig(holdout_contigs=["c2"]), "t")[0]
+    assert held["folds"] == 1 and held["results"]["probe"]["auroc"]["mean"] > 0.95
