@@ -35,7 +35,7 @@ class EmbedConfig:
     center_tokens: int = 16  # pooling center: tokens around the middle of the region
     rc_average: bool = False
     window_overlap: int = 32  # tokens shared by consecutive windows of a long region
-    batch_tokens: int = 16384  # tokens per forward pass (batches are grouped by length)
+    batch_tokens: int = 4096  # tokens per forward pass, padding included (batches grouped by length)
     dtype: str = "float32"  # of the written matrix: float32 | float16
 
     def __post_init__(self):
@@ -81,7 +81,7 @@ class Embedder:
             ids[i, 1:1 + w.size] = torch.from_numpy(w.astype(np.int64))
         autocast = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            out = self.model(ids.to(self.device), output_hidden_states=self.cfg.layer != -1)
+            out = self.model(ids.to(self.device), output_hidden_states=self.cfg.layer != -1, return_logits=False)
         states = out.last_hidden if self.cfg.layer == -1 else out.hidden_states[self.cfg.layer]
         states = states.float().cpu()
         return [states[i, :w.size + 1] for i, w in enumerate(windows)]
@@ -90,6 +90,8 @@ class Embedder:
         """Average each token over the windows holding it, then pool the region."""
         if self.cfg.pooling == "cls":
             return torch.stack([s[0] for s in states]).mean(0)
+        if len(states) == 1 and self.cfg.pooling == "mean":  # the region fits the context
+            return states[0].mean(0)
         D = states[0].shape[-1]
         total = torch.zeros(body.size, D)
         count = torch.zeros(body.size, 1)

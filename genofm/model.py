@@ -161,7 +161,7 @@ class Block(nn.Module):
 
 @dataclass
 class ModelOutput:
-    logits: torch.Tensor  # (B, L, V)
+    logits: torch.Tensor | None  # (B, L, V); None when not asked for
     hidden_states: list[torch.Tensor] | None = None  # n_layers + 1 of (B, L, D): embeddings, then each block
     attentions: list[torch.Tensor] | None = None  # n_layers of (B, H, L, L)
     last_hidden: torch.Tensor | None = None  # (B, L, D) after the final LayerNorm
@@ -225,10 +225,11 @@ class DNALM(nn.Module):
         return bias
 
     def forward(self, ids, attention_mask=None, output_hidden_states=False, output_attentions=False,
-                logits_at=None) -> ModelOutput:
+                logits_at=None, return_logits=True) -> ModelOutput:
         """ids: (B, L) token ids; attention_mask: (B, L), 1 for real tokens, 0 for padding
         (default: ids != pad_id). logits_at: optional (B, L) bool; logits are then computed
-        only there, as (N, V) (masked LM training predicts ~15% of positions)."""
+        only there, as (N, V) (masked LM training predicts ~15% of positions).
+        return_logits=False skips the vocabulary projection (embeddings, classifiers)."""
         B, L = ids.shape
         if L > self.cfg.max_len:
             raise GenofmInputError(f"sequence of {L} tokens is longer than the model's max_len {self.cfg.max_len}")
@@ -249,7 +250,10 @@ class DNALM(nn.Module):
             if output_attentions:
                 attentions.append(weights)
         x = self.norm(x)
-        logits = self.head(x if logits_at is None else x[logits_at])  # (B, L, V) or (N, V)
+        if not return_logits:
+            logits = None
+        else:
+            logits = self.head(x if logits_at is None else x[logits_at])  # (B, L, V) or (N, V)
         return ModelOutput(logits=logits, hidden_states=hidden, attentions=attentions, last_hidden=x)
 
     # --- files ----------------------------------------------------------------------------

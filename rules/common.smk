@@ -148,6 +148,10 @@ def probe_config(task):
     } | {"seed": config["seed"]}
 
 
+def finetune_config(task):
+    return dict(probe_task(task)["finetune"], seed=config["seed"])
+
+
 def embeddings_of(task):
     t = probe_task(task)
     base = f"results/{t['genome']}/embeddings/{t['model']}/{t['region_set']}"
@@ -160,10 +164,15 @@ def regions_of(task):
 
 
 def all_probe_outputs(name):
-    return [
-        f"results/{t['genome']}/probes/{t['model']}/{task}/{name}.tsv"
-        for task, t in config["probes"].items()
-    ]
+    """Probe outputs of every task, and fine-tuning outputs of tasks that fine-tune."""
+    outputs = []
+    for task, t in config["probes"].items():
+        outputs.append(f"results/{t['genome']}/probes/{t['model']}/{task}/{name}.tsv")
+        if t["finetune"]["method"] != "none":
+            outputs.append(
+                f"results/{t['genome']}/finetune/{t['model']}/{task}/{name}.tsv"
+            )
+    return outputs
 
 
 def all_outputs():

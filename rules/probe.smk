@@ -47,3 +47,30 @@ rule probe_summary:
         "../envs/genofm.yaml"
     script:
         "../workflow_scripts/probe_summary.py"
+
+
+rule finetune:
+    input:
+        model="results/models/{model}/model.safetensors",
+        regions=lambda w: regions_of(w.task),
+    output:
+        metrics="results/{genome}/finetune/{model}/{task}/metrics.json",
+        summary="results/{genome}/finetune/{model}/{task}/summary.tsv",
+        model_dir=directory("results/{genome}/finetune/{model}/{task}/model"),
+    log:
+        "logs/{genome}/finetune_{model}_{task}.log",
+    benchmark:
+        "benchmarks/{genome}/finetune_{model}_{task}.tsv"
+    conda:
+        "../envs/genofm.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    params:
+        probe=lambda w: probe_config(w.task),
+        finetune=lambda w: finetune_config(w.task),
+        model_dir=lambda w, input: os.path.dirname(input.model),
+    script:
+        "../workflow_scripts/finetune.py"

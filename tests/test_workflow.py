@@ -3,6 +3,7 @@ stop with a clear message and leave nothing half-written."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ TIME_DEPENDENT = {"metrics.tsv", "summary.json"}  # they record speed and run ti
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=1800)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -95,6 +96,24 @@ def test_demo_model_learned(demo_run):
     assert "tokens/s" in log and "ETA" in log and "unigram entropy" in log
     for name in ("model.safetensors", "config.json", "vocab.txt", "loss.png", "summary.json"):
         assert (model_dir / name).exists(), name
+
+
+def test_demo_probe_finetune_and_baseline(demo_run):
+    summary = pd.read_csv(demo_run / "results/probes_summary.tsv", sep="\t")
+    assert list(summary["method"]) == ["probe", "kmer4_baseline", "finetune_ia3"]
+    assert summary["auroc"].str.match(r"0\.\d{3} ± 0\.\d{3}").all()
+    probe_dir = demo_run / "results/demo/probes/demo_mlm/promoters"
+    metrics = json.loads((probe_dir / "metrics.json").read_text())
+    assert metrics["results"]["probe"]["auroc"]["mean"] > 0.8  # the embeddings carry the signal
+    assert set(metrics["class_counts"]) == {"promoter", "background"}
+    assert (probe_dir / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    predictions = pd.read_csv(probe_dir / "predictions.tsv", sep="\t")
+    assert len(predictions) == metrics["n_regions"] and predictions["fold"].between(0, 4).all()
+    embeddings = np.load(demo_run / "results/demo/embeddings/demo_mlm/promoters_vs_background.npy")
+    assert embeddings.shape == (metrics["n_regions"], 128)
+    adapter = demo_run / "results/demo/finetune/demo_mlm/promoters/model"
+    assert json.loads((adapter / "adapter_config.json").read_text())["peft_type"] == "IA3"
+    assert (adapter / "adapter_model.safetensors").exists()
 
 
 def test_demo_sequences_equal_bedtools(demo_run, tmp_path):

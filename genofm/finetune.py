@@ -1,0 +1,166 @@
+"""Fine-tuning: the pretrained model plus a classification head, trained on a labelled region
+set, fully or parameter-efficiently through peft (LoRA or IA3 on the attention and
+feed-forward projections). Evaluated on the probes' folds with the probes' metrics, then
+trained once more on every region and saved (peft's adapter format for LoRA/IA3).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .embed import load_model_and_tokenizer
+from .errors import GenofmInputError
+from .model import DNALM
+from .probe import scores_and_metrics
+from .tokenizer import CLS, PAD, KmerTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneConfig:
+    method: str = "lora"  # lora | ia3 | full
+    epochs: int = 3
+    lr: float = 1e-3
+    batch_size: int = 16
+    lora_r: int = 8
+    lora_alpha: int = 16
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.method not in ("lora", "ia3", "full"):
+            raise GenofmInputError(f"fine-tuning method must be lora, ia3 or full, not {self.method!r}")
+
+
+class SequenceClassifier(nn.Module):
+    """A DNALM backbone, mean-pooled over real tokens, and a linear head."""
+
+    def __init__(self, backbone: DNALM, n_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Linear(backbone.cfg.d_model, n_classes)  # not "head": that is the LM head
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = (ids != PAD).unsqueeze(-1).float()  # (B, L, 1)
+        states = self.backbone(ids, return_logits=False).last_hidden  # (B, L, D)
+        pooled = (states * mask).sum(1) / mask.sum(1)  # (B, D)
+        return self.classifier(pooled)  # (B, n_classes)
+
+
+def wrap(classifier: SequenceClassifier, cfg: FinetuneConfig) -> nn.Module:
+    """Full fine-tuning, or peft adapters on qkv/out/up/down with the classifier trained in full."""
+    if cfg.method == "full":
+        return classifier
+    from peft import IA3Config, LoraConfig, get_peft_model
+
+    if cfg.method == "lora":
+        peft_cfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=["qkv", "out", "up", "down"],
+                              modules_to_save=["classifier"], lora_dropout=0.0)
+    else:
+        peft_cfg = IA3Config(target_modules=["qkv", "up", "down"], feedforward_modules=["down"],
+                             modules_to_save=["classifier"])
+    return get_peft_model(classifier, peft_cfg)
+
+
+def encode(sequences: list[str], tokenizer: KmerTokenizer, max_len: int) -> list[np.ndarray]:
+    """Token bodies, cut to the central max_len - 1 tokens when a region is longer."""
+    ids, offsets = tokenizer.encode_batch(sequences, add_special_tokens=False)
+    bodies = []
+    for i in range(len(sequences)):
+        body = ids[offsets[i]:offsets[i + 1]]
+        if body.size > max_len - 1:
+            start = (body.size - (max_len - 1)) // 2
+            body = body[start:start + max_len - 1]
+        bodies.append(body.astype(np.int64))
+    return bodies
+
+
+def batch(bodies: list[np.ndarray]) -> torch.Tensor:
+    ids = torch.full((len(bodies), max(b.size for b in bodies) + 1), PAD, dtype=torch.long)
+    ids[:, 0] = CLS
+    for i, body in enumerate(bodies):
+        ids[i, 1:1 + body.size] = torch.from_numpy(body)
+    return ids
+
+
+def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: int, cfg: FinetuneConfig) -> nn.Module:
+    torch.manual_seed(cfg.seed)
+    model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes), cfg)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    rng = np.random.default_rng(cfg.seed)
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(len(bodies))
+        total = 0.0
+        for lo in range(0, len(order), cfg.batch_size):
+            idx = order[lo:lo + cfg.batch_size]
+            logits = model(batch([bodies[i] for i in idx]))
+            loss = nn.functional.cross_entropy(logits, torch.from_numpy(targets[idx]))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            total += float(loss.detach()) * len(idx)
+        log.info("  epoch %d/%d: training loss %.4f", epoch + 1, cfg.epochs, total / len(order))
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, bodies, batch_size: int = 64) -> np.ndarray:
+    out = [torch.softmax(model(batch(bodies[lo:lo + batch_size])), dim=-1) for lo in range(0, len(bodies), batch_size)]
+    return torch.cat(out).numpy()
+
+
+def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    return (sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters()))
+
+
+def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels: np.ndarray, folds,
+                            cfg: FinetuneConfig, out_dir: str | Path | None = None) -> tuple[dict, np.ndarray]:
+    """Fine-tune on each fold's training regions, score its test regions; then, if out_dir is
+    given, fine-tune on all regions and save the model (adapter + head for peft methods)."""
+    torch.set_flush_denormal(True)
+    backbone, tokenizer = load_model_and_tokenizer(model_dir)
+    bodies = encode(sequences, tokenizer, backbone.cfg.max_len)
+    classes = np.unique(labels)
+    targets = np.searchsorted(classes, labels)
+    proba = np.full((len(labels), len(classes)), np.nan)
+    per_fold = []
+    for k, (train_idx, test_idx) in enumerate(folds):
+        log.info("fold %d/%d: %s fine-tuning on %d regions", k + 1, len(folds), cfg.method, len(train_idx))
+        model = train_classifier(backbone, [bodies[i] for i in train_idx], targets[train_idx], len(classes), cfg)
+        proba[test_idx] = predict(model, [bodies[i] for i in test_idx])
+        per_fold.append(scores_and_metrics(labels[test_idx], proba[test_idx], classes))
+    summary = {}
+    for metric in per_fold[0]:
+        values = np.array([f[metric] for f in per_fold])
+        summary[metric] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                           "folds": values.round(6).tolist()}
+    if out_dir is not None:
+        final = train_classifier(backbone, bodies, targets, len(classes), cfg)
+        trainable, total = trainable_parameters(final)
+        summary["trainable_parameters"] = {"trainable": trainable, "total": total}
+        save(final, cfg, Path(out_dir), classes)
+    return summary, proba
+
+
+def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, classes: np.ndarray) -> None:
+    """peft methods: peft's save_pretrained (adapter_config.json + adapter_model.safetensors,
+    head included); full: the classifier's state as safetensors."""
+    import json
+
+    from safetensors.torch import save_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.method == "full":
+        save_model(model, str(out_dir / "classifier.safetensors"))
+    else:
+        model.save_pretrained(str(out_dir))
+    (out_dir / "classes.json").write_text(json.dumps([str(c) for c in classes]) + "\n")

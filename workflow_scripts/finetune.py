@@ -1,0 +1,36 @@
+"""Rule finetune: pretrained model + classification head on a labelled region set (LoRA, IA3
+or full), on the probe task's folds; the final model trained on every region is saved."""
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from genofm.atomic import atomic_path
+from genofm.finetune import FinetuneConfig, cross_validate_finetune
+from genofm.probe import ProbeConfig, check_labels, folds_of, summary_rows
+from genofm.provenance import provenance
+from genofm.workflow import run_script
+
+
+def main(smk):
+    regions = pq.read_table(smk.input.regions).to_pandas()
+    labels = check_labels(regions["label"], smk.input.regions)
+    folds = folds_of(labels, regions["chrom"].to_numpy(), ProbeConfig(**smk.params.probe))
+    cfg = FinetuneConfig(**smk.params.finetune)
+    result, _ = cross_validate_finetune(smk.params.model_dir, list(regions["sequence"]), labels, folds, cfg,
+                                        out_dir=smk.output.model_dir)
+    task, model = smk.wildcards.task, smk.wildcards.model
+    metrics = {"task": task, "model": model, "method": f"finetune_{cfg.method}", "n_regions": len(labels),
+               "cv": f"holdout contigs {','.join(smk.params.probe['holdout_contigs'])}"
+               if smk.params.probe["holdout_contigs"] else f"stratified {len(folds)}-fold",
+               "results": {f"finetune_{cfg.method}": {k: v for k, v in result.items() if k != "trainable_parameters"}},
+               "trainable_parameters": result.get("trainable_parameters"), "config": smk.params.finetune,
+               "provenance": provenance()}
+    with atomic_path(smk.output.metrics) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    with atomic_path(smk.output.summary) as tmp:
+        pd.DataFrame(summary_rows(task, model, metrics)).to_csv(tmp, sep="\t", index=False)
+
+
+run_script(main, snakemake)  # noqa: F821
