@@ -122,8 +122,8 @@ def test_labels_are_checked():
         check_labels(pd.Series(["a", None, "b"]), "x.parquet")
 
 
-@pytest.mark.parametrize("n_classes", [2, 3])
-def test_probe_separates_informative_embeddings(n_classes):
+@pytest.mark.parametrize("n_classes,classifier", [(2, "logistic"), (3, "logistic"), (2, "mlp")])
+def test_probe_separates_informative_embeddings(n_classes, classifier):
     rng = np.random.default_rng(0)
     labels = np.array([f"class{i % n_classes}" for i in range(120)])
     codes = np.searchsorted(np.unique(labels), labels)
@@ -131,10 +131,10 @@ def test_probe_separates_informative_embeddings(n_classes):
     sequences = [random_seq(60, i) for i in range(120)]  # k-mers carry no signal
     index = pd.DataFrame({"chrom": np.where(np.arange(120) < 90, "c1", "c2"), "start": 0, "end": 60, "strand": "+",
                           "name": [f"r{i}" for i in range(120)], "label": labels})
-    metrics, predictions = run_probe(embeddings, index, sequences, ProbeConfig(folds=4), "t")
+    metrics, predictions = run_probe(embeddings, index, sequences, ProbeConfig(folds=4, classifier=classifier), "t")
     probe, baseline = metrics["results"]["probe"], metrics["results"]["kmer4_baseline"]
     assert probe["auroc"]["mean"] > 0.95 and len(probe["auroc"]["folds"]) == 4
     assert baseline["auroc"]["mean"] < 0.7 and metrics["probe_beats_baseline"]
     assert predictions["fold"].between(0, 3).all()
-    held = run_probe(embeddings, index, sequences, ProbeConfig(holdout_contigs=["c2"]), "t")[0]
+    held = run_probe(embeddings, index, sequences, ProbeConfig(holdout_contigs=["c2"], classifier=classifier), "t")[0]
     assert held["folds"] == 1 and held["results"]["probe"]["auroc"]["mean"] > 0.95

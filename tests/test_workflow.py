@@ -148,6 +148,15 @@ def test_rerun_from_scratch_gives_identical_files(demo_run, tmp_path):
     pd.testing.assert_frame_equal(ours.drop(columns="tokens_per_s"), theirs.drop(columns="tokens_per_s"))
 
 
+def test_report_holds_the_plots_and_tables(demo_run):
+    snakemake(demo_run, "--report", "report.zip")
+    import zipfile
+
+    names = zipfile.ZipFile(demo_run / "report.zip").namelist()
+    for wanted in ("loss.png", "roc.png", "probes_summary.tsv"):
+        assert any(n.endswith(wanted) for n in names), (wanted, names[:20])
+
+
 def test_second_run_has_nothing_to_do(demo_run):
     proc = snakemake(demo_run, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
