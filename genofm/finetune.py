@@ -18,7 +18,7 @@ import torch.nn as nn
 from .embed import load_model_and_tokenizer
 from .errors import GenofmInputError
 from .model import DNALM
-from .probe import scores_and_metrics
+from .probe import scores_and_metrics, summarise_folds
 from .tokenizer import CLS, PAD, KmerTokenizer
 
 log = logging.getLogger(__name__)
@@ -138,11 +138,7 @@ def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels:
         model = train_classifier(backbone, [bodies[i] for i in train_idx], targets[train_idx], len(classes), cfg)
         proba[test_idx] = predict(model, [bodies[i] for i in test_idx])
         per_fold.append(scores_and_metrics(labels[test_idx], proba[test_idx], classes))
-    summary = {}
-    for metric in per_fold[0]:
-        values = np.array([f[metric] for f in per_fold])
-        summary[metric] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                           "folds": values.round(6).tolist()}
+    summary = summarise_folds(per_fold)
     if out_dir is not None:
         final = train_classifier(backbone, bodies, targets, len(classes), cfg)
         trainable, total = trainable_parameters(final)

@@ -18,7 +18,7 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .atomic import atomic_path
 from .data import (IGNORE, load_pool, mask_for_mlm, next_token_labels, reverse_complement_tokens,
                    sample_windows, unigram_entropy)
-from .errors import GenofmInputError
+from .errors import GenofmInputError, dataclass_from_dict
 from .model import DNALM, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise GenofmInputError(f"unknown training config keys: {', '.join(unknown)}")
-        cfg = cls(**data)
+        cfg = dataclass_from_dict(cls, data, "training config")
         if cfg.objective not in ("mlm", "clm"):
             raise GenofmInputError(f"training objective must be mlm or clm, not {cfg.objective!r}")
         return cfg

@@ -117,12 +117,17 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, folds, cfg: ProbeCo
         fold_proba[:, np.searchsorted(classes, clf.classes_)] = clf.predict_proba(features[test_idx])
         proba[test_idx] = fold_proba
         per_fold.append(scores_and_metrics(labels[test_idx], fold_proba, classes))
+    return summarise_folds(per_fold), proba
+
+
+def summarise_folds(per_fold: list[dict]) -> dict:
+    """{metric: {mean, sd, folds}} from one metrics dict per fold."""
     summary = {}
     for metric in per_fold[0]:
         values = np.array([f[metric] for f in per_fold])
         summary[metric] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                            "folds": values.round(6).tolist()}
-    return summary, proba
+    return summary
 
 
 def run_probe(embeddings: np.ndarray, index: pd.DataFrame, sequences: list[str], cfg: ProbeConfig,
