@@ -159,4 +159,11 @@ def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, classes: np.ndarr
         save_model(model, str(out_dir / "classifier.safetensors"))
     else:
         model.save_pretrained(str(out_dir))
+        # peft writes module-name sets in hash order: sort them so reruns give identical bytes
+        config_path = out_dir / "adapter_config.json"
+        config = json.loads(config_path.read_text())
+        for key, value in config.items():
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                config[key] = sorted(value)
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     (out_dir / "classes.json").write_text(json.dumps([str(c) for c in classes]) + "\n")
