@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from genofm.embed import EmbedConfig, Embedder  # noqa: E402
-from genofm.model import DNALM, ModelConfig  # noqa: E402
-from genofm.tokenizer import MASK, PAD, KmerTokenizer  # noqa: E402
+from genofm.tokenizer import KmerTokenizer  # noqa: E402
+from same_size import same_size_models  # noqa: E402  (beside this script)
 
 
 def make_sequences(n: int, min_bp: int, max_bp: int, seed: int = 0) -> list[str]:
@@ -51,17 +51,10 @@ def make_sequences(n: int, min_bp: int, max_bp: int, seed: int = 0) -> list[str]
 
 
 def build_models(args, vocab: int):
-    from transformers import EsmConfig, EsmModel
+    from transformers import EsmModel
 
-    torch.manual_seed(0)
-    ours = DNALM(ModelConfig(vocab_size=vocab, max_len=args.max_len, n_layers=args.layers, d_model=args.d_model,
-                             n_heads=args.heads, d_ff=args.d_ff, position="rope", ffn="gelu"))
-    esm_cfg = EsmConfig(vocab_size=vocab, hidden_size=args.d_model, num_hidden_layers=args.layers,
-                        num_attention_heads=args.heads, intermediate_size=args.d_ff,
-                        max_position_embeddings=args.max_len + 2, position_embedding_type="rotary",
-                        pad_token_id=PAD, mask_token_id=MASK, token_dropout=False, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0, emb_layer_norm_before=False, layer_norm_eps=1e-5)
-    return ours.eval(), EsmModel(esm_cfg).eval()
+    ours, hf = same_size_models(EsmModel, vocab, args.layers, args.d_model, args.heads, args.d_ff, args.max_len)
+    return ours.eval(), hf.eval()
 
 
 def hf_embedder(model, tokenizer, batch_size: int, counter: list[int]):

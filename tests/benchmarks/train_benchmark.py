@@ -43,8 +43,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from genofm.data import IGNORE, mask_for_mlm  # noqa: E402
-from genofm.model import DNALM, ModelConfig  # noqa: E402
-from genofm.tokenizer import CLS, MASK, PAD, KmerTokenizer  # noqa: E402
+from genofm.model import DNALM  # noqa: E402
+from genofm.tokenizer import CLS, KmerTokenizer  # noqa: E402
+from same_size import same_size_models  # noqa: E402  (beside this script)
 
 
 def make_batches(tokenizer: KmerTokenizer, n: int, batch: int, seq_len: int, seed: int = 0):
@@ -59,18 +60,9 @@ def make_batches(tokenizer: KmerTokenizer, n: int, batch: int, seq_len: int, see
 
 
 def build_models(args, vocab: int):
-    from transformers import EsmConfig, EsmForMaskedLM
+    from transformers import EsmForMaskedLM
 
-    torch.manual_seed(0)
-    ours = DNALM(ModelConfig(vocab_size=vocab, max_len=args.seq_len, n_layers=args.layers, d_model=args.d_model,
-                             n_heads=args.heads, d_ff=args.d_ff, position="rope", ffn="gelu"))
-    esm_cfg = EsmConfig(vocab_size=vocab, hidden_size=args.d_model, num_hidden_layers=args.layers,
-                        num_attention_heads=args.heads, intermediate_size=args.d_ff,
-                        max_position_embeddings=args.seq_len + 2, position_embedding_type="rotary",
-                        pad_token_id=PAD, mask_token_id=MASK, token_dropout=False, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0, emb_layer_norm_before=False, layer_norm_eps=1e-5,
-                        tie_word_embeddings=True)  # tied, as genofm's head (the default of EsmConfig)
-    hf = EsmForMaskedLM(esm_cfg)
+    ours, hf = same_size_models(EsmForMaskedLM, vocab, args.layers, args.d_model, args.heads, args.d_ff, args.seq_len)
     return ours.train(), hf.train()
 
 
