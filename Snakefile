@@ -21,6 +21,7 @@ include: "rules/tokenize.smk"
 include: "rules/pretrain.smk"
 include: "rules/embed.smk"
 include: "rules/probe.smk"
+include: "rules/variants.smk"
 
 
 rule all:

@@ -111,7 +111,9 @@ class Attention(nn.Module):
             bias = bias.to(q.dtype)  # under autocast q is bf16; SDPA wants matching dtypes
         weights = None
         if need_weights:  # the explicit path, only for attention maps
-            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + bias  # (B, H, L, L)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, L, L)
+            if bias is not None:
+                scores = scores + bias
             weights = scores.softmax(dim=-1)
             y = weights @ v
         else:

@@ -34,6 +34,9 @@ def run_script(main: Callable[[Any], None], smk: Any) -> None:
         log.error("%s", err)
         print(f"genofm: error: {err}", file=sys.stderr)
         sys.exit(1)
+    except Exception:  # a bug: its traceback goes into the rule's log too
+        log.exception("unexpected error")
+        raise
     log.info("done in %.1f s", time.perf_counter() - started)
 
 

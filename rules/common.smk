@@ -9,6 +9,7 @@ wildcard_constraints:
     genome=r"[A-Za-z0-9_-]+",
     set=r"[A-Za-z0-9_-]+",
     model=r"[A-Za-z0-9_-]+",
+    callset=r"[A-Za-z0-9_-]+",
 
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
@@ -175,6 +176,48 @@ def all_probe_outputs(name):
     return outputs
 
 
+def callset_config(callset):
+    return config["variants"][callset]
+
+
+def callset_inputs(wildcards):
+    """The model, the reference (with its indexes) and the VCF of a call set."""
+    cs = callset_config(wildcards.callset)
+    for key in ("genome", "model"):
+        if cs[key] != getattr(wildcards, key):
+            raise ValueError(
+                f"call set {wildcards.callset!r} is configured for {key} {cs[key]!r}, "
+                f"not {getattr(wildcards, key)!r}"
+            )
+    return {
+        "model": f"results/models/{cs['model']}/model.safetensors",
+        "fasta": f"resources/{cs['genome']}/genome.fa.gz",
+        "fai": f"resources/{cs['genome']}/genome.fa.gz.fai",
+        "gzi": f"resources/{cs['genome']}/genome.fa.gz.gzi",
+        "vcf": cs["vcf"],
+    }
+
+
+def scoring_config():
+    """ScoringConfig keys of `variant_scoring` (figure_tokens belongs to the figures rule)."""
+    return {k: v for k, v in config["variant_scoring"].items() if k != "figure_tokens"}
+
+
+def callset_options(callset):
+    cs = callset_config(callset)
+    return {k: cs[k] for k in ("class_info_key", "contig_aliases", "regions")}
+
+
+def variant_outputs(callset):
+    cs = callset_config(callset)
+    base = f"results/{cs['genome']}/variants/{cs['model']}/{callset}"
+    return [
+        f"{base}.vcf.gz",
+        f"{base}/score_distributions.png",
+        f"{base}/ism.png",
+    ]
+
+
 def all_outputs():
     outputs = []
     for genome, gcfg in config["genomes"].items():
@@ -186,4 +229,6 @@ def all_outputs():
         outputs.append(f"results/models/{model}/model.safetensors")
     if config["probes"]:
         outputs.append("results/probes_summary.tsv")
+    for callset in config["variants"]:
+        outputs += variant_outputs(callset)
     return outputs

@@ -116,6 +116,31 @@ def test_demo_probe_finetune_and_baseline(demo_run):
     assert (adapter / "adapter_model.safetensors").exists()
 
 
+def test_demo_variants_scored_and_read_by_bcftools(demo_run):
+    require_tool("bcftools")
+    base = demo_run / "results/demo/variants/demo_mlm/demo_variants"
+    vcf = Path(f"{base}.vcf.gz")
+    assert Path(f"{vcf}.tbi").exists()
+    proc = subprocess.run(["bcftools", "query", "-f", "%ID\t%REF\t%ALT\t%INFO/GFM_STATUS\t%INFO/GFM_LLR\n", str(vcf)],
+                          capture_output=True, text=True, check=True)
+    assert "[E::" not in proc.stderr and "[W::" not in proc.stderr, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    source = [line.split("\t")[2] for line in (demo_run / "config/demo/variants.vcf").read_text().splitlines()
+              if not line.startswith("#")]
+    assert [r[0] for r in rows] == source and len(rows) == 530  # every record, in input order
+    assert {r[3] for r in rows} == {"OK"}
+    assert all((r[4] != ".") == (len(r[1]) == len(r[2]) == 1) for r in rows)  # an LLR for every SNV
+    summary = json.loads(Path(f"{base}.summary.json").read_text())
+    assert summary["records_in"] == summary["records_out"] == 530
+    aurocs = pd.read_csv(base / "class_auroc.tsv", sep="\t")
+    pairs = set(zip(aurocs["positive"], aurocs["negative"]))
+    for wanted in [("stop_gained", "synonymous"), ("missense", "synonymous"), ("motif_disrupting", "neutral")]:
+        assert wanted in pairs
+    for name in ("score_distributions.png", "class_auroc.png", "along_genome.png", "ism.png", "attention.png"):
+        assert (base / name).read_bytes()[:4] == b"\x89PNG", name
+    assert len(pd.read_csv(base / "ism.tsv", sep="\t")) == 600  # 100 tokens of 6 bases
+
+
 def test_demo_sequences_equal_bedtools(demo_run, tmp_path):
     require_tool("bedtools")
     plain = tmp_path / "genome.fa"
@@ -153,7 +178,8 @@ def test_report_holds_the_plots_and_tables(demo_run):
     import zipfile
 
     names = zipfile.ZipFile(demo_run / "report.zip").namelist()
-    for wanted in ("loss.png", "roc.png", "probes_summary.tsv"):
+    for wanted in ("loss.png", "roc.png", "probes_summary.tsv", "score_distributions.png", "class_auroc.tsv",
+                   "ism.png", "attention.png", "top_variants.tsv"):
         assert any(n.endswith(wanted) for n in names), (wanted, names[:20])
 
 

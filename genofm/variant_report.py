@@ -1,0 +1,244 @@
+"""Figures and tables of a scored call set for `snakemake --report`.
+
+From the scores table: score distributions by variant class, the AUROC of every class pair,
+scores along the genome and the top variants. From the model: a per-nucleotide in-silico
+mutagenesis heatmap of a region (every SNV scored by the masked LLR) and the attention map of
+the last layer over the region's first ~100 tokens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pysam  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from .errors import GenofmInputError  # noqa: E402
+from .tokenizer import CLS  # noqa: E402
+from .variant_scoring import VariantScorer  # noqa: E402
+from .vcf import Allele, parse_regions  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# score -> (label, sign that makes "larger = more disruptive")
+SCORES = {
+    "llr": ("-LLR (masked marginal)", -1.0),
+    "lldiff": ("-log-likelihood difference", -1.0),
+    "emb_cosine": ("embedding cosine distance", 1.0),
+    "emb_l2": ("embedding L2 distance", 1.0),
+}
+
+
+def read_scores(path) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t", dtype={"class": str, "chrom": str, "id": str}, keep_default_na=False,
+                        na_values={c: [""] for c in SCORES})
+    table["class"] = table["class"].replace("", "unclassified")
+    return table
+
+
+def present_scores(table: pd.DataFrame) -> list[str]:
+    return [s for s in SCORES if s in table and table[s].notna().any()]
+
+
+def class_pair_aurocs(table: pd.DataFrame) -> pd.DataFrame:
+    """AUROC of each score for every ordered class pair (first class positive), where both
+    classes have scored variants; 0.5 is chance, 1.0 ranks every `positive` above `negative`."""
+    rows = []
+    classes = sorted(table["class"].unique())
+    for score in present_scores(table):
+        sign = SCORES[score][1]
+        scored = table[table[score].notna()]
+        for positive, negative in itertools.permutations(classes, 2):
+            pos = scored.loc[scored["class"] == positive, score].to_numpy()
+            neg = scored.loc[scored["class"] == negative, score].to_numpy()
+            if len(pos) and len(neg):
+                y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+                auroc = roc_auc_score(y, sign * np.r_[pos, neg])
+                rows.append({"score": score, "positive": positive, "negative": negative,
+                             "n_positive": len(pos), "n_negative": len(neg), "auroc": round(float(auroc), 4)})
+    return pd.DataFrame(rows, columns=["score", "positive", "negative", "n_positive", "n_negative", "auroc"])
+
+
+def plot_score_distributions(table: pd.DataFrame, path, title: str) -> None:
+    scores = present_scores(table)
+    classes = sorted(table["class"].unique())
+    fig, axes = plt.subplots(1, max(1, len(scores)), figsize=(4.5 * max(1, len(scores)), 0.45 * len(classes) + 2),
+                             squeeze=False)
+    for ax, score in zip(axes[0], scores):
+        data = [table.loc[(table["class"] == c) & table[score].notna(), score].to_numpy() for c in classes]
+        keep = [i for i, d in enumerate(data) if len(d)]
+        ax.boxplot([data[i] for i in keep], vert=False, showfliers=False)
+        for row, i in enumerate(keep, start=1):  # every point, jittered, over the box
+            jitter = np.random.default_rng(row).uniform(-0.15, 0.15, len(data[i]))
+            ax.scatter(data[i], row + jitter, s=4, alpha=0.4, color="tab:blue")
+        ax.set_yticks(range(1, len(keep) + 1), [f"{classes[i]} (n={len(data[i])})" for i in keep])
+        ax.set_xlabel(score)
+        ax.set_title(SCORES[score][0], fontsize=9)
+    if not scores:
+        axes[0][0].text(0.5, 0.5, "no variant could be scored", ha="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_class_aurocs(aurocs: pd.DataFrame, path, title: str) -> None:
+    scores = list(dict.fromkeys(aurocs["score"])) or ["none"]
+    fig, axes = plt.subplots(1, len(scores), figsize=(5 * len(scores), 4.5), squeeze=False)
+    for ax, score in zip(axes[0], scores):
+        sub = aurocs[aurocs["score"] == score]
+        classes = sorted(set(sub["positive"]) | set(sub["negative"]))
+        matrix = np.full((len(classes), len(classes)), np.nan)
+        for r in sub.itertuples():
+            matrix[classes.index(r.positive), classes.index(r.negative)] = r.auroc
+        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="RdBu_r")
+        for i, j in zip(*np.where(~np.isnan(matrix))):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(classes)), classes, fontsize=8)
+        ax.set_xlabel("negative class")
+        ax.set_ylabel("positive class")
+        ax.set_title(SCORES.get(score, (score,))[0], fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046, label="AUROC")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_along_genome(table: pd.DataFrame, path, title: str) -> None:
+    scores = present_scores(table)
+    fig, axes = plt.subplots(max(1, len(scores)), 1, figsize=(11, 2.4 * max(1, len(scores))), squeeze=False)
+    contigs = list(dict.fromkeys(table["chrom"]))
+    offsets, edge = {}, 0
+    for contig in contigs:  # contigs side by side in VCF order
+        offsets[contig] = edge
+        edge += int(table.loc[table["chrom"] == contig, "pos"].max()) + 1
+    x = table["chrom"].map(offsets) + table["pos"]
+    for ax, score in zip(axes[:, 0], scores):
+        for c in sorted(table["class"].unique()):
+            rows = (table["class"] == c) & table[score].notna()
+            ax.scatter(x[rows], SCORES[score][1] * table.loc[rows, score], s=5, label=c)
+        ax.set_ylabel(SCORES[score][0], fontsize=8)
+        for contig, start in offsets.items():
+            ax.axvline(start, color="grey", lw=0.5)
+            ax.text(start, 1.0, f" {contig}", transform=ax.get_xaxis_transform(), fontsize=7, va="bottom")
+    axes[0, 0].legend(fontsize=7, markerscale=2, loc="upper right")
+    axes[-1, 0].set_xlabel("position along the genome (contigs in VCF order)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def top_variants(table: pd.DataFrame, n: int = 50) -> pd.DataFrame:
+    """The n most disruptive scored variants by the first score present (LLR first)."""
+    scores = present_scores(table)
+    if not scores:
+        return table.head(0)
+    score = scores[0]
+    scored = table[table[score].notna()].copy()
+    scored["rank_value"] = SCORES[score][1] * scored[score]
+    return scored.sort_values(["rank_value", "record"], ascending=[False, True]).head(n).drop(columns="rank_value")
+
+
+# --- figures from the model ---------------------------------------------------------------
+
+def figure_region(region: str, table: pd.DataFrame, fasta: pysam.FastaFile, length: int) -> tuple[str, int, int]:
+    """(contig, start, end) 0-based: the configured 'chr:start-end', or `length` bases around the
+    most disruptive scored SNV (by LLR), or the start of the first contig."""
+    if region:
+        (contig, ranges), = parse_regions([region]).items()
+        if contig not in fasta.references:
+            raise GenofmInputError(f"figure region {region!r}: {contig} is not in the reference")
+        start, end = ranges[0]
+        return contig, start, min(end, fasta.get_reference_length(contig))
+    has_llr = "llr" in table and table["llr"].notna().any()
+    snvs = table[(table["kind"] == "snv") & table["llr"].notna()] if has_llr else table.head(0)
+    if len(snvs):
+        top = snvs.sort_values(["llr", "record"]).iloc[0]
+        contig = str(top["window"]).rsplit(":", 1)[0]
+        center = int(top["pos"]) - 1
+    else:
+        contig, center = fasta.references[0], length // 2
+    size = fasta.get_reference_length(contig)
+    start = max(0, min(center - length // 2, size - length))
+    return contig, start, min(size, start + length)
+
+
+def saturation_alleles(fasta: pysam.FastaFile, contig: str, start: int, end: int) -> list[Allele]:
+    """All three SNVs at every A/C/G/T position of a region (in-silico mutagenesis)."""
+    seq = fasta.fetch(contig, start, end).upper()
+    alleles = []
+    for i, base in enumerate(seq):
+        for alt in "ACGT":
+            if base in "ACGT" and alt != base:
+                alleles.append(Allele(record=len(alleles), chrom=contig, pos=start + i, vcf_id=".", ref=base,
+                                      alt=alt, ref_chrom=contig))
+    return alleles
+
+
+def ism_matrix(scorer: VariantScorer, contig: str, start: int, end: int) -> tuple[np.ndarray, str]:
+    """(4, L) score of each base (rows A C G T) at each position, 0 for the ref base: the
+    masked LLR, or for a next-token model the log-likelihood difference."""
+    alleles = saturation_alleles(scorer.fasta, contig, start, end)
+    scorer.score(alleles)
+    score = "lldiff" if scorer.causal else "llr"
+    matrix = np.zeros((4, end - start))
+    for a in alleles:
+        matrix["ACGT".index(a.alt), a.pos - start] = a.scores.get(score, np.nan)
+    return matrix, scorer.fasta.fetch(contig, start, end).upper()
+
+
+def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title: str) -> None:
+    width = matrix.shape[1]
+    fig, axes = plt.subplots(2, 1, figsize=(min(16, 4 + width / 40), 4), sharex=True,
+                             gridspec_kw={"height_ratios": [1, 2]})
+    axes[0].bar(range(width), -np.nanmean(np.where(matrix == 0, np.nan, matrix), axis=0), width=1.0, color="tab:red")
+    axes[0].set_ylabel("mean -LLR", fontsize=8)
+    limit = np.nanmax(np.abs(matrix)) or 1.0
+    image = axes[1].imshow(matrix, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
+    axes[1].set_yticks(range(4), list("ACGT"))
+    step = max(1, width // 20)
+    axes[1].set_xticks(range(0, width, step), [f"{start + i + 1:,}" for i in range(0, width, step)],
+                       rotation=45, ha="right", fontsize=7)
+    axes[1].set_xlabel(f"{contig} position (ref bases: LLR 0)")
+    fig.colorbar(image, ax=axes, fraction=0.02, label="LLR  log P(alt) - log P(ref)")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def last_layer_attention(scorer: VariantScorer, seq: str, max_tokens: int = 100) -> tuple[np.ndarray, list[str]]:
+    """Head-averaged attention (L, L) of the last layer over <cls> + the first tokens of seq."""
+    tokenizer = scorer.tokenizer
+    body = tokenizer.encode(seq, add_special_tokens=False)[:min(max_tokens, scorer.context)]
+    ids = torch.from_numpy(np.r_[CLS, body].astype(np.int64))[None]
+    out = scorer.model(ids.to(scorer.device), output_attentions=True, return_logits=False)
+    attention = out.attentions[-1][0].float().mean(0).cpu().numpy()  # (L, L)
+    return attention, [tokenizer.vocab[i] for i in ids[0].tolist()]
+
+
+def plot_attention(attention: np.ndarray, tokens: list[str], path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    image = ax.imshow(attention, cmap="viridis", interpolation="nearest")
+    step = max(1, len(tokens) // 25)
+    ticks = list(range(0, len(tokens), step))
+    ax.set_xticks(ticks, [tokens[i] for i in ticks], rotation=90, fontsize=6)
+    ax.set_yticks(ticks, [tokens[i] for i in ticks], fontsize=6)
+    ax.set_xlabel("attended token (key)")
+    ax.set_ylabel("attending token (query)")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="attention, mean over heads")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

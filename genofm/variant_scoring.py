@@ -1,0 +1,291 @@
+"""Zero-shot variant scores from a pretrained model.
+
+- Masked LM: the masked-marginal log-likelihood ratio of GPN generalised to k-mer tokens:
+  mask the token holding the variant and read log P(alt token) - log P(ref token) off the
+  model's output there (the alt token is the ref k-mer with the variant applied). SNVs, and
+  MNVs that stay inside one token. Averaged over both strands when configured.
+  Windows sit on a fixed token grid, so every variant in the same token of the same window
+  shares one forward pass: saturation mutagenesis costs one pass per token and strand
+  (k = 6: 18 SNVs per pass), not one per variant.
+- Next-token LM: log-likelihood of the ALT window minus that of the REF window, any variant.
+- Any variant, indels too: cosine and L2 distance between the mean embeddings of the REF and
+  ALT windows, as the Nucleotide Transformer paper does.
+
+Window: `window` bases (default: the model's whole context), the variant's token central.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pysam
+import torch
+
+from .embed import EmbedConfig, Embedder
+from .errors import GenofmInputError
+from .model import DNALM
+from .regions import reverse_complement
+from .tokenizer import CLS, MASK, PAD, KmerTokenizer
+from .vcf import SCORED_STATUSES, Allele
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoringConfig:
+    window: int = 0  # bases around each variant; 0: the model's whole context
+    rc_average: bool = True  # average the scores of both strands
+    llr: bool = True  # masked-marginal LLR (masked LM) or log-likelihood difference (next-token LM)
+    embedding: bool = True  # cosine / L2 distance of REF and ALT window embeddings
+    embedding_layer: int = -1
+    near_contig_end: str = "shorten"  # shorten: score on the cut window; skip: leave unscored
+    max_n_fraction: float = 0.5  # windows with more N than this are left unscored (N_IN_WINDOW)
+    batch_size: int = 32  # sequences per forward pass
+    chunk_records: int = 2000  # records read, scored and written at a time
+
+    def __post_init__(self):
+        if self.near_contig_end not in ("shorten", "skip"):
+            raise GenofmInputError(f"near_contig_end must be shorten or skip, not {self.near_contig_end!r}")
+        if self.window < 0 or self.batch_size < 1 or self.chunk_records < 1:
+            raise GenofmInputError("window must be >= 0, batch_size and chunk_records >= 1")
+
+
+@dataclass
+class _Site:
+    """Where one allele is read off a masked pass: the pass's key and the two token ids."""
+
+    key: tuple
+    ref_id: int
+    alt_id: int
+
+
+class VariantScorer:
+    def __init__(self, model: DNALM, tokenizer: KmerTokenizer, fasta: pysam.FastaFile, cfg: ScoringConfig,
+                 device: str = "cpu", share_passes: bool = True):
+        self.model, self.tokenizer, self.fasta, self.cfg = model.eval(), tokenizer, fasta, cfg
+        self.device = torch.device(device)
+        self.share_passes = share_passes  # False: one pass per variant (the naive reference scorer)
+        self.k = tokenizer.k
+        self.context = model.cfg.max_len - 1  # body tokens after <cls>
+        self.window_tokens = cfg.window // self.k if cfg.window else self.context
+        if not 1 <= self.window_tokens <= self.context:
+            raise GenofmInputError(f"window of {cfg.window} bases does not fit the model's context of "
+                                   f"{self.context} tokens of {self.k} bases")
+        self.causal = model.cfg.causal
+        if cfg.llr and tokenizer.overlapping and not self.causal:
+            raise GenofmInputError("the masked LLR needs non-overlapping tokens: with overlapping k-mers a "
+                                   "base sits in k tokens; set variant_scoring.llr to false")
+        self.embedder = None
+        if cfg.embedding:
+            embed_cfg = EmbedConfig(layer=cfg.embedding_layer, pooling="mean", rc_average=cfg.rc_average,
+                                    batch_tokens=cfg.batch_size * model.cfg.max_len)
+            self.embedder = Embedder(model, tokenizer, embed_cfg, device)
+        self.passes: Counter = Counter()  # sequences through the model, by score
+        self._kmer_id_range = (tokenizer.kmer_offset, tokenizer.single_offset)
+
+    @property
+    def score_names(self) -> list[str]:
+        names = []
+        if self.cfg.llr:
+            names.append("lldiff" if self.causal else "llr")
+        if self.cfg.embedding:
+            names += ["emb_cosine", "emb_l2"]
+        return names
+
+    # --- windows ------------------------------------------------------------------------
+
+    def window_of(self, a: Allele, length: int) -> tuple[int, int, bool]:
+        """(start, end, cut by a contig end) of the allele's window on the token grid."""
+        k = self.k
+        tokens = self.window_tokens
+        grown = len(a.alt) - len(a.ref)
+        if grown > 0:  # room for the inserted bases (and leftover single-base tokens)
+            tokens = max(1, tokens - (-(-grown // k)) - (k - 1))
+        token = (a.pos + (len(a.ref) - 1) // 2) // k  # the grid token holding the variant's middle
+        start = (token - tokens // 2) * k
+        end = max(start + tokens * k, a.pos + len(a.ref))
+        cut = start < 0 or end > length
+        return max(0, start), min(end, length), cut
+
+    def prepare(self, alleles: list[Allele]) -> list[tuple[Allele, tuple, str]]:
+        """Windows of the scoreable alleles; sets NEAR_CONTIG_END / N_IN_WINDOW statuses."""
+        sequences: dict[tuple, str] = {}
+        jobs = []
+        for a in alleles:
+            if a.status not in SCORED_STATUSES:
+                continue
+            start, end, cut = self.window_of(a, self.fasta.get_reference_length(a.ref_chrom))
+            if cut:
+                a.status = "NEAR_CONTIG_END"
+                if self.cfg.near_contig_end == "skip":
+                    continue
+            key = (a.ref_chrom, start, end)
+            if key not in sequences:
+                sequences[key] = self.fasta.fetch(a.ref_chrom, start, end).upper()
+            seq = sequences[key]
+            if seq.count("N") > self.cfg.max_n_fraction * len(seq):
+                a.status = "N_IN_WINDOW"
+                continue
+            a.scores["window"] = f"{a.ref_chrom}:{start + 1}-{end}"
+            jobs.append((a, key, seq))
+        return jobs
+
+    def score(self, alleles: list[Allele]) -> None:
+        """Fill `allele.scores` for every allele that can be scored."""
+        jobs = self.prepare(alleles)
+        if not jobs:
+            return
+        if self.cfg.llr and not self.causal:
+            self.masked_llr(jobs)
+        if self.cfg.llr and self.causal:
+            self.loglik_difference(jobs)
+        if self.cfg.embedding:
+            self.embedding_distances(jobs)
+
+    # --- masked-marginal LLR ------------------------------------------------------------
+
+    def token_layout(self, seq: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Body token ids of a window and each token's start and length in bases."""
+        ids = self.tokenizer.encode(seq, add_special_tokens=False)
+        lo, hi = self._kmer_id_range
+        lengths = np.where((ids >= lo) & (ids < hi), self.k, 1) if self.k > 1 else np.ones_like(ids)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return ids, starts, lengths
+
+    def masked_site(self, seq: str, layout, rel: int, ref: str, alt: str, tag: tuple) -> _Site | None:
+        """The pass and token ids scoring ref->alt at `rel` in `seq`; None across tokens."""
+        ids, starts, lengths = layout
+        j = int(np.searchsorted(starts, rel, side="right")) - 1
+        if rel + len(ref) > starts[j] + lengths[j]:
+            return None  # the variant spans two tokens: no single masked token holds it
+        token = seq[starts[j]:starts[j] + lengths[j]]
+        offset = rel - starts[j]
+        alt_token = token[:offset] + alt + token[offset + len(ref):]
+        crop = 0 if ids.size <= self.context else min(max(0, j - self.context // 2), ids.size - self.context)
+        return _Site(key=(*tag, crop, j), ref_id=int(ids[j]), alt_id=self.tokenizer.token_to_id[alt_token])
+
+    def masked_llr(self, jobs) -> None:
+        layouts: dict[tuple, tuple] = {}
+        sites: list[tuple[Allele, str, _Site]] = []
+        bodies: dict[tuple, np.ndarray] = {}
+        for n, (a, key, seq) in enumerate(jobs):
+            if len(a.ref) != len(a.alt):
+                continue
+            rel = a.pos - key[1]
+            strands = [("fwd", seq, rel, a.ref, a.alt)]
+            if self.cfg.rc_average:
+                rc = reverse_complement(seq)
+                strands.append(("rev", rc, len(seq) - rel - len(a.ref), reverse_complement(a.ref),
+                                reverse_complement(a.alt)))
+            found = []
+            for strand, s, r, ref, alt in strands:
+                if (key, strand) not in layouts:
+                    layouts[key, strand] = self.token_layout(s)
+                tag = (key, strand) if self.share_passes else (key, strand, n)
+                site = self.masked_site(s, layouts[key, strand], r, ref, alt, tag)
+                if site is None:
+                    break
+                found.append((a, strand, site))
+                bodies.setdefault(site.key, layouts[key, strand][0])
+            if len(found) == len(strands):
+                sites += found
+        values = self.run_masked(bodies, sites)
+        for a, strand, site in sites:
+            a.scores[f"llr_{strand}"] = values[id(site)]
+        for a, _, _ in jobs:
+            if "llr_fwd" in a.scores:
+                a.scores["llr"] = (a.scores["llr_fwd"] + a.scores["llr_rev"]) / 2 if self.cfg.rc_average \
+                    else a.scores["llr_fwd"]
+
+    @torch.no_grad()
+    def run_masked(self, bodies: dict[tuple, np.ndarray], sites) -> dict[int, float]:
+        """One masked pass per key; returns each site's log P(alt) - log P(ref)."""
+        by_key: dict[tuple, list] = {}
+        for _, _, site in sites:
+            by_key.setdefault(site.key, []).append(site)
+        keys = sorted(by_key, key=lambda key: min(bodies[key].size, self.context))
+        out: dict[int, float] = {}
+        for b in range(0, len(keys), self.cfg.batch_size):
+            batch = keys[b:b + self.cfg.batch_size]
+            length = 1 + max(min(bodies[key].size, self.context) for key in batch)
+            ids = torch.full((len(batch), length), PAD, dtype=torch.long)
+            ids[:, 0] = CLS
+            where = torch.zeros_like(ids, dtype=torch.bool)
+            for i, key in enumerate(batch):
+                crop, j = key[-2], key[-1]
+                body = bodies[key][crop:crop + self.context]
+                ids[i, 1:1 + body.size] = torch.from_numpy(body.astype(np.int64))
+                ids[i, 1 + j - crop] = MASK
+                where[i, 1 + j - crop] = True
+            logp = self.forward_logits(ids, where).log_softmax(-1).cpu()  # (B, V)
+            self.passes["llr"] += len(batch)
+            for i, key in enumerate(batch):
+                for site in by_key[key]:
+                    out[id(site)] = float(logp[i, site.alt_id] - logp[i, site.ref_id])
+        return out
+
+    def forward_logits(self, ids: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+        ids = ids.to(self.device)
+        autocast = self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = self.model(ids, logits_at=None if where is None else where.to(self.device)).logits
+        return logits.float()
+
+    # --- next-token log-likelihood ------------------------------------------------------
+
+    @torch.no_grad()
+    def sequence_loglik(self, sequences: list[str]) -> list[float]:
+        """Sum of log P(token | tokens before it) over each sequence (first max_len tokens)."""
+        encoded = [self.tokenizer.encode(s)[:self.model.cfg.max_len] for s in sequences]
+        order = sorted(range(len(encoded)), key=lambda i: encoded[i].size)
+        out = [0.0] * len(encoded)
+        for b in range(0, len(order), self.cfg.batch_size):
+            batch = order[b:b + self.cfg.batch_size]
+            length = max(encoded[i].size for i in batch)
+            ids = torch.full((len(batch), length), PAD, dtype=torch.long)
+            for r, i in enumerate(batch):
+                ids[r, :encoded[i].size] = torch.from_numpy(encoded[i].astype(np.int64))
+            logp = self.forward_logits(ids).log_softmax(-1).cpu()  # (B, L, V)
+            token_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # (B, L-1)
+            token_logp = token_logp.masked_fill(ids[:, 1:] == PAD, 0.0)
+            for r, i in enumerate(batch):
+                out[i] = float(token_logp[r].sum())
+            self.passes["lldiff"] += len(batch)
+        return out
+
+    def loglik_difference(self, jobs) -> None:
+        strands = [lambda s: s] + ([reverse_complement] if self.cfg.rc_average else [])
+        ref_keys = sorted({key for _, key, _ in jobs})
+        ref_seq = {key: seq for _, key, seq in jobs}
+        total = np.zeros(len(jobs))
+        for orient in strands:
+            ref_ll = dict(zip(ref_keys, self.sequence_loglik([orient(ref_seq[key]) for key in ref_keys])))
+            alt_ll = self.sequence_loglik([orient(alt_window(a, key, seq)) for a, key, seq in jobs])
+            total += np.array(alt_ll) - np.array([ref_ll[key] for _, key, _ in jobs])
+        for (a, _, _), value in zip(jobs, total / len(strands)):
+            a.scores["lldiff"] = float(value)
+
+    # --- embedding distances ------------------------------------------------------------
+
+    def embedding_distances(self, jobs) -> None:
+        ref_keys = sorted({key for _, key, _ in jobs})
+        ref_seq = {key: seq for _, key, seq in jobs}
+        strands = 2 if self.cfg.rc_average else 1
+        ref_vectors = self.embedder.embed_sequences([ref_seq[key] for key in ref_keys])
+        alt_vectors = self.embedder.embed_sequences([alt_window(a, key, seq) for a, key, seq in jobs])
+        self.passes["embedding"] += strands * (len(ref_keys) + len(jobs))
+        row = {key: i for i, key in enumerate(ref_keys)}
+        ref = ref_vectors[[row[key] for _, key, _ in jobs]]  # (n, D)
+        cosine = 1 - torch.nn.functional.cosine_similarity(ref, alt_vectors, dim=-1)
+        l2 = (ref - alt_vectors).norm(dim=-1)
+        for (a, _, _), c, d in zip(jobs, cosine.tolist(), l2.tolist()):
+            a.scores["emb_cosine"], a.scores["emb_l2"] = max(0.0, c), d
+
+
+def alt_window(a: Allele, key: tuple, seq: str) -> str:
+    """The window's sequence with the allele applied."""
+    rel = a.pos - key[1]
+    return seq[:rel] + a.alt + seq[rel + len(a.ref):]

@@ -1,0 +1,146 @@
+"""Score every record of a VCF and write the annotated VCF (+ tabix index), a table and a summary.
+
+Streaming: records are read, scored and written `chunk_records` at a time, so memory stays
+bounded on VCFs of millions of records. Every input record comes out, in input order; those
+that cannot be scored carry a status in GFM_STATUS and in the table. All outputs are written
+to temporary files and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pysam
+
+from .atomic import atomic_paths
+from .embed import load_model_and_tokenizer
+from .errors import GenofmInputError
+from .provenance import provenance
+from .variant_scoring import ScoringConfig, VariantScorer
+from .vcf import (STATUSES, AlleleChecker, annotated_header, annotated_line, info_fields, iter_records,
+                  open_vcf, readable_vcf, scan_vcf, write_bgzip_vcf_index)
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", "status", "window",
+                 "llr", "llr_fwd", "llr_rev", "lldiff", "emb_cosine", "emb_l2"]
+# REF checks that count towards the "another genome build?" warning
+_CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACGT", "OUTSIDE_REGIONS")
+
+
+@dataclass
+class CallsetConfig:
+    class_info_key: str = ""  # INFO key holding each variant's class (for the report)
+    contig_aliases: dict = field(default_factory=dict)  # VCF contig -> reference contig
+    regions: list = field(default_factory=list)  # "chr:start-end" (1-based); others: OUTSIDE_REGIONS
+
+
+def _cell(value) -> str:
+    if value is None or value != value:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def table_row(a) -> list[str]:
+    values = {"record": a.record + 1, "chrom": a.chrom, "pos": a.pos + 1, "id": a.vcf_id, "ref": a.ref,
+              "alt": a.alt, "kind": a.kind, "class": a.variant_class, "status": a.status}
+    return [_cell(values.get(c, a.scores.get(c))) for c in TABLE_COLUMNS]
+
+
+def warn_on_mismatches(statuses: Counter, path) -> None:
+    checked = sum(statuses[s] for s in _CHECKED)
+    mismatched = statuses["REF_MISMATCH"]
+    if mismatched and mismatched > 0.2 * checked:
+        log.warning("!" * 80)
+        log.warning("%s: %d of %d checked alleles (%.0f%%) have a REF that differs from the reference: "
+                    "is the VCF on another genome build?", path, mismatched, checked, 100 * mismatched / checked)
+        log.warning("!" * 80)
+    elif mismatched:
+        log.warning("%s: %d of %d checked alleles have a REF that differs from the reference (REF_MISMATCH)",
+                    path, mismatched, checked)
+    if statuses["UNKNOWN_CONTIG"]:
+        log.warning("%s: %d alleles are on contigs the reference does not have (UNKNOWN_CONTIG); "
+                    "contig_aliases maps names", path, statuses["UNKNOWN_CONTIG"])
+
+
+def score_vcf(model_dir: str | Path, fasta_path: str | Path, vcf_path: str | Path, out_vcf: str | Path,
+              out_table: str | Path, out_summary: str | Path, cfg: ScoringConfig, callset: CallsetConfig,
+              meta: dict | None = None, device: str = "cpu") -> dict:
+    """Score `vcf_path`; writes out_vcf (bgzip) + out_vcf.tbi, out_table (TSV), out_summary (JSON)."""
+    model, tokenizer = load_model_and_tokenizer(model_dir, device)
+    with readable_vcf(vcf_path) as readable:
+        return _score_vcf(model, tokenizer, model_dir, fasta_path, readable, vcf_path, out_vcf, out_table,
+                          out_summary, cfg, callset, meta, device)
+
+
+def _score_vcf(model, tokenizer, model_dir, fasta_path, readable, vcf_path, out_vcf, out_table, out_summary,
+               cfg, callset, meta, device) -> dict:
+    scan = scan_vcf(readable, vcf_path)
+    log.info("%s: %d records on %d contigs", vcf_path, scan.n_records, len(scan.contigs))
+    out_tbi = Path(str(out_vcf) + ".tbi")
+    started = time.perf_counter()
+    with pysam.FastaFile(str(fasta_path)) as fasta, \
+            atomic_paths(out_vcf, out_table, out_summary, out_tbi) as (tmp_vcf, tmp_table, tmp_summary, tmp_tbi):
+        checker = AlleleChecker(fasta, callset.contig_aliases, callset.regions, callset.class_info_key)
+        scorer = VariantScorer(model, tokenizer, fasta, cfg, device)
+        fields = info_fields(scorer.score_names)
+        header_meta = {
+            "genofm_model": {"Path": str(model_dir), "Objective": "clm" if model.cfg.causal else "mlm",
+                             "Parameters": model.num_parameters(), "Tokenizer": f"k={tokenizer.k}"},
+            "genofm_scoring": {"Window": scorer.window_tokens * tokenizer.k, "Reference": str(fasta_path),
+                               **{k: v for k, v in asdict(cfg).items() if k != "window"}},
+            **(meta or {}),
+        }
+        statuses: Counter = Counter()
+        n_out = n_alleles = 0
+        with open_vcf(readable, vcf_path) as vcf, pysam.BGZFile(str(tmp_vcf), "wb") as out, \
+                open(tmp_table, "w", newline="") as table_file:
+            out.write(annotated_header(scan.header_text, fields, header_meta).encode())
+            table = csv.writer(table_file, delimiter="\t", lineterminator="\n")
+            table.writerow(TABLE_COLUMNS)
+            chunk: list = []
+            for number, record in iter_records(vcf, vcf_path):
+                chunk.append((number, record))
+                if len(chunk) == cfg.chunk_records:
+                    n_out, n_alleles = _flush(chunk, checker, scorer, fields, out, table, statuses, n_out, n_alleles)
+                    chunk = []
+                    rate = n_alleles / (time.perf_counter() - started)
+                    log.info("scored %d/%d records (%.0f variants/s, ETA %.0f s)", n_out, scan.n_records, rate,
+                             (scan.n_records - n_out) * n_alleles / n_out / rate)
+            if chunk:
+                n_out, n_alleles = _flush(chunk, checker, scorer, fields, out, table, statuses, n_out, n_alleles)
+        if n_out != scan.n_records:
+            raise GenofmInputError(f"{vcf_path}: read {n_out} records but the first pass counted {scan.n_records}")
+        os.replace(write_bgzip_vcf_index(tmp_vcf), tmp_tbi)
+        warn_on_mismatches(statuses, vcf_path)
+        seconds = time.perf_counter() - started
+        summary = {
+            "vcf": str(vcf_path), "records_in": scan.n_records, "records_out": n_out, "alleles": n_alleles,
+            "statuses": {s: statuses[s] for s in STATUSES if statuses[s]},
+            "forward_passes": dict(sorted(scorer.passes.items())),
+            "scores": scorer.score_names, "window_bases": scorer.window_tokens * tokenizer.k,
+            "scoring": asdict(cfg), "callset": asdict(callset), "model": str(model_dir),
+            "provenance": provenance(),
+        }
+        Path(tmp_summary).write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("%d records, %d alleles in %.1f s; statuses %s", n_out, n_alleles, seconds, dict(statuses))
+    return summary
+
+
+def _flush(chunk, checker, scorer, fields, out, table, statuses, n_out, n_alleles):
+    """Check, score and write one chunk of records; returns the updated counts."""
+    per_record = [checker.alleles(number, record) for number, record in chunk]
+    scorer.score([a for alleles in per_record for a in alleles])
+    for (_, record), alleles in zip(chunk, per_record):
+        out.write(annotated_line(record, alleles, fields).encode())
+        for a in alleles:
+            table.writerow(table_row(a))
+            statuses[a.status] += 1
+    return n_out + len(chunk), n_alleles + sum(len(a) for a in per_record)

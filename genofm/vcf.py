@@ -1,0 +1,319 @@
+"""VCF input and output for variant scoring: streaming, checks and the annotated copy.
+
+Input is VCF, gzip/bgzip VCF or BCF through pysam, read twice: a cheap first pass checks
+the order (the output must be tabix-indexed) and counts records, the second streams them in
+chunks to the scorer. Each record becomes one `Allele` per ALT (multi-allelic records are
+split for scoring and joined again on output); a record that cannot be scored keeps its row
+with a status that says why. Output lines are the input records as htslib formats them with
+the genofm INFO fields appended, so every input record comes out, in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pysam
+
+from .errors import GenofmInputError
+
+log = logging.getLogger(__name__)
+
+STATUSES = {
+    "OK": "scored",
+    "NEAR_CONTIG_END": "the window reaches past a contig end: scored on the shorter window, or not, as configured",
+    "N_IN_WINDOW": "too much of the window is N: not scored",
+    "REF_MISMATCH": "REF differs from the reference genome: not scored",
+    "REF_N": "REF holds N or another non-ACGT base: not scored",
+    "ALT_NOT_ACGT": "ALT holds a base other than A, C, G, T: not scored",
+    "SYMBOLIC_ALLELE": "ALT is symbolic (<DEL>, <NON_REF>, ...), a breakend or '*': not scored",
+    "NO_ALT": "the record has no ALT allele: not scored",
+    "UNKNOWN_CONTIG": "the contig is not in the reference (after aliases): not scored",
+    "POS_PAST_END": "REF reaches past the end of the contig: not scored",
+    "OUTSIDE_REGIONS": "outside the configured regions: not scored",
+}
+# statuses whose alleles still get scores
+SCORED_STATUSES = ("OK", "NEAR_CONTIG_END")
+_ACGT = re.compile(r"^[ACGT]+$")
+_REGION = re.compile(r"^([^:]+):([0-9,]+)-([0-9,]+)$")
+
+
+@dataclass
+class Allele:
+    """One ALT of one VCF record; positions 0-based on the reference contig."""
+
+    record: int  # 0-based number of the record in the input
+    chrom: str  # as the VCF names it
+    pos: int  # 0-based start of REF
+    vcf_id: str
+    ref: str
+    alt: str
+    variant_class: str = ""
+    status: str = "OK"
+    ref_chrom: str | None = None  # the reference's name for chrom
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        if self.status in ("SYMBOLIC_ALLELE", "NO_ALT"):
+            return "other"
+        if len(self.ref) == len(self.alt):
+            return "snv" if len(self.ref) == 1 else "mnv"
+        return "indel"
+
+
+def contig_resolver(reference: dict[str, int], aliases: dict[str, str]) -> Callable[[str], str | None]:
+    """Map a VCF contig name to the reference's: the alias map first, then the name itself,
+    then with or without a 'chr' prefix (chrM and MT count as the same)."""
+    for source, target in aliases.items():
+        if target not in reference:
+            raise GenofmInputError(f"contig alias {source!r} -> {target!r}: {target!r} is not a reference contig")
+    cache: dict[str, str | None] = {}
+
+    def resolve(name: str) -> str | None:
+        if name not in cache:
+            candidates = [aliases.get(name), name, name[3:] if name.startswith("chr") else "chr" + name]
+            if name in ("chrM", "chrMT", "M", "MT"):
+                candidates += ["chrM", "MT", "chrMT", "M"]
+            cache[name] = next((c for c in candidates if c and c in reference), None)
+        return cache[name]
+
+    return resolve
+
+
+def parse_regions(regions: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """'chr:start-end' strings (1-based, inclusive) as 0-based half-open ranges by contig."""
+    by_contig: dict[str, list[tuple[int, int]]] = {}
+    for text in regions:
+        match = _REGION.match(text.strip())
+        if not match:
+            raise GenofmInputError(f"region {text!r} is not of the form chrom:start-end")
+        start, end = (int(x.replace(",", "")) for x in match.group(2, 3))
+        if start < 1 or end < start:
+            raise GenofmInputError(f"region {text!r}: start must be >= 1 and end >= start")
+        by_contig.setdefault(match.group(1), []).append((start - 1, end))
+    return by_contig
+
+
+def is_plain_gzip(path: str | Path) -> bool:
+    """gzip without BGZF's extra field: htslib streams it but cannot seek in it."""
+    with open(path, "rb") as handle:
+        magic = handle.read(16)
+    return magic[:2] == b"\x1f\x8b" and magic[12:14] != b"BC"
+
+
+@contextlib.contextmanager
+def readable_vcf(path: str | Path) -> Iterator[Path]:
+    """The VCF itself, or for a plain-gzip VCF a decompressed temporary copy (in $TMPDIR)."""
+    if not Path(path).is_file():
+        raise GenofmInputError(f"{path}: VCF file not found")
+    if not is_plain_gzip(path):
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="genofm-vcf-") as tmp:
+        plain = Path(tmp) / "input.vcf"
+        try:
+            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (OSError, EOFError) as err:
+            raise GenofmInputError(f"{path}: cannot decompress: {err}; is the file truncated?") from err
+        yield plain
+
+
+def open_vcf(path: str | Path, name: str | Path | None = None) -> pysam.VariantFile:
+    """pysam's reader; `name` (default: path) is the file that error messages name."""
+    name = name or path
+    try:
+        return pysam.VariantFile(str(path))
+    except (ValueError, OSError, NotImplementedError) as err:
+        hint = "" if "truncated" in str(err) else " (a VCF starts with its ## and #CHROM header lines)"
+        raise GenofmInputError(f"{name}: not a readable VCF/BCF{hint}: {err}") from err
+
+
+def iter_records(vcf: pysam.VariantFile, path) -> Iterator[tuple[int, pysam.VariantRecord]]:
+    """(0-based record number, record); a read error names the last good record."""
+    n, last = 0, "the header"
+    it = iter(vcf)
+    while True:
+        try:
+            record = next(it)
+        except StopIteration:
+            return
+        except (OSError, ValueError) as err:
+            raise GenofmInputError(f"{path}: cannot read the record after {last} (record {n + 1}): {err}; "
+                                   "is the file truncated or corrupt?") from err
+        yield n, record
+        n += 1
+        last = f"record {n} ({record.chrom}:{record.pos})"
+
+
+@dataclass
+class VcfScan:
+    n_records: int
+    header_text: str  # the input header with htslib's lines for undeclared contigs and INFO keys
+    contigs: list[str]
+
+
+def scan_vcf(readable: str | Path, path: str | Path | None = None) -> VcfScan:
+    """First pass: count records and check they are sorted (contigs in blocks, positions
+    non-decreasing), as tabix indexing of the output needs. `path` names the file in errors."""
+    path = path or readable
+    with open_vcf(readable, path) as vcf:
+        contigs: list[str] = []
+        seen: set[str] = set()
+        prev_pos = 0
+        n = 0
+        for n_before, record in iter_records(vcf, path):
+            n = n_before + 1
+            if not contigs or record.chrom != contigs[-1]:
+                if record.chrom in seen:
+                    raise GenofmInputError(
+                        f"{path}: record {n} ({record.chrom}:{record.pos}) is out of order: contig "
+                        f"{record.chrom} appeared before {contigs[-1]}; sort the VCF (bcftools sort)")
+                contigs.append(record.chrom)
+                seen.add(record.chrom)
+            elif record.pos < prev_pos:
+                raise GenofmInputError(
+                    f"{path}: record {n} ({record.chrom}:{record.pos}) is out of order: it comes after "
+                    f"{record.chrom}:{prev_pos}; sort the VCF (bcftools sort)")
+            prev_pos = record.pos
+        return VcfScan(n_records=n, header_text=str(vcf.header), contigs=contigs)
+
+
+class AlleleChecker:
+    """Turns records into alleles with a status, checking them against the reference."""
+
+    def __init__(self, fasta: pysam.FastaFile, aliases: dict[str, str], regions: list[str],
+                 class_info_key: str = ""):
+        self.fasta = fasta
+        self.lengths = dict(zip(fasta.references, fasta.lengths))
+        self.resolve = contig_resolver(self.lengths, aliases)
+        self.regions = parse_regions(regions)
+        self.class_info_key = class_info_key
+
+    def classes_of(self, record: pysam.VariantRecord, n_alts: int) -> list[str]:
+        if not self.class_info_key or self.class_info_key not in record.info:
+            return [""] * max(n_alts, 1)
+        value = record.info[self.class_info_key]
+        if isinstance(value, tuple):
+            if len(value) == n_alts:  # Number=A: one class per ALT
+                return [str(v) if v is not None else "" for v in value]
+            value = value[0]
+        return [str(value)] * max(n_alts, 1)
+
+    def in_regions(self, chrom: str, ref_chrom: str | None, pos: int) -> bool:
+        ranges = self.regions.get(chrom) or self.regions.get(ref_chrom or "", [])
+        return any(start <= pos < end for start, end in ranges)
+
+    def alleles(self, number: int, record: pysam.VariantRecord) -> list[Allele]:
+        ref = (record.ref or "").upper()
+        alts = record.alts or ()
+        classes = self.classes_of(record, len(alts))
+        base = dict(record=number, chrom=record.chrom, pos=record.pos - 1, vcf_id=record.id or ".", ref=ref)
+        if not alts:
+            return [Allele(alt=".", variant_class=classes[0], status="NO_ALT", **base)]
+        ref_chrom = self.resolve(record.chrom)
+        status = self.record_status(record, ref, ref_chrom)
+        out = []
+        for alt, variant_class in zip(alts, classes):
+            alt = alt.upper()
+            if alt == "*" or alt.startswith("<") or "[" in alt or "]" in alt or alt == ".":
+                allele_status = "SYMBOLIC_ALLELE"
+            elif status == "OK" and not _ACGT.match(alt):
+                allele_status = "ALT_NOT_ACGT"
+            else:
+                allele_status = status
+            out.append(Allele(alt=alt, variant_class=variant_class, status=allele_status, ref_chrom=ref_chrom, **base))
+        return out
+
+    def record_status(self, record, ref: str, ref_chrom: str | None) -> str:
+        if ref_chrom is None:
+            return "UNKNOWN_CONTIG"
+        start = record.pos - 1
+        if start + len(ref) > self.lengths[ref_chrom]:
+            return "POS_PAST_END"
+        if not _ACGT.match(ref):
+            return "REF_N"
+        if self.fasta.fetch(ref_chrom, start, start + len(ref)).upper() != ref:
+            return "REF_MISMATCH"
+        if self.regions and not self.in_regions(record.chrom, ref_chrom, start):
+            return "OUTSIDE_REGIONS"
+        return "OK"
+
+
+# --- output ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InfoField:
+    key: str  # INFO ID
+    score: str  # key of Allele.scores ("" for the status)
+    type: str
+    description: str
+
+
+def info_fields(score_names: list[str]) -> list[InfoField]:
+    described = {
+        "llr": ("GFM_LLR", "Masked-marginal log-likelihood ratio log P(alt) - log P(ref) at the masked "
+                "token holding the variant (SNVs, and MNVs inside one token); negative: the model "
+                "finds the ALT less likely"),
+        "lldiff": ("GFM_LLDIFF", "Log-likelihood of the ALT window minus that of the REF window "
+                   "under the next-token model"),
+        "emb_cosine": ("GFM_EMB_COS", "Cosine distance between the REF and ALT window embeddings"),
+        "emb_l2": ("GFM_EMB_L2", "Euclidean (L2) distance between the REF and ALT window embeddings"),
+    }
+    statuses = ", ".join(STATUSES)
+    fields = [InfoField("GFM_STATUS", "", "String", f"genofm scoring status: {statuses}")]
+    fields += [InfoField(described[name][0], name, "Float", described[name][1]) for name in score_names]
+    return fields
+
+
+def _header_value(text: str) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def annotated_header(header_text: str, fields: list[InfoField], meta: dict[str, dict]) -> str:
+    """The input header with the genofm INFO declarations and ##genofm_* lines before #CHROM.
+    Existing declarations of the same keys (a VCF scored before) are replaced."""
+    keys = {f.key for f in fields}
+    lines = [line for line in header_text.rstrip("\n").split("\n")
+             if not any(line.startswith(f"##INFO=<ID={k},") for k in keys)]
+    lines = [line for line in lines if not line.startswith(tuple(f"##{name}=" for name in meta))]
+    added = [f'##INFO=<ID={f.key},Number=A,Type={f.type},Description={_header_value(f.description)}>' for f in fields]
+    for name, values in meta.items():
+        inner = ",".join(f"{k}={_header_value(v)}" for k, v in values.items())
+        added.append(f"##{name}=<{inner}>")
+    return "\n".join(lines[:-1] + added + lines[-1:]) + "\n"
+
+
+def _format(value) -> str:
+    if value is None or value != value:  # None or NaN
+        return "."
+    return f"{value:.5g}"
+
+
+def annotated_line(record: pysam.VariantRecord, alleles: list[Allele], fields: list[InfoField]) -> str:
+    """The record's VCF line with the genofm INFO fields (one value per ALT) appended."""
+    columns = str(record).rstrip("\n").split("\t")
+    keep = [kv for kv in columns[7].split(";") if kv != "." and kv.split("=", 1)[0] not in {f.key for f in fields}]
+    if record.alts:
+        for f in fields:
+            values = [a.status if not f.score else _format(a.scores.get(f.score)) for a in alleles]
+            keep.append(f"{f.key}={','.join(values)}")
+    columns[7] = ";".join(keep) or "."
+    return "\t".join(columns) + "\n"
+
+
+def write_bgzip_vcf_index(path: Path) -> Path:
+    """Tabix-index a bgzip VCF; returns the .tbi path."""
+    try:
+        pysam.tabix_index(str(path), preset="vcf", force=True)
+    except (OSError, ValueError) as err:
+        raise GenofmInputError(f"cannot index the scored VCF {path}: {err}") from err
+    return Path(str(path) + ".tbi")

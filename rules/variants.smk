@@ -1,0 +1,111 @@
+# Zero-shot variant scoring: every record of a VCF scored by a model, and the report figures.
+
+
+rule score_variants:
+    input:
+        unpack(callset_inputs),
+    output:
+        vcf="results/{genome}/variants/{model}/{callset}.vcf.gz",
+        tbi="results/{genome}/variants/{model}/{callset}.vcf.gz.tbi",
+        table="results/{genome}/variants/{model}/{callset}.tsv",
+        summary="results/{genome}/variants/{model}/{callset}.summary.json",
+    log:
+        "logs/{genome}/score_variants_{model}_{callset}.log",
+    benchmark:
+        "benchmarks/{genome}/score_variants_{model}_{callset}.tsv"
+    conda:
+        "../envs/genofm.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=0,
+    params:
+        scoring=scoring_config(),
+        callset=lambda w: callset_options(w.callset),
+        model_dir=lambda w, input: os.path.dirname(input.model),
+    script:
+        "../workflow_scripts/score_variants.py"
+
+
+rule variant_report:
+    input:
+        table="results/{genome}/variants/{model}/{callset}.tsv",
+    output:
+        distributions=report(
+            "results/{genome}/variants/{model}/{callset}/score_distributions.png",
+            caption="../report/variant_distributions.rst",
+            category="Variant scores",
+            subcategory="{callset}",
+        ),
+        aurocs=report(
+            "results/{genome}/variants/{model}/{callset}/class_auroc.tsv",
+            caption="../report/variant_class_auroc.rst",
+            category="Variant scores",
+            subcategory="{callset}",
+        ),
+        auroc_plot=report(
+            "results/{genome}/variants/{model}/{callset}/class_auroc.png",
+            caption="../report/variant_class_auroc.rst",
+            category="Variant scores",
+            subcategory="{callset}",
+        ),
+        along_genome=report(
+            "results/{genome}/variants/{model}/{callset}/along_genome.png",
+            caption="../report/variant_along_genome.rst",
+            category="Variant scores",
+            subcategory="{callset}",
+        ),
+        top=report(
+            "results/{genome}/variants/{model}/{callset}/top_variants.tsv",
+            caption="../report/variant_top.rst",
+            category="Variant scores",
+            subcategory="{callset}",
+        ),
+    log:
+        "logs/{genome}/variant_report_{model}_{callset}.log",
+    conda:
+        "../envs/genofm.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow_scripts/variant_report.py"
+
+
+rule variant_figures:
+    input:
+        unpack(callset_inputs),
+        table="results/{genome}/variants/{model}/{callset}.tsv",
+    output:
+        ism=report(
+            "results/{genome}/variants/{model}/{callset}/ism.png",
+            caption="../report/variant_ism.rst",
+            category="Variant scores",
+            subcategory="{callset}",
+        ),
+        ism_table="results/{genome}/variants/{model}/{callset}/ism.tsv",
+        attention=report(
+            "results/{genome}/variants/{model}/{callset}/attention.png",
+            caption="../report/variant_attention.rst",
+            category="Variant scores",
+            subcategory="{callset}",
+        ),
+    log:
+        "logs/{genome}/variant_figures_{model}_{callset}.log",
+    benchmark:
+        "benchmarks/{genome}/variant_figures_{model}_{callset}.tsv"
+    conda:
+        "../envs/genofm.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=0,
+    params:
+        scoring=scoring_config(),
+        figure_region=lambda w: callset_config(w.callset)["figure_region"],
+        figure_tokens=config["variant_scoring"]["figure_tokens"],
+        model_dir=lambda w, input: os.path.dirname(input.model),
+    script:
+        "../workflow_scripts/variant_figures.py"

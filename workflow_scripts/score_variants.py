@@ -1,0 +1,21 @@
+"""Rule score_variants: every record of a VCF scored zero-shot; annotated VCF, table, summary."""
+
+from genofm.provenance import provenance
+from genofm.variant_scoring import ScoringConfig
+from genofm.variants import CallsetConfig, score_vcf
+from genofm.workflow import run_script
+
+
+def main(smk):
+    source = provenance()
+    meta = {
+        "genofm_source": {"Version": source["genofm_version"], "Commit": source["git_commit"]},
+        "genofm_callset": {"Name": smk.wildcards.callset, "Genome": smk.wildcards.genome,
+                           "Model": smk.wildcards.model, **smk.params.callset},
+    }
+    score_vcf(smk.params.model_dir, smk.input.fasta, smk.input.vcf, smk.output.vcf, smk.output.table,
+              smk.output.summary, ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset),
+              meta=meta)
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,36 @@
+"""Rule variant_figures: in-silico mutagenesis heatmap and last-layer attention map of a region."""
+
+import pandas as pd
+import pysam
+
+from genofm.atomic import atomic_path
+from genofm.embed import load_model_and_tokenizer
+from genofm.variant_report import (figure_region, ism_matrix, last_layer_attention, plot_attention, plot_ism,
+                                   read_scores)
+from genofm.variant_scoring import ScoringConfig, VariantScorer
+from genofm.workflow import run_script
+
+
+def main(smk):
+    model, tokenizer = load_model_and_tokenizer(smk.params.model_dir)
+    cfg = ScoringConfig(**{**smk.params.scoring, "embedding": False, "llr": True})
+    with pysam.FastaFile(smk.input.fasta) as fasta:
+        scorer = VariantScorer(model, tokenizer, fasta, cfg)
+        length = smk.params.figure_tokens * tokenizer.k
+        contig, start, end = figure_region(smk.params.figure_region, read_scores(smk.input.table), fasta, length)
+        label = f"{contig}:{start + 1:,}-{end:,}"
+        matrix, seq = ism_matrix(scorer, contig, start, end)
+        table = pd.DataFrame(matrix.T, columns=list("ACGT"))
+        table.insert(0, "ref", list(seq))
+        table.insert(0, "pos", range(start + 1, end + 1))
+        table.insert(0, "chrom", contig)
+        with atomic_path(smk.output.ism_table) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
+        with atomic_path(smk.output.ism) as tmp:
+            plot_ism(matrix, seq, contig, start, tmp, f"In-silico mutagenesis of {label} ({smk.wildcards.model})")
+        attention, tokens = last_layer_attention(scorer, seq, smk.params.figure_tokens)
+        with atomic_path(smk.output.attention) as tmp:
+            plot_attention(attention, tokens, tmp, f"Last-layer attention over {label} ({smk.wildcards.model})")
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,26 @@
+"""Rule variant_report: score distributions by class, class-pair AUROCs, scores along the
+genome and the top variants, from the scores table."""
+
+from genofm.atomic import atomic_path
+from genofm.variant_report import (class_pair_aurocs, plot_along_genome, plot_class_aurocs,
+                                   plot_score_distributions, read_scores, top_variants)
+from genofm.workflow import run_script
+
+
+def main(smk):
+    table = read_scores(smk.input.table)
+    name = f"{smk.wildcards.callset} ({smk.wildcards.model})"
+    aurocs = class_pair_aurocs(table)
+    with atomic_path(smk.output.aurocs) as tmp:
+        aurocs.to_csv(tmp, sep="\t", index=False)
+    with atomic_path(smk.output.top) as tmp:
+        top_variants(table).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    with atomic_path(smk.output.distributions) as tmp:
+        plot_score_distributions(table, tmp, f"{name}: scores by variant class")
+    with atomic_path(smk.output.auroc_plot) as tmp:
+        plot_class_aurocs(aurocs, tmp, f"{name}: AUROC of each class pair")
+    with atomic_path(smk.output.along_genome) as tmp:
+        plot_along_genome(table, tmp, f"{name}: scores along the genome")
+
+
+run_script(main, snakemake)  # noqa: F821
