@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # genofm quick start: sets up a virtual environment, then runs the demo or the tests.
 #
-#   bash quickstart.sh demo [snakemake args]   set up, then run the demo workflow end to end
+#   bash quickstart.sh demo [snakemake args]   set up, run the demo workflow end to end, write report.html
 #   bash quickstart.sh test [pytest args]      set up (with test tools and data), then the tests
 #   bash quickstart.sh setup                   set up only
 #
@@ -64,7 +64,10 @@ case "$command" in
     setup) setup ;;
     demo)
         setup
-        exec "$VENV/bin/snakemake" --cores all "$@"
+        "$VENV/bin/snakemake" --cores all "$@"
+        "$VENV/bin/snakemake" --report report.html "$@"
+        echo "quickstart: done; open report.html (plots and tables of every stage); annotated VCF:"
+        echo "  results/demo/variants/demo_mlm/demo_variants.vcf.gz"
         ;;
     test)
         setup

@@ -16,6 +16,7 @@ Window: `window` bases (default: the model's whole context), the variant's token
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -147,18 +148,24 @@ class VariantScorer:
 
     # --- masked-marginal LLR ------------------------------------------------------------
 
-    def token_layout(self, seq: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Body token ids of a window and each token's start and length in bases."""
-        ids = self.tokenizer.encode(seq, add_special_tokens=False)
+    def token_layouts(self, sequences: list[str]) -> list[tuple[np.ndarray, list[int], list[int]]]:
+        """Body token ids of each window and each token's start and length in bases (one
+        tokenizer call for all: per-call overhead dominates on short windows)."""
+        if not sequences:
+            return []
+        ids, offsets = self.tokenizer.encode_batch(sequences, add_special_tokens=False, dtype=np.int64)
         lo, hi = self._kmer_id_range
         lengths = np.where((ids >= lo) & (ids < hi), self.k, 1) if self.k > 1 else np.ones_like(ids)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        return ids, starts, lengths
+        starts = np.cumsum(lengths) - lengths
+        layouts = []
+        for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):  # lists: bisect beats numpy per call
+            layouts.append((ids[a:b], (starts[a:b] - starts[a]).tolist(), lengths[a:b].tolist()))
+        return layouts
 
     def masked_site(self, seq: str, layout, rel: int, ref: str, alt: str, tag: tuple) -> _Site | None:
         """The pass and token ids scoring ref->alt at `rel` in `seq`; None across tokens."""
         ids, starts, lengths = layout
-        j = int(np.searchsorted(starts, rel, side="right")) - 1
+        j = bisect.bisect_right(starts, rel) - 1
         if rel + len(ref) > starts[j] + lengths[j]:
             return None  # the variant spans two tokens: no single masked token holds it
         token = seq[starts[j]:starts[j] + lengths[j]]
@@ -168,22 +175,23 @@ class VariantScorer:
         return _Site(key=(*tag, crop, j), ref_id=int(ids[j]), alt_id=self.tokenizer.token_to_id[alt_token])
 
     def masked_llr(self, jobs) -> None:
-        layouts: dict[tuple, tuple] = {}
+        jobs = [job for job in jobs if len(job[0].ref) == len(job[0].alt)]
+        windows: dict[tuple, str] = {}
+        for _, key, seq in jobs:
+            windows[key, "fwd"] = seq
+            if self.cfg.rc_average:
+                windows[key, "rev"] = reverse_complement(seq)
+        layouts = dict(zip(windows, self.token_layouts(list(windows.values()))))
         sites: list[tuple[Allele, str, _Site]] = []
         bodies: dict[tuple, np.ndarray] = {}
         for n, (a, key, seq) in enumerate(jobs):
-            if len(a.ref) != len(a.alt):
-                continue
             rel = a.pos - key[1]
             strands = [("fwd", seq, rel, a.ref, a.alt)]
             if self.cfg.rc_average:
-                rc = reverse_complement(seq)
-                strands.append(("rev", rc, len(seq) - rel - len(a.ref), reverse_complement(a.ref),
+                strands.append(("rev", windows[key, "rev"], len(seq) - rel - len(a.ref), reverse_complement(a.ref),
                                 reverse_complement(a.alt)))
             found = []
             for strand, s, r, ref, alt in strands:
-                if (key, strand) not in layouts:
-                    layouts[key, strand] = self.token_layout(s)
                 tag = (key, strand) if self.share_passes else (key, strand, n)
                 site = self.masked_site(s, layouts[key, strand], r, ref, alt, tag)
                 if site is None:
@@ -222,9 +230,12 @@ class VariantScorer:
                 where[i, 1 + j - crop] = True
             logp = self.forward_logits(ids, where).log_softmax(-1).cpu()  # (B, V)
             self.passes["llr"] += len(batch)
-            for i, key in enumerate(batch):
-                for site in by_key[key]:
-                    out[id(site)] = float(logp[i, site.alt_id] - logp[i, site.ref_id])
+            batch_sites = [(i, site) for i, key in enumerate(batch) for site in by_key[key]]
+            rows = torch.tensor([i for i, _ in batch_sites])
+            alt_ids = torch.tensor([site.alt_id for _, site in batch_sites])
+            ref_ids = torch.tensor([site.ref_id for _, site in batch_sites])
+            for (_, site), value in zip(batch_sites, (logp[rows, alt_ids] - logp[rows, ref_ids]).tolist()):
+                out[id(site)] = value
         return out
 
     def forward_logits(self, ids: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:

@@ -42,16 +42,13 @@ class CallsetConfig:
     regions: list = field(default_factory=list)  # "chr:start-end" (1-based); others: OUTSIDE_REGIONS
 
 
-def _cell(value) -> str:
-    if value is None or value != value:
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+_SCORE_COLUMNS = TABLE_COLUMNS[TABLE_COLUMNS.index("llr"):]
 
 
-def table_row(a) -> list[str]:
-    values = {"record": a.record + 1, "chrom": a.chrom, "pos": a.pos + 1, "id": a.vcf_id, "ref": a.ref,
-              "alt": a.alt, "kind": a.kind, "class": a.variant_class, "status": a.status}
-    return [_cell(values.get(c, a.scores.get(c))) for c in TABLE_COLUMNS]
+def table_row(a) -> list:
+    scores = a.scores
+    return [a.record + 1, a.chrom, a.pos + 1, a.vcf_id, a.ref, a.alt, a.kind, a.variant_class, a.status,
+            scores.get("window", "")] + [f"{scores[c]:.6g}" if c in scores else "" for c in _SCORE_COLUMNS]
 
 
 def warn_on_mismatches(statuses: Counter, path) -> None:

@@ -41,7 +41,6 @@ STATUSES = {
 }
 # statuses whose alleles still get scores
 SCORED_STATUSES = ("OK", "NEAR_CONTIG_END")
-_ACGT = re.compile(r"^[ACGT]+$")
 _REGION = re.compile(r"^([^:]+):([0-9,]+)-([0-9,]+)$")
 
 
@@ -226,7 +225,7 @@ class AlleleChecker:
             alt = alt.upper()
             if alt == "*" or alt.startswith("<") or "[" in alt or "]" in alt or alt == ".":
                 allele_status = "SYMBOLIC_ALLELE"
-            elif status == "OK" and not _ACGT.match(alt):
+            elif status == "OK" and (not alt or alt.strip("ACGT")):
                 allele_status = "ALT_NOT_ACGT"
             else:
                 allele_status = status
@@ -239,7 +238,7 @@ class AlleleChecker:
         start = record.pos - 1
         if start + len(ref) > self.lengths[ref_chrom]:
             return "POS_PAST_END"
-        if not _ACGT.match(ref):
+        if not ref or ref.strip("ACGT"):
             return "REF_N"
         if self.fasta.fetch(ref_chrom, start, start + len(ref)).upper() != ref:
             return "REF_MISMATCH"

@@ -36,6 +36,10 @@ def test_variants_forward_shapes_and_paths_agree(variant):
     assert float(explicit.attentions[0][1, :, :, 15:].detach().abs().max()) == 0.0
     alone = model(ids[1:2, :15]).logits
     torch.testing.assert_close(plain.logits[1, :15], alone[0], atol=1e-5, rtol=1e-5)
+    # no padding (and for RoPE/learned encoders no mask at all): attention maps still work
+    free = model(ids[:1, :10], output_attentions=True)
+    torch.testing.assert_close(free.attentions[-1].sum(-1), torch.ones(1, 4, 10), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(free.logits, model(ids[:1, :10]).logits, atol=1e-5, rtol=1e-5)
 
 
 def test_causal_model_does_not_look_ahead():
