@@ -262,7 +262,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
         raise GenofmInputError(f"model vocab_size {model_cfg.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
     model_cfg.causal = train_cfg.objective == "clm"
     model_cfg.extra = {**model_cfg.extra, "tokenizer": asdict(tokenizer.spec), "objective": train_cfg.objective,
-                       "provenance": provenance}
+                       "training": asdict(train_cfg), "provenance": provenance}
     weights = np.array([d.weight for d in data], dtype=float)
     valid = [load_pool(d.genome, d.valid)[0] for d in data if d.valid]
     valid_weights = np.array([d.weight for d in data if d.valid], dtype=float)

@@ -24,7 +24,11 @@ def git_commit(directory: str | Path | None = None) -> str:
 
 def provenance() -> dict:
     import numpy
-    import torch
 
+    try:  # the genome rules' environment has no torch
+        import torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
     return {"genofm_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": numpy.__version__}
+            "torch": torch_version, "numpy": numpy.__version__}

@@ -7,6 +7,7 @@ with a traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any, Callable
@@ -19,7 +20,12 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> log
         [logging.FileHandler(log_path, mode="w")] if log_path else [logging.StreamHandler(sys.stderr)])
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
-    return logging.getLogger("genofm")
+    log = logging.getLogger("genofm")
+    if os.environ.get("SLURM_JOB_ID"):  # say where the job ran: the first thing to ask on a cluster
+        log.info("SLURM job %s on %s (partition %s, %s CPUs)", os.environ["SLURM_JOB_ID"],
+                 os.environ.get("SLURMD_NODENAME", "?"), os.environ.get("SLURM_JOB_PARTITION", "?"),
+                 os.environ.get("SLURM_CPUS_PER_TASK", os.environ.get("SLURM_CPUS_ON_NODE", "?")))
+    return log
 
 
 def run_script(main: Callable[[Any], None], smk: Any) -> None:

@@ -5,6 +5,22 @@ import shlex
 import sys
 
 
+def sorted_keys(value):
+    """The config with every mapping's keys sorted, recursively."""
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(item) for item in value]
+    return value
+
+
+# Key order means nothing in a config, but it shows in the params Snakemake tracks: sort it,
+# so that reordering a config file reruns nothing.
+_canonical_config = sorted_keys(config)
+config.clear()
+config.update(_canonical_config)
+
+
 wildcard_constraints:
     genome=r"[A-Za-z0-9_-]+",
     set=r"[A-Za-z0-9_-]+",
@@ -147,6 +163,12 @@ def probe_config(task):
     return {
         k: t[k] for k in ("classifier", "folds", "holdout_contigs", "baseline_k")
     } | {"seed": config["seed"]}
+
+
+def fold_config(task):
+    """What fine-tuning shares with the probe: its folds (not the classifier)."""
+    t = probe_task(task)
+    return {k: t[k] for k in ("folds", "holdout_contigs")} | {"seed": config["seed"]}
 
 
 def finetune_config(task):

@@ -13,10 +13,10 @@ rule embed:
     benchmark:
         "benchmarks/{genome}/embed_{model}_{set}.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=60,
         gpu=0,
     params:

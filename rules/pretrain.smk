@@ -13,7 +13,7 @@ rule pretrain:
         plot=report(
             "results/models/{model}/loss.png",
             caption="../report/pretrain_loss.rst",
-            category="Pretraining",
+            category="2. Pretraining",
             subcategory="{model}",
         ),
     log:
@@ -21,7 +21,7 @@ rule pretrain:
     benchmark:
         "benchmarks/models/{model}/pretrain.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
     threads: lambda w: model_config(w.model)["threads"]
     resources:
         mem_mb=lambda w, attempt: model_config(w.model)["mem_mb"] * attempt,

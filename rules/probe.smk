@@ -13,7 +13,7 @@ rule probe:
         plot=report(
             "results/{genome}/probes/{model}/{task}/roc.png",
             caption="../report/probe_roc.rst",
-            category="Probes",
+            category="3. Embeddings and probes",
             subcategory="{task}",
         ),
     log:
@@ -21,10 +21,10 @@ rule probe:
     benchmark:
         "benchmarks/{genome}/probe_{model}_{task}.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=30,
     params:
         probe=lambda w: probe_config(w.task),
@@ -39,12 +39,15 @@ rule probe_summary:
         table=report(
             "results/probes_summary.tsv",
             caption="../report/probe_summary.rst",
-            category="Probes",
+            category="3. Embeddings and probes",
         ),
     log:
         "logs/probe_summary.log",
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../workflow_scripts/probe_summary.py"
 
@@ -62,14 +65,14 @@ rule finetune:
     benchmark:
         "benchmarks/{genome}/finetune_{model}_{task}.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=60,
         gpu=0,
     params:
-        probe=lambda w: probe_config(w.task),
+        probe=lambda w: fold_config(w.task),
         finetune=lambda w: finetune_config(w.task),
         model_dir=lambda w, input: os.path.dirname(input.model),
     script:

@@ -8,13 +8,18 @@ rule download_reference:
         fasta="resources/{genome}/genome.fa.gz",
         fai="resources/{genome}/genome.fa.gz.fai",
         gzi="resources/{genome}/genome.fa.gz.gzi",
-        contigs="resources/{genome}/contigs.tsv",
+        contigs=report(
+            "resources/{genome}/contigs.tsv",
+            caption="../report/contigs.rst",
+            category="1. Reference",
+            subcategory="{genome}",
+        ),
     log:
         "logs/{genome}/download_reference.log",
     benchmark:
         "benchmarks/{genome}/download_reference.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/genome.yaml"
     resources:
         mem_mb=2000,
         runtime=120,
@@ -40,7 +45,7 @@ rule download_annotation:
     wildcard_constraints:
         format="gtf|gff3",
     conda:
-        "../envs/genofm.yaml"
+        "../envs/genome.yaml"
     resources:
         mem_mb=1000,
         runtime=60,

@@ -11,9 +11,9 @@ rule extract_regions:
     benchmark:
         "benchmarks/{genome}/extract_regions_{set}.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/genome.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=60,
     params:
         spec=lambda w: region_set(w.genome, w.set),

@@ -16,9 +16,9 @@ rule tokenize:
     benchmark:
         "benchmarks/{genome}/tokenize_{set}.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/genome.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=60,
     params:
         k=config["tokenizer"]["k"],

@@ -14,10 +14,10 @@ rule score_variants:
     benchmark:
         "benchmarks/{genome}/score_variants_{model}_{callset}.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=240,
         gpu=0,
     params:
@@ -35,39 +35,39 @@ rule variant_report:
         distributions=report(
             "results/{genome}/variants/{model}/{callset}/score_distributions.png",
             caption="../report/variant_distributions.rst",
-            category="Variant scores",
+            category="4. Variant scores",
             subcategory="{callset}",
         ),
         aurocs=report(
             "results/{genome}/variants/{model}/{callset}/class_auroc.tsv",
             caption="../report/variant_class_auroc.rst",
-            category="Variant scores",
+            category="4. Variant scores",
             subcategory="{callset}",
         ),
         auroc_plot=report(
             "results/{genome}/variants/{model}/{callset}/class_auroc.png",
             caption="../report/variant_class_auroc.rst",
-            category="Variant scores",
+            category="4. Variant scores",
             subcategory="{callset}",
         ),
         along_genome=report(
             "results/{genome}/variants/{model}/{callset}/along_genome.png",
             caption="../report/variant_along_genome.rst",
-            category="Variant scores",
+            category="4. Variant scores",
             subcategory="{callset}",
         ),
         top=report(
             "results/{genome}/variants/{model}/{callset}/top_variants.tsv",
             caption="../report/variant_top.rst",
-            category="Variant scores",
+            category="4. Variant scores",
             subcategory="{callset}",
         ),
     log:
         "logs/{genome}/variant_report_{model}_{callset}.log",
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=30,
     script:
         "../workflow_scripts/variant_report.py"
@@ -81,14 +81,14 @@ rule variant_figures:
         ism=report(
             "results/{genome}/variants/{model}/{callset}/ism.png",
             caption="../report/variant_ism.rst",
-            category="Variant scores",
+            category="4. Variant scores",
             subcategory="{callset}",
         ),
         ism_table="results/{genome}/variants/{model}/{callset}/ism.tsv",
         attention=report(
             "results/{genome}/variants/{model}/{callset}/attention.png",
             caption="../report/variant_attention.rst",
-            category="Variant scores",
+            category="4. Variant scores",
             subcategory="{callset}",
         ),
     log:
@@ -96,10 +96,10 @@ rule variant_figures:
     benchmark:
         "benchmarks/{genome}/variant_figures_{model}_{callset}.tsv"
     conda:
-        "../envs/genofm.yaml"
+        "../envs/model.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=30,
         gpu=0,
     params:

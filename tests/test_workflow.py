@@ -188,6 +188,44 @@ def test_second_run_has_nothing_to_do(demo_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def planned_jobs(workdir: Path, *args: str) -> set[str]:
+    """Rules a dry run would run (from its job-stats table), `all` left out."""
+    out = snakemake(workdir, "-n", *args).stdout
+    if "Job stats:" not in out:
+        return set()
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {line.split()[0] for line in table.splitlines()[3:] if line.strip()} - {"all"}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({}, set()),
+    ({"probes": {"promoters": {"classifier": "mlp"}}}, {"probe", "probe_summary"}),
+    ({"embeddings": {"pooling": "cls"}}, {"embed", "probe", "probe_summary"}),
+    ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures"}),
+    ({"variants": {"demo_variants": {"figure_region": "chr1:20001-20600"}}}, {"variant_figures"}),
+], ids=["unchanged", "probe", "embeddings", "scoring", "figure"])
+def test_a_config_change_reruns_only_the_rules_it_affects(demo_run, change, expected):
+    config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
+
+    def merge(into, update):
+        for key, value in update.items():
+            merge(into[key], value) if isinstance(value, dict) else into.__setitem__(key, value)
+
+    merge(config, change)
+    assert planned_jobs(demo_run, "--configfile", str(write_config(demo_run, config))) == expected
+
+
+def test_a_code_change_in_a_script_reruns_its_rule(demo_run):
+    script = demo_run / "workflow_scripts/variant_report.py"
+    original = script.read_text()
+    try:
+        script.write_text(original.replace("def main(smk):", "def main(smk):  # changed"))
+        assert planned_jobs(demo_run) == {"variant_report"}
+    finally:
+        script.write_text(original)
+    assert planned_jobs(demo_run) == set()
+
+
 def test_bad_bed_stops_with_file_and_line_and_leaves_nothing(demo_run):
     bed = demo_run / "bad.bed"
     bed.write_text("chr1\t100\t200\tok\nchr1\t500\t400\tbackwards\n")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
@@ -138,7 +137,10 @@ def stream_child(model_dir, fasta, vcf, out_dir, only_load, threads):
         summary = score_vcf(model_dir, fasta, vcf, out / "out.vcf.gz", out / "out.tsv", out / "summary.json",
                             ScoringConfig(embedding=False, batch_size=256, chunk_records=4000), CallsetConfig())
         records = [summary["records_in"], summary["records_out"]]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    # VmHWM, not getrusage's ru_maxrss: that one survives fork + exec, so a child would report
+    # its parent's peak
+    status = Path("/proc/self/status").read_text()
+    peak_mb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
     (out / "child.json").write_text(json.dumps({"records": records, "peak_mb": peak_mb}))
 
 

@@ -1,0 +1,68 @@
+"""Helpers of the SLURM test (tests/slurm/test_slurm.sh).
+
+    python tests/slurm/slurm_run.py config OUT.yaml      the demo config, made cheap
+    python tests/slurm/slurm_run.py check SLURM_DIR LOCAL_DIR
+        every rule log says which SLURM job ran it, and every output equals the local run's
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# files that record time or speed by nature (the rerun test lists the same)
+TIME_DEPENDENT = {"metrics.tsv", "summary.json"}
+
+
+def write_config(out: Path) -> None:
+    """The demo config with a short pretraining and no fine-tuning: every stage, in minutes."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["models"]["demo_mlm"]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10, log_every=10,
+                                                    eval_windows=32)
+    config["probes"]["promoters"]["finetune"]["method"] = "none"
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def check(slurm_dir: Path, local_dir: Path) -> None:
+    problems = []
+    logs = sorted(p for p in (slurm_dir / "logs").rglob("*.log") if "slurm" not in p.relative_to(slurm_dir).parts[1:2])
+    job_ids = {}
+    for log in logs:
+        match = re.search(r"SLURM job (\d+) on ", log.read_text())
+        if match:
+            job_ids[log.relative_to(slurm_dir)] = match.group(1)
+        else:
+            problems.append(f"{log.relative_to(slurm_dir)} does not say it ran as a SLURM job")
+    if len(logs) < 10:
+        problems.append(f"only {len(logs)} rule logs: did the workflow run?")
+    if len(set(job_ids.values())) != len(job_ids):
+        problems.append("rule logs share SLURM job ids: jobs were not submitted one by one")
+    outputs = sorted(p.relative_to(local_dir) for top in ("resources", "results")
+                     for p in (local_dir / top).rglob("*") if p.is_file())
+    compared = 0
+    for rel in outputs:
+        theirs = slurm_dir / rel
+        if not theirs.exists():
+            problems.append(f"{rel} is missing from the SLURM run")
+        elif rel.name not in TIME_DEPENDENT:
+            compared += 1
+            if theirs.read_bytes() != (local_dir / rel).read_bytes():
+                problems.append(f"{rel} differs between the SLURM and the local run")
+    print(f"slurm test: {len(job_ids)} rule logs with their SLURM job id "
+          f"(jobs {min(job_ids.values(), key=int, default='-')}..{max(job_ids.values(), key=int, default='-')}); "
+          f"{compared} outputs byte-identical to the local run")
+    if problems:
+        print("slurm test: FAILED\n  " + "\n  ".join(problems), file=sys.stderr)
+        sys.exit(1)
+    print("slurm test: passed")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "config":
+        write_config(Path(sys.argv[2]))
+    else:
+        check(Path(sys.argv[2]), Path(sys.argv[3]))
