@@ -60,11 +60,14 @@ def wrap(classifier: SequenceClassifier, cfg: FinetuneConfig) -> nn.Module:
         return classifier
     from peft import IA3Config, LoraConfig, get_peft_model
 
+    backbone = classifier.backbone  # a Hugging Face backbone names its projections its own way
     if cfg.method == "lora":
-        peft_cfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=["qkv", "out", "up", "down"],
+        targets = getattr(backbone, "lora_targets", ["qkv", "out", "up", "down"])
+        peft_cfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=targets,
                               modules_to_save=["classifier"], lora_dropout=0.0)
     else:
-        peft_cfg = IA3Config(target_modules=["qkv", "up", "down"], feedforward_modules=["down"],
+        peft_cfg = IA3Config(target_modules=getattr(backbone, "ia3_targets", ["qkv", "up", "down"]),
+                             feedforward_modules=getattr(backbone, "ia3_feedforward", ["down"]),
                              modules_to_save=["classifier"])
     return get_peft_model(classifier, peft_cfg)
 

@@ -43,6 +43,7 @@ class ModelConfig:
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
     tie_embeddings: bool = True
+    lm_head: str = "esm"  # esm: dense, GELU, LayerNorm, then the projection (as ESM / NT); linear: the projection
     extra: dict = field(default_factory=dict)  # free-form provenance (tokenizer spec, ...)
 
     def __post_init__(self):
@@ -55,6 +56,8 @@ class ModelConfig:
             problems.append("RoPE needs an even head size (d_model / n_heads)")
         if self.ffn not in ("gelu", "swiglu"):
             problems.append(f"ffn must be gelu or swiglu, not {self.ffn!r}")
+        if self.lm_head not in ("esm", "linear"):
+            problems.append(f"lm_head must be esm or linear, not {self.lm_head!r}")
         if min(self.vocab_size, self.max_len, self.n_layers, self.d_model, self.n_heads, self.d_ff) < 1:
             problems.append("sizes must be positive")
         if problems:
@@ -62,6 +65,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        data = {"lm_head": "linear", **data}  # config.json files from before lm_head had the linear head
         return dataclass_from_dict(cls, data, "model config")
 
 
@@ -174,7 +178,10 @@ class DNALM(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.lm_head == "esm":
+            self.head_dense = nn.Linear(cfg.d_model, cfg.d_model)
+            self.head_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.lm_head == "esm")
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
         if cfg.position == "alibi":
@@ -251,7 +258,10 @@ class DNALM(nn.Module):
         if not return_logits:
             logits = None
         else:
-            logits = self.head(x if logits_at is None else x[logits_at])  # (B, L, V) or (N, V)
+            h = x if logits_at is None else x[logits_at]  # (B, L, D) or (N, D)
+            if self.cfg.lm_head == "esm":
+                h = self.head_norm(F.gelu(self.head_dense(h)))
+            logits = self.head(h)  # (B, L, V) or (N, V)
         return ModelOutput(logits=logits, hidden_states=hidden, attentions=attentions, last_hidden=x)
 
     # --- files ----------------------------------------------------------------------------

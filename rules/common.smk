@@ -85,6 +85,30 @@ def model_config(model):
     return config["models"][model]
 
 
+def is_imported(model):
+    """A published checkpoint read from a local directory, not pretrained here."""
+    return bool(model_config(model)["huggingface"])
+
+
+def model_file(model):
+    """The file that stands for a model: its weights, or the pointer to an imported checkpoint."""
+    if model not in config["models"]:
+        raise ValueError(
+            f"model {model!r} is not configured (models: {sorted(config['models'])})"
+        )
+    if is_imported(model):
+        return f"results/models/{model}/huggingface.json"
+    if not model_config(model)["genomes"]:
+        raise ValueError(
+            f"model {model!r} has neither genomes to pretrain on nor a huggingface checkpoint"
+        )
+    return f"results/models/{model}/model.safetensors"
+
+
+def huggingface_file(model, name):
+    return os.path.join(model_config(model)["huggingface"], name)
+
+
 def token_set_dir(genome, name):
     return f"results/{genome}/tokens/{name}"
 
@@ -212,7 +236,7 @@ def callset_inputs(wildcards):
                 f"not {getattr(wildcards, key)!r}"
             )
     return {
-        "model": f"results/models/{cs['model']}/model.safetensors",
+        "model": model_file(cs["model"]),
         "fasta": f"resources/{cs['genome']}/genome.fa.gz",
         "fai": f"resources/{cs['genome']}/genome.fa.gz.fai",
         "gzi": f"resources/{cs['genome']}/genome.fa.gz.gzi",
@@ -247,8 +271,10 @@ def all_outputs():
         for name in gcfg["region_sets"]:
             outputs.append(f"results/{genome}/regions/{name}.parquet")
             outputs.append(f"results/{genome}/tokens/{name}/tokens.npy")
-    for model in config["models"]:
-        outputs.append(f"results/models/{model}/model.safetensors")
+    for model, mcfg in config["models"].items():
+        outputs.append(model_file(model))
+        if mcfg["export_huggingface"]:
+            outputs.append(f"results/models/{model}/huggingface")
     if config["probes"]:
         outputs.append("results/probes_summary.tsv")
     for callset in config["variants"]:

@@ -3,7 +3,7 @@
 
 rule embed:
     input:
-        model="results/models/{model}/model.safetensors",
+        model=lambda w: model_file(w.model),
         regions="results/{genome}/regions/{set}.parquet",
     output:
         matrix="results/{genome}/embeddings/{model}/{set}.npy",

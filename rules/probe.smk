@@ -54,7 +54,7 @@ rule probe_summary:
 
 rule finetune:
     input:
-        model="results/models/{model}/model.safetensors",
+        model=lambda w: model_file(w.model),
         regions=lambda w: regions_of(w.task),
     output:
         metrics="results/{genome}/finetune/{model}/{task}/metrics.json",

@@ -68,6 +68,12 @@ def model_dir(tmp_path_factory):
     return out
 
 
+def snv_at(seqs, pos, contig="chr1") -> Allele:
+    ref = seqs[contig][pos]
+    return Allele(record=0, chrom=contig, pos=pos, vcf_id=".", ref=ref, alt="A" if ref != "A" else "C",
+                  ref_chrom=contig)
+
+
 def scorer_for(model, fasta, **cfg):
     return VariantScorer(model, KmerTokenizer.from_spec(model.cfg.extra["tokenizer"]), fasta, ScoringConfig(**cfg))
 
@@ -91,8 +97,7 @@ def test_llr_equals_a_direct_masked_pass_on_both_strands(genome):
     tok = KmerTokenizer(k=3)
     with pysam.FastaFile(str(path)) as fasta:
         scorer = scorer_for(model, fasta, rc_average=True, embedding=False)
-        a = Allele(record=0, chrom="chr1", pos=1234, vcf_id=".", ref=seqs["chr1"][1234], alt="A" if seqs["chr1"][1234] != "A" else "C",
-                   ref_chrom="chr1")
+        a = snv_at(seqs, 1234)
         scorer.score([a])
     start, end = (int(x) - (i == 0) for i, x in enumerate(a.scores["window"].split(":")[1].split("-")))
     assert end - start == 47 * 3 and start % 3 == 0 and start < a.pos < end  # the whole context, on the grid
@@ -162,8 +167,7 @@ def test_next_token_model_scores_the_loglik_difference(genome):
     with pysam.FastaFile(str(path)) as fasta:
         scorer = scorer_for(model, fasta, embedding=False, rc_average=False)
         assert scorer.score_names == ["lldiff"]
-        a = Allele(record=0, chrom="chr1", pos=900, vcf_id=".", ref=seqs["chr1"][900], alt="G" if seqs["chr1"][900] != "G" else "T",
-                   ref_chrom="chr1")
+        a = snv_at(seqs, 900)
         scorer.score([a])
     start, end = (int(x) for x in a.scores["window"].split(":")[1].split("-"))
     window = seqs["chr1"][start - 1:end]

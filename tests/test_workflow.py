@@ -4,6 +4,7 @@ stop with a clear message and leave nothing half-written."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,21 @@ def test_demo_model_learned(demo_run):
     assert "tokens/s" in log and "ETA" in log and "unigram entropy" in log
     for name in ("model.safetensors", "config.json", "vocab.txt", "loss.png", "summary.json"):
         assert (model_dir / name).exists(), name
+
+
+def test_demo_model_exported_to_huggingface(demo_run):
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from genofm.model import DNALM
+
+    exported = demo_run / "results/models/demo_mlm/huggingface"
+    hf = AutoModelForMaskedLM.from_pretrained(exported, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(exported, local_files_only=True)
+    ours = DNALM.from_pretrained(demo_run / "results/models/demo_mlm").eval()
+    ids = tokenizer(["ACGTTGCAAGGCTTAGCCATGCAGTTACGGATCAGTACGATCAGGCAT" * 3], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(hf(input_ids=ids).logits, ours(ids).logits, atol=1e-4, rtol=1e-4)
 
 
 def test_demo_probe_finetune_and_baseline(demo_run):
@@ -217,12 +233,13 @@ def test_a_config_change_reruns_only_the_rules_it_affects(demo_run, change, expe
 
 def test_a_code_change_in_a_script_reruns_its_rule(demo_run):
     script = demo_run / "workflow_scripts/variant_report.py"
-    original = script.read_text()
+    original, stat = script.read_text(), script.stat()
     try:
         script.write_text(original.replace("def main(smk):", "def main(smk):  # changed"))
         assert planned_jobs(demo_run) == {"variant_report"}
-    finally:
+    finally:  # the script as it was, modification time included
         script.write_text(original)
+        os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert planned_jobs(demo_run) == set()
 
 
@@ -231,7 +248,7 @@ def test_bad_bed_stops_with_file_and_line_and_leaves_nothing(demo_run):
     bed.write_text("chr1\t100\t200\tok\nchr1\t500\t400\tbackwards\n")
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
     config["genomes"]["demo"]["region_sets"] = {"broken": {"type": "bed", "bed": "bad.bed"}}
-    config["models"] = {}
+    config["models"], config["probes"], config["variants"] = {}, {}, {}
     proc = snakemake(demo_run, "--configfile", str(write_config(demo_run, config)), check=False)
     assert proc.returncode != 0
     log = (demo_run / "logs/demo/extract_regions_broken.log").read_text()

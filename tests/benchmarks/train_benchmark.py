@@ -22,8 +22,8 @@ same dtype timed in the same rounds. Work a model does beyond that (HF's logits 
 position) earns it no credit. Exits 1 if a loss is not finite, 0 otherwise.
 
 The ESM model ties its output embedding to the input one as genofm does (EsmConfig's
-default); its LM head adds a dense d x d layer, a LayerNorm and a vocabulary bias, hence
-~2% more parameters. bfloat16 autocasts both forward passes; on a CPU without native
+default), and both have ESM's LM head (dense d x d, GELU, LayerNorm, projection with a bias:
+genofm's default lm_head), so the parameter counts differ only by ESM's tiny contact head. bfloat16 autocasts both forward passes; on a CPU without native
 bf16 (AVX512-BF16 / AMX) it is emulated and ~25x slower: use it with --steps 1 --rounds 1.
 """
 
@@ -184,7 +184,7 @@ def main() -> None:
         print(f"{name:8s} {params[name]:11,d} {median[name] * 1e3:9.1f} {tokens / median[name]:10.0f} "
               f"{flops / median[name] / peak:7.1%} {losses[name][0]:8.3f} ->{losses[name][-1]:7.3f}")
     print(f"\nHF ESM has {params['HF ESM'] / params['genofm'] - 1:+.1%} parameters "
-          "(its LM head's dense d x d, LayerNorm and bias, and a tiny contact head)")
+          "(its contact head)")
     print(f"ratio genofm / HF: {median['HF ESM'] / median['genofm']:.2f}x  (target >= 1.3x)")
     if not all(math.isfinite(x) for x in losses["genofm"]):
         print("genofm's loss is not finite")
