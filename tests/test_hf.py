@@ -198,7 +198,7 @@ def test_workflow_with_a_local_checkpoint_equals_direct_transformers_calls(tmp_p
                                     tmp_path / "results/demo/embeddings/nt_tiny/promoters_vs_background.index.parquet")
     regions = read_regions(tmp_path / "results/demo/regions/promoters_vs_background.parquet")
     first = list(regions["sequence"][:12])
-    torch.testing.assert_close(torch.from_numpy(np.asarray(matrix[:12])), direct_embeddings(checkpoint, first),
+    torch.testing.assert_close(torch.from_numpy(np.array(matrix[:12])), direct_embeddings(checkpoint, first),
                                atol=1e-5, rtol=1e-4)
 
     table = pd.read_csv(tmp_path / "results/demo/variants/nt_tiny/demo_variants.tsv", sep="\t")
