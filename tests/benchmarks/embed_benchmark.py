@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from genofm.embed import EmbedConfig, Embedder  # noqa: E402
 from genofm.tokenizer import KmerTokenizer  # noqa: E402
-from same_size import same_size_models  # noqa: E402  (beside this script)
+from same_size import add_model_arguments, same_size_models  # noqa: E402  (beside this script)
 
 
 def make_sequences(n: int, min_bp: int, max_bp: int, seed: int = 0) -> list[str]:
@@ -84,10 +84,7 @@ def check(name: str, vectors: torch.Tensor, n: int, d: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--d-ff", type=int, default=1024)
+    add_model_arguments(parser)
     parser.add_argument("--max-len", type=int, default=512, help="genofm context, <cls> included")
     parser.add_argument("--n", type=int, default=128, help="number of sequences")
     parser.add_argument("--min-bp", type=int, default=500)
@@ -95,7 +92,6 @@ def main() -> None:
     parser.add_argument("--hf-batch", type=int, default=16, help="sequences per HF forward pass")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=32, help="sequences of the untimed check pass")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # for both models

@@ -9,6 +9,16 @@ from genofm.model import DNALM, ModelConfig
 from genofm.tokenizer import MASK, PAD
 
 
+def add_model_arguments(parser, d_model: int = 256, d_ff: int = 1024, layers: int = 4, heads: int = 4,
+                        threads: int = 2) -> None:
+    """The model-shape and thread options every benchmark takes (--layers --d-model --heads --d-ff --threads)."""
+    parser.add_argument("--layers", type=int, default=layers)
+    parser.add_argument("--d-model", type=int, default=d_model)
+    parser.add_argument("--heads", type=int, default=heads)
+    parser.add_argument("--d-ff", type=int, default=d_ff)
+    parser.add_argument("--threads", type=int, default=threads)
+
+
 def same_size_models(esm_class, vocab: int, layers: int, d_model: int, heads: int, d_ff: int, max_len: int):
     """(DNALM, esm_class(EsmConfig)) with the same shape; ESM ties its output embedding to the
     input one as genofm does (EsmConfig's default)."""

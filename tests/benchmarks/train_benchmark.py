@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 from genofm.data import IGNORE, mask_for_mlm  # noqa: E402
 from genofm.model import DNALM  # noqa: E402
 from genofm.tokenizer import CLS, KmerTokenizer  # noqa: E402
-from same_size import same_size_models  # noqa: E402  (beside this script)
+from same_size import add_model_arguments, same_size_models  # noqa: E402  (beside this script)
 
 
 def make_batches(tokenizer: KmerTokenizer, n: int, batch: int, seq_len: int, seed: int = 0):
@@ -123,16 +123,12 @@ def model_flops(ours: DNALM, batches, batch: int, seq_len: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--d-ff", type=int, default=1024)
+    add_model_arguments(parser)
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence, <cls> included")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="bfloat16: autocast of the forward passes")
     parser.add_argument("--matmul-n", type=int, default=1024)

@@ -45,6 +45,7 @@ from genofm.tokenizer import KmerTokenizer  # noqa: E402
 from genofm.variant_report import saturation_alleles  # noqa: E402
 from genofm.variant_scoring import ScoringConfig, VariantScorer  # noqa: E402
 from genofm.vcf import Allele  # noqa: E402
+from same_size import add_model_arguments  # noqa: E402  (beside this script)
 
 
 def write_genome(path: Path, contigs: dict[str, int], seed: int = 0) -> dict[str, str]:
@@ -156,16 +157,12 @@ def run_child(*args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--d-ff", type=int, default=512)
+    add_model_arguments(parser, d_model=128, d_ff=512)
     parser.add_argument("--max-len", type=int, default=128)
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--region-bp", type=int, default=600)
     parser.add_argument("--sparse", type=int, default=150)
     parser.add_argument("--stream-records", type=int, default=1_000_000)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import pysam
