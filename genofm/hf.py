@@ -186,6 +186,8 @@ def exportable_problems(model: DNALM, tokenizer: KmerTokenizer) -> list[str]:
         problems.append(f"lm_head {cfg.lm_head!r}: ESM's LM head is dense + GELU + LayerNorm + decoder (lm_head: esm)")
     if tokenizer.overlapping:
         problems.append("overlapping k-mers: EsmTokenizer cannot make them")
+    if cfg.mixer != "attention":
+        problems.append(f"mixer {cfg.mixer!r}: ESM's blocks are all attention (convolution blocks have no equivalent)")
     return problems
 
 

@@ -44,6 +44,13 @@ class ModelConfig:
     rope_base: float = 10000.0
     tie_embeddings: bool = True
     lm_head: str = "esm"  # esm: dense, GELU, LayerNorm, then the projection (as ESM / NT); linear: the projection
+    # Token mixing of each block: all attention (transformer), all dilated depthwise
+    # convolutions (conv, GPN-like), or convolutions then n_attention_layers attention blocks.
+    mixer: str = "attention"  # attention | conv | hybrid
+    conv_kernel: int = 9
+    conv_dilation_base: int = 2  # dilations grow by this factor per block (3: codon multiples)
+    conv_max_dilation: int = 32  # ... from 1 up to this, then start again
+    n_attention_layers: int = 1  # hybrid: how many of the last blocks use attention
     extra: dict = field(default_factory=dict)  # free-form provenance (tokenizer spec, ...)
 
     def __post_init__(self):
@@ -56,6 +63,14 @@ class ModelConfig:
             problems.append("RoPE needs an even head size (d_model / n_heads)")
         if self.ffn not in ("gelu", "swiglu"):
             problems.append(f"ffn must be gelu or swiglu, not {self.ffn!r}")
+        if self.mixer not in ("attention", "conv", "hybrid"):
+            problems.append(f"mixer must be attention, conv or hybrid, not {self.mixer!r}")
+        if self.mixer == "hybrid" and not 1 <= self.n_attention_layers <= self.n_layers:
+            problems.append(f"n_attention_layers ({self.n_attention_layers}) must be between 1 and n_layers")
+        if self.conv_dilation_base < 2:
+            problems.append(f"conv_dilation_base ({self.conv_dilation_base}) must be at least 2")
+        if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
+            problems.append(f"conv_kernel ({self.conv_kernel}) must be odd and positive")
         if self.lm_head not in ("esm", "linear"):
             problems.append(f"lm_head must be esm or linear, not {self.lm_head!r}")
         if min(self.vocab_size, self.max_len, self.n_layers, self.d_model, self.n_heads, self.d_ff) < 1:
@@ -67,6 +82,15 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> "ModelConfig":
         data = {"lm_head": "linear", **data}  # config.json files from before lm_head had the linear head
         return dataclass_from_dict(cls, data, "model config")
+
+    def block_mixers(self) -> list[tuple[str, int]]:
+        """(attention | conv, dilation) of each block, first to last."""
+        n_conv = {"attention": 0, "conv": self.n_layers, "hybrid": self.n_layers - self.n_attention_layers}[self.mixer]
+        dilations = [1]  # 1, base, base^2 ... up to conv_max_dilation
+        while dilations[-1] * self.conv_dilation_base <= self.conv_max_dilation:
+            dilations.append(dilations[-1] * self.conv_dilation_base)
+        return [("conv", dilations[i % len(dilations)]) if i < n_conv else ("attention", 1)
+                for i in range(self.n_layers)]
 
 
 # --- positions ----------------------------------------------------------------------------
@@ -145,17 +169,39 @@ class FeedForward(nn.Module):
         return self.drop(self.down(h))
 
 
+class DilatedConv(nn.Module):
+    """Depthwise dilated convolution along the sequence, then a pointwise projection (a
+    cheap separable form of GPN's dilated convolutions). Causal models pad on the left only."""
+
+    def __init__(self, cfg: ModelConfig, dilation: int):
+        super().__init__()
+        self.reach = (cfg.conv_kernel - 1) * dilation
+        self.causal = cfg.causal
+        self.depthwise = nn.Conv1d(cfg.d_model, cfg.d_model, cfg.conv_kernel, dilation=dilation, groups=cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x, keep):
+        """x: (B, L, D); keep: (B, L, 1) 1.0 at real tokens, 0.0 at padding (which must not leak)."""
+        h = (x * keep).transpose(1, 2)  # (B, D, L)
+        left = self.reach if self.causal else self.reach // 2
+        h = self.depthwise(F.pad(h, (left, self.reach - left)))  # (B, D, L)
+        return self.out(F.gelu(h.transpose(1, 2))), None  # (B, L, D)
+
+
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, mixer: str = "attention", dilation: int = 1):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg) if mixer == "attention" else DilatedConv(cfg, dilation)
         self.norm2 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         self.ffn = FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, bias, rope, need_weights=False):
-        a, weights = self.attn(self.norm1(x), bias, rope, need_weights)
+    def forward(self, x, bias, rope, need_weights=False, keep=None):
+        if isinstance(self.attn, DilatedConv):
+            a, weights = self.attn(self.norm1(x), keep)
+        else:
+            a, weights = self.attn(self.norm1(x), bias, rope, need_weights)
         x = x + self.drop(a)
         x = x + self.ffn(self.norm2(x))
         return x, weights
@@ -176,7 +222,7 @@ class DNALM(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.position == "learned" else None
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, mixer, dilation) for mixer, dilation in cfg.block_mixers())
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         if cfg.lm_head == "esm":
             self.head_dense = nn.Linear(cfg.d_model, cfg.d_model)
@@ -188,7 +234,7 @@ class DNALM(nn.Module):
             self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith(("attn.out.weight", "ffn.down.weight")):
+            if name.endswith(("attn.out.weight", "ffn.down.weight")):  # attn.out: the conv's projection too
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
         self._rope_cache: tuple | None = None
 
@@ -246,10 +292,11 @@ class DNALM(nn.Module):
         x = self.drop(x)
         bias = self.attention_bias(ids, attention_mask, x.dtype)
         rope = self._rope(L, ids.device) if self.cfg.position == "rope" else None
+        keep = attention_mask[:, :, None].to(x.dtype)  # (B, L, 1)
         hidden = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for block in self.blocks:
-            x, weights = block(x, bias, rope, need_weights=output_attentions)
+            x, weights = block(x, bias, rope, need_weights=output_attentions, keep=keep)
             if output_hidden_states:
                 hidden.append(x)
             if output_attentions:

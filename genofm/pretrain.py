@@ -358,6 +358,19 @@ class _nullcontext:
         return False
 
 
+def hardware(dist) -> str:
+    """What trained the model, e.g. "1 x NVIDIA H100" or "1 x Intel(R) Xeon(R) ... (2 threads)"."""
+    if dist.device.type == "cuda":
+        return f"{dist.world} x {torch.cuda.get_device_name(dist.device)}"
+    name = platform.processor() or "CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            name = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{dist.world} x {name} ({torch.get_num_threads()} threads)"
+
+
 def _hms(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -388,7 +401,7 @@ def _write_outputs(model, tokenizer, rows, entropy, out_dir, model_cfg, train_cf
         "parameters": model.num_parameters(), "steps": train_cfg.max_steps, "seconds": round(seconds, 1),
         "unigram_entropy": entropy, "final_train_loss": float(metrics["train_loss"].iloc[-1]) if len(metrics) else None,
         "final_val_loss": float(last_val.iloc[-1]) if len(last_val) else None,
-        "hardware": f"{dist.world} x {torch.cuda.get_device_name(dist.device) if dist.device.type == 'cuda' else platform.processor() or 'CPU'}",
+        "hardware": hardware(dist),
         "torch": torch.__version__, "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
         "data": [asdict(d) for d in data], **provenance,
     }

@@ -202,9 +202,20 @@ def _clip(df: pd.DataFrame, lengths: dict[str, int], source: str) -> pd.DataFram
 
 # --- tiling -------------------------------------------------------------------------------
 
+def genome_blocks(length: int, block: int, every: int, part: str) -> list[tuple[int, int]]:
+    """0-based spans of a contig cut into blocks of `block` bases, of which every `every`-th
+    (the last of each run of `every`) is held out: part "train", "held_out" or "all"."""
+    if part == "all" or block <= 0:
+        return [(0, length)]
+    spans = [(s, min(s + block, length)) for s in range(0, length, block)]
+    held = [i % every == every - 1 for i in range(len(spans))]
+    return [span for span, h in zip(spans, held) if h == (part == "held_out")]
+
+
 def tile_genome(fasta: str | Path, window: int, stride: int, max_n_fraction: float,
-                contigs: Iterable[str] = ()) -> pd.DataFrame:
-    """Full windows along each contig; windows with too many N are left out (and logged)."""
+                contigs: Iterable[str] = (), block: int = 0, every: int = 10, part: str = "all") -> pd.DataFrame:
+    """Full windows along each contig (or along each of its train or held-out blocks, see
+    genome_blocks); windows with too many N are left out (and logged)."""
     rows = []
     n_skipped = 0
     wanted = set(contigs)
@@ -212,9 +223,12 @@ def tile_genome(fasta: str | Path, window: int, stride: int, max_n_fraction: flo
         for chrom, length in zip(fa.references, fa.lengths):
             if wanted and chrom not in wanted:
                 continue
-            starts = np.arange(0, length - window + 1, stride, dtype=np.int64)
+            spans = genome_blocks(length, block, every, part)
+            starts = np.concatenate([np.arange(s, e - window + 1, stride, dtype=np.int64) for s, e in spans]
+                                    or [np.zeros(0, dtype=np.int64)])
             if starts.size == 0:
-                log.info("tiling: %s (%d bp) is shorter than one window (%d)", chrom, length, window)
+                log.info("tiling: %s (%d bp, %s) holds no whole window (%d)", chrom, length,
+                         "all of it" if part == "all" else f"{part} blocks", window)
                 continue
             seq = np.frombuffer(fa.fetch(chrom).upper().encode(), dtype=np.uint8)
             n_cum = np.concatenate([[0], np.cumsum(seq == ord("N"), dtype=np.int32)])
@@ -312,7 +326,8 @@ def build_region_set(spec: dict, fasta: str | Path, annotation: str | Path | Non
             df = df[~short]
     elif kind == "tiling":
         df = tile_genome(fasta, spec.get("window", 1024), spec.get("stride", 1024),
-                         spec.get("max_n_fraction", 0.1), spec.get("contigs", []))
+                         spec.get("max_n_fraction", 0.1), spec.get("contigs", []),
+                         spec.get("block", 0), spec.get("held_out_every", 10), spec.get("blocks", "all"))
     else:
         raise GenofmInputError(f"region set {set_name!r}: unknown type {kind!r}")
     df = finish(restrict_contigs(df, spec.get("contigs", [])), spec.get("label"))
@@ -323,3 +338,14 @@ def build_region_set(spec: dict, fasta: str | Path, annotation: str | Path | Non
                                f"{' on contigs ' + ', '.join(spec['contigs']) if spec.get('contigs') else ''}")
     log.info("region set %s: %d regions, %d bp", set_name, len(df), int((df["end"] - df["start"]).sum()))
     return df
+
+
+def merged_intervals(df: pd.DataFrame) -> list[tuple[int, int]]:
+    """(start, end) of the union of the regions of one contig, touching ones joined."""
+    merged: list[list[int]] = []
+    for start, end in sorted(zip(df["start"].astype(int), df["end"].astype(int))):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]

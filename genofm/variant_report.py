@@ -34,6 +34,7 @@ SCORES = {
     "lldiff": ("-log-likelihood difference", -1.0),
     "emb_cosine": ("embedding cosine distance", 1.0),
     "emb_l2": ("embedding L2 distance", 1.0),
+    "markov": ("-log-likelihood difference (Markov baseline)", -1.0),
 }
 
 
@@ -88,6 +89,15 @@ def plot_score_distributions(table: pd.DataFrame, path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def training_line(summary_path) -> str:
+    """"\nmodel: 1.0M parameters, 2000 steps on <hardware>" from a pretraining summary (the run
+    time is in the summary and the report, not here: a figure stays the same on a rerun)."""
+    import json
+
+    summary = json.loads(open(summary_path).read())
+    return f"\nmodel: {summary['parameters'] / 1e6:.2f}M parameters, {summary['steps']} steps on {summary['hardware']}"
 
 
 def plot_class_aurocs(aurocs: pd.DataFrame, path, title: str) -> None:
@@ -219,17 +229,27 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
 
 @torch.no_grad()
 def last_layer_attention(scorer: VariantScorer, seq: str, max_tokens: int = 100) -> tuple[np.ndarray, list[str]]:
-    """Head-averaged attention (L, L) of the last layer over <cls> + the first tokens of seq."""
+    """Head-averaged attention (L, L) of the last attention layer over <cls> + the first tokens
+    of seq; None for a model without attention (all convolutions)."""
     tokenizer = scorer.tokenizer
     body = tokenizer.encode(seq, add_special_tokens=False)[:min(max_tokens, scorer.context)]
     ids = torch.from_numpy(np.r_[CLS, body].astype(np.int64))[None]
     out = scorer.model(ids.to(scorer.device), output_attentions=True, return_logits=False)
-    attention = out.attentions[-1][0].float().mean(0).cpu().numpy()  # (L, L)
+    maps = [a for a in out.attentions if a is not None]  # convolution blocks have no map
+    if not maps:
+        return None, []
+    attention = maps[-1][0].float().mean(0).cpu().numpy()  # (L, L)
     return attention, [tokenizer.vocab[i] for i in ids[0].tolist()]
 
 
-def plot_attention(attention: np.ndarray, tokens: list[str], path, title: str) -> None:
+def plot_attention(attention: np.ndarray | None, tokens: list[str], path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    if attention is None:
+        ax.text(0.5, 0.5, "This model has no attention layer (mixer: conv).", ha="center", va="center")
+        ax.set_axis_off()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
     image = ax.imshow(attention, cmap="viridis", interpolation="nearest")
     step = max(1, len(tokens) // 25)
     ticks = list(range(0, len(tokens), step))

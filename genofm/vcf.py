@@ -186,6 +186,48 @@ def scan_vcf(readable: str | Path, path: str | Path | None = None) -> VcfScan:
         return VcfScan(n_records=n, header_text=str(vcf.header), contigs=contigs)
 
 
+# Sequence Ontology consequence terms, most severe first (Ensembl VEP's ranking, abridged): an
+# annotation listing several transcripts or terms gives the allele its most severe one.
+SEVERITY = ("transcript_ablation", "splice_acceptor_variant", "splice_donor_variant", "stop_gained",
+            "frameshift_variant", "stop_lost", "start_lost", "transcript_amplification", "inframe_insertion",
+            "inframe_deletion", "missense_variant", "protein_altering_variant", "splice_region_variant",
+            "incomplete_terminal_codon_variant", "start_retained_variant", "stop_retained_variant",
+            "synonymous_variant", "coding_sequence_variant", "mature_miRNA_variant", "5_prime_UTR_variant",
+            "3_prime_UTR_variant", "non_coding_transcript_exon_variant", "intron_variant",
+            "NMD_transcript_variant", "non_coding_transcript_variant", "upstream_gene_variant",
+            "downstream_gene_variant", "TFBS_ablation", "TFBS_amplification", "TF_binding_site_variant",
+            "regulatory_region_ablation", "regulatory_region_amplification", "regulatory_region_variant",
+            "intergenic_variant")
+_RANK = {term: i for i, term in enumerate(SEVERITY)}
+
+
+def annotation_layout(header: pysam.VariantHeader, key: str) -> tuple[int, int] | tuple[()]:
+    """For a VEP (CSQ: "Format: Allele|Consequence|...") or snpEff (ANN: "'Allele | Annotation
+    | ...'") INFO key, the positions of the allele and consequence fields; () for a plain key
+    whose value is the class itself."""
+    description = header.info[key].description if key in header.info else ""
+    match = re.search(r"Format:\s*(.+)$", description) or re.search(r"'([^']*\|[^']*)'", description)
+    if not match:
+        return ()
+    names = [n.strip().strip("'\" ").lower() for n in match.group(1).split("|")]
+    allele = next((i for i, n in enumerate(names) if n == "allele"), None)
+    consequence = next((i for i, n in enumerate(names) if n in ("consequence", "annotation")), None)
+    if allele is None or consequence is None:
+        raise GenofmInputError(f"INFO/{key} is a |-separated annotation without Allele and Consequence "
+                               f"(VEP) or Annotation (snpEff) fields: {description!r}")
+    return allele, consequence
+
+
+def consequence_of(entries, alt: str, allele_field: int, consequence_field: int) -> str:
+    """The most severe consequence term among the annotation entries of this ALT (VEP writes
+    indel alleles without the shared first base, or "-"; those fall back to every entry)."""
+    fields = [str(e).split("|") for e in entries if e is not None]
+    fields = [f for f in fields if len(f) > max(allele_field, consequence_field)]
+    mine = [f for f in fields if f[allele_field] == alt] or fields
+    terms = [t for f in mine for t in f[consequence_field].split("&") if t]
+    return min(terms, key=lambda t: _RANK.get(t, len(_RANK))) if terms else ""
+
+
 class AlleleChecker:
     """Turns records into alleles with a status, checking them against the reference."""
 
@@ -196,11 +238,17 @@ class AlleleChecker:
         self.resolve = contig_resolver(self.lengths, aliases)
         self.regions = parse_regions(regions)
         self.class_info_key = class_info_key
+        self._annotation_layout = None  # (allele field, consequence field) of a VEP/snpEff key, () for plain
 
     def classes_of(self, record: pysam.VariantRecord, n_alts: int) -> list[str]:
         if not self.class_info_key or self.class_info_key not in record.info:
             return [""] * max(n_alts, 1)
         value = record.info[self.class_info_key]
+        if self._annotation_layout is None:
+            self._annotation_layout = annotation_layout(record.header, self.class_info_key)
+        if self._annotation_layout:
+            entries = value if isinstance(value, tuple) else (value,)
+            return [consequence_of(entries, alt, *self._annotation_layout) for alt in (record.alts or ("",))]
         if isinstance(value, tuple):
             if len(value) == n_alts:  # Number=A: one class per ALT
                 return [str(v) if v is not None else "" for v in value]
@@ -257,8 +305,11 @@ class InfoField:
     description: str
 
 
-def info_fields(score_names: list[str]) -> list[InfoField]:
+def info_fields(score_names: list[str], markov_order: int = 0) -> list[InfoField]:
     described = {
+        "markov": ("GFM_MARKOV", f"Baseline: log-likelihood difference (ALT - REF) of the bases around the SNV "
+                   f"under an order-{markov_order} Markov model of the training sequence, averaged over "
+                   "both strands"),
         "llr": ("GFM_LLR", "Masked-marginal log-likelihood ratio log P(alt) - log P(ref) at the masked "
                 "token holding the variant (SNVs, and MNVs inside one token); negative: the model "
                 "finds the ALT less likely"),

@@ -36,10 +36,16 @@ def genome_config(genome):
 
 
 def local_source(source):
-    """The local file behind a source (so edits rerun the download), or [] for a URL."""
+    """The local file behind a source (so edits rerun the download), or [] for a URL;
+    file: URLs may be absolute (file:///data/x.fa.gz) or relative (file:data/x.fa.gz)."""
     if not source or source.startswith(URL_SCHEMES):
         return []
-    return source.removeprefix("file://")
+    if source.lower().startswith("file:"):
+        from urllib.parse import urlsplit
+        from urllib.request import url2pathname
+
+        return url2pathname(urlsplit(source).path)
+    return source
 
 
 def annotation_source(genome):
@@ -244,9 +250,34 @@ def callset_inputs(wildcards):
     }
 
 
+def baseline_regions(wildcards):
+    """The region sets the Markov baseline learns from: those the model was trained on in
+    this genome (none for imported checkpoints: the baseline then learns the reference)."""
+    if not config["variant_scoring"]["markov_order"] or is_imported(wildcards.model):
+        return []
+    data = model_config(wildcards.model)["genomes"].get(wildcards.genome)
+    if not data:
+        return []
+    return [f"results/{wildcards.genome}/regions/{name}.parquet" for name in data["train_sets"]]
+
+
 def scoring_config():
-    """ScoringConfig keys of `variant_scoring` (figure_tokens belongs to the figures rule)."""
-    return {k: v for k, v in config["variant_scoring"].items() if k != "figure_tokens"}
+    """ScoringConfig keys of `variant_scoring` (the others belong to the baseline and figures)."""
+    return {
+        k: v
+        for k, v in config["variant_scoring"].items()
+        if k not in ("figure_tokens", "markov_order")
+    }
+
+
+def labelled_snv_inputs(wildcards):
+    spec = callset_config(wildcards.callset)["labelled_snvs"]
+    if not spec.get("genbank"):
+        raise ValueError(f"call set {wildcards.callset!r} has no labelled_snvs.genbank to make its VCF from")
+    inputs = {"fasta": f"resources/{wildcards.genome}/genome.fa.gz", "genbank": spec["genbank"]}
+    if spec.get("within_set"):
+        inputs["within"] = f"results/{wildcards.genome}/regions/{spec['within_set']}.parquet"
+    return inputs
 
 
 def callset_options(callset):

@@ -9,7 +9,12 @@ rule pretrain:
         config="results/models/{model}/config.json",
         vocab="results/models/{model}/vocab.txt",
         metrics="results/models/{model}/metrics.tsv",
-        summary="results/models/{model}/summary.json",
+        summary=report(
+            "results/models/{model}/summary.json",
+            caption="../report/pretrain_summary.rst",
+            category="2. Pretraining",
+            subcategory="{model}",
+        ),
         plot=report(
             "results/models/{model}/loss.png",
             caption="../report/pretrain_loss.rst",

@@ -1,9 +1,28 @@
 # Zero-shot variant scoring: every record of a VCF scored by a model, and the report figures.
 
 
+rule labelled_snvs:
+    input:
+        unpack(labelled_snv_inputs),
+    output:
+        vcf="results/{genome}/labelled_snvs/{callset}.vcf",
+    log:
+        "logs/{genome}/labelled_snvs_{callset}.log",
+    conda:
+        "../envs/genome.yaml"
+    resources:
+        mem_mb=lambda w, attempt: 4000 * attempt,
+        runtime=30,
+    params:
+        spec=lambda w: callset_config(w.callset)["labelled_snvs"],
+    script:
+        "../workflow_scripts/labelled_snvs.py"
+
+
 rule score_variants:
     input:
         unpack(callset_inputs),
+        baseline_regions=baseline_regions,
     output:
         vcf="results/{genome}/variants/{model}/{callset}.vcf.gz",
         tbi="results/{genome}/variants/{model}/{callset}.vcf.gz.tbi",
@@ -24,6 +43,7 @@ rule score_variants:
         scoring=scoring_config(),
         callset=lambda w: callset_options(w.callset),
         model_dir=lambda w, input: os.path.dirname(input.model),
+        markov_order=config["variant_scoring"]["markov_order"],
     script:
         "../workflow_scripts/score_variants.py"
 
@@ -31,6 +51,7 @@ rule score_variants:
 rule variant_report:
     input:
         table="results/{genome}/variants/{model}/{callset}.tsv",
+        model_summary=lambda w: [] if is_imported(w.model) else f"results/models/{w.model}/summary.json",
     output:
         distributions=report(
             "results/{genome}/variants/{model}/{callset}/score_distributions.png",

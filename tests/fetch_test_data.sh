@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Real sequence data for the tests, from Debian packages (nothing large is committed):
-#   vt-examples: human GRCh37 chr20 (bgzip + .fai + .gzi) and a real indel VCF.
+#   vt-examples: human GRCh37 chr20 (bgzip + .fai + .gzi) and a real indel VCF;
+#   ariba: M. tuberculosis H37Rv (gzip FASTA + GenBank annotation), for the model-quality
+#   benchmark (config/examples/mtb.yaml); with the argument "mtb", and then only that.
 # Into ${GENOFM_TESTDATA:-.cache/testdata}; does nothing when the files are already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,7 @@ fetch_deb() {  # fetch_deb PACKAGE DIR: download and unpack a Debian package int
 }
 
 vt="$dest/vt"
-if [ ! -s "$vt/20.fa.gz.gzi" ]; then
+if [ "${1:-}" != mtb ] && [ ! -s "$vt/20.fa.gz.gzi" ]; then
     tmp=$(mktemp -d)
     fetch_deb vt-examples "$tmp"
     examples="$tmp/usr/share/doc/vt/examples"
@@ -27,4 +29,16 @@ if [ ! -s "$vt/20.fa.gz.gzi" ]; then
     gunzip -c "$examples/ref/20.fa.gz.gzi.gz" > "$vt/20.fa.gz.gzi.tmp" && mv "$vt/20.fa.gz.gzi.tmp" "$vt/20.fa.gz.gzi"
     rm -rf "$tmp"
 fi
-echo "test data in $dest: $(ls "$vt" | tr '\n' ' ')"
+if [ "${1:-}" != mtb ]; then
+    echo "test data in $dest: $(ls "$vt" | tr '\n' ' ')"
+else
+    mtb="$dest/mtb"
+    if [ ! -s "$mtb/NC_000962.3.gb" ]; then
+        tmp=$(mktemp -d)
+        fetch_deb ariba "$tmp"
+        mkdir -p "$mtb"
+        cp "$tmp"/usr/lib/python3/dist-packages/ariba/tb_data/NC_000962.3.{fa.gz,gb} "$mtb/"
+        rm -rf "$tmp"
+    fi
+    echo "M. tuberculosis data in $mtb: $(ls "$mtb" | tr '\n' ' ')"
+fi

@@ -1,5 +1,6 @@
 """Rule score_variants: every record of a VCF scored zero-shot; annotated VCF, table, summary."""
 
+from genofm.markov import fit_markov
 from genofm.provenance import provenance
 from genofm.variant_scoring import ScoringConfig
 from genofm.variants import CallsetConfig, score_vcf
@@ -13,9 +14,12 @@ def main(smk):
         "genofm_callset": {"Name": smk.wildcards.callset, "Genome": smk.wildcards.genome,
                            "Model": smk.wildcards.model, **smk.params.callset},
     }
+    baseline = None
+    if smk.params.markov_order:
+        baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
     score_vcf(smk.params.model_dir, smk.input.fasta, smk.input.vcf, smk.output.vcf, smk.output.table,
               smk.output.summary, ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset),
-              meta=meta)
+              meta=meta, baseline=baseline)
 
 
 run_script(main, snakemake)  # noqa: F821

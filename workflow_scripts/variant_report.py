@@ -3,7 +3,7 @@ genome and the top variants, from the scores table."""
 
 from genofm.atomic import atomic_path
 from genofm.variant_report import (class_pair_aurocs, plot_along_genome, plot_class_aurocs,
-                                   plot_score_distributions, read_scores, top_variants)
+                                   plot_score_distributions, read_scores, top_variants, training_line)
 from genofm.workflow import run_script
 
 
@@ -18,7 +18,8 @@ def main(smk):
     with atomic_path(smk.output.distributions) as tmp:
         plot_score_distributions(table, tmp, f"{name}: scores by variant class")
     with atomic_path(smk.output.auroc_plot) as tmp:
-        plot_class_aurocs(aurocs, tmp, f"{name}: AUROC of each class pair")
+        plot_class_aurocs(aurocs, tmp, f"{name}: AUROC of each class pair"
+                          f"{training_line(smk.input.model_summary) if smk.input.model_summary else ''}")
     with atomic_path(smk.output.along_genome) as tmp:
         plot_along_genome(table, tmp, f"{name}: scores along the genome")
 

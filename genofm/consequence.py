@@ -1,0 +1,258 @@
+"""Labelled SNVs from a genome annotation: the true consequence of every possible SNV in a
+coding sequence (synonymous, missense, stop-gained), plus intergenic SNVs.
+
+Coding sequences come from a GenBank flat file (`read_genbank_cds`): the benchmark genome
+(M. tuberculosis H37Rv) ships as GenBank. Codons are translated with the table the CDS
+names (/transl_table; bacteria use table 11, whose amino acids are the standard code's).
+Codons are left out where the answer would be ambiguous: the start and stop codons, codons
+with a base in more than one CDS (overlapping genes), and whole CDS that are pseudogenes,
+joined, partial, not a multiple of 3 or with an internal stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import GenofmInputError
+
+log = logging.getLogger(__name__)
+
+BASES = "TCAG"
+# The standard genetic code in TCAG order (NCBI table 1); table 11 has the same amino acids
+# and differs only in which codons may start a protein, and start codons are skipped here.
+_AMINO = "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"
+CODE = {a + b + c: _AMINO[16 * i + 4 * j + k]
+        for i, a in enumerate(BASES) for j, b in enumerate(BASES) for k, c in enumerate(BASES)}
+SUPPORTED_TABLES = {1, 11}
+COMPLEMENT = str.maketrans("ACGT", "TGCA")
+CLASSES = ("synonymous", "missense", "stop_gained", "intergenic")
+
+
+@dataclass
+class Cds:
+    start: int  # 0-based, half-open
+    end: int
+    strand: str  # + or -
+    name: str
+    table: int = 11
+    pseudo: bool = False
+    translation: str = ""  # the annotated protein (/translation), when given
+
+
+_LOCATION = re.compile(r"^(complement\()?(\d+)\.\.(\d+)\)?$")
+
+
+def read_genbank_cds(path: str | Path) -> tuple[list[Cds], list[tuple[int, int]], str]:
+    """CDS features of a one-record GenBank file, every annotated feature's span (to find
+    intergenic bases) and the record's accession.version. CDS with locations other than
+    `a..b` / `complement(a..b)` (joins, partial `<`/`>` ends) are counted and left out."""
+    path = Path(path)
+    cds: list[Cds] = []
+    spans: list[tuple[int, int]] = []
+    skipped = 0
+    accession = ""
+    feature, location, qualifiers, line_no = None, "", [], 0
+
+    def flush():
+        nonlocal skipped
+        if feature is None or feature == "source":
+            return
+        numbers = [int(n) for n in re.findall(r"\d+", location)]
+        if numbers:
+            spans.append((min(numbers) - 1, max(numbers)))
+        if feature != "CDS":
+            return
+        match = _LOCATION.match(location.replace(" ", ""))
+        if not match:
+            skipped += 1
+            return
+        text = " ".join(qualifiers)
+        name = re.search(r'/locus_tag="([^"]+)"', text) or re.search(r'/gene="([^"]+)"', text)
+        table = re.search(r"/transl_table=(\d+)", text)
+        start, end = int(match.group(2)) - 1, int(match.group(3))
+        if end <= start:
+            raise GenofmInputError(f"{path}: line {line_no}: CDS location {location!r} ends before it starts")
+        protein = re.search(r'/translation="([^"]+)"', text)
+        cds.append(Cds(start, end, "-" if match.group(1) else "+", name.group(1) if name else f"cds_{len(cds) + 1}",
+                       int(table.group(1)) if table else 11, "/pseudo" in text,
+                       protein.group(1).replace(" ", "") if protein else ""))
+
+    in_features = False
+    with open(path) as handle:
+        for line_no, line in enumerate(handle, 1):
+            if line.startswith("VERSION"):
+                accession = line.split()[1]
+            if line.startswith("FEATURES"):
+                in_features = True
+                continue
+            if not in_features:
+                continue
+            if line.startswith("ORIGIN") or line.startswith("//") or line.startswith("CONTIG"):
+                break
+            if len(line) > 5 and line[5] != " ":  # a new feature key
+                flush()
+                feature, location, qualifiers = line[5:21].strip(), line[21:].strip(), []
+            elif line.strip().startswith("/") or qualifiers:
+                qualifiers.append(line.strip())
+            else:  # location continued over several lines
+                location += line.strip()
+        flush()
+    if not in_features:
+        raise GenofmInputError(f"{path}: no FEATURES section: not a GenBank flat file?")
+    if not cds:
+        raise GenofmInputError(f"{path}: no CDS features")
+    log.info("%s: %d CDS (%d with joined or partial locations left out), %d features", path, len(cds), skipped,
+             len(spans))
+    return cds, spans, accession
+
+
+def reverse_complement(seq: str) -> str:
+    return seq.translate(COMPLEMENT)[::-1]
+
+
+def coding_snvs(genome: str, cds: list[Cds], within: list[tuple[int, int]] | None = None) -> pd.DataFrame:
+    """Every SNV of every usable codon of the CDS lying wholly inside `within` (0-based
+    intervals; all CDS when None): pos (0-based), ref, alt, class, gene, codon_position.
+    REF/ALT are on the + strand, as a VCF writes them."""
+    coverage = np.zeros(len(genome) + 1, dtype=np.int32)
+    for c in cds:
+        if c.end > len(genome):
+            raise GenofmInputError(f"CDS {c.name} ({c.start + 1}..{c.end}) runs past the end of the "
+                                   f"{len(genome):,} bp sequence: annotation of another assembly?")
+        coverage[c.start] += 1
+        coverage[c.end] -= 1
+    depth = np.cumsum(coverage)[:-1]  # CDS covering each base
+    counts = {"pseudogene": 0, "unsupported table": 0, "length not a multiple of 3": 0,
+              "internal stop": 0, "outside the intervals": 0}
+    rows = []
+    for c in cds:
+        if c.pseudo:
+            counts["pseudogene"] += 1
+            continue
+        if c.table not in SUPPORTED_TABLES:
+            counts["unsupported table"] += 1
+            continue
+        if (c.end - c.start) % 3:
+            counts["length not a multiple of 3"] += 1
+            continue
+        if within is not None and not any(s <= c.start and c.end <= e for s, e in within):
+            counts["outside the intervals"] += 1
+            continue
+        plus = genome[c.start:c.end].upper()
+        coding = plus if c.strand == "+" else reverse_complement(plus)
+        codons = [coding[i:i + 3] for i in range(0, len(coding), 3)]
+        if any(CODE.get(codon, "X") == "*" for codon in codons[1:-1]):
+            counts["internal stop"] += 1
+            continue
+        for index in range(1, len(codons) - 1):  # no start, no stop codon
+            codon = codons[index]
+            if codon not in CODE:
+                continue  # an N or other ambiguity code
+            for offset in range(3):
+                # genome position of this codon base (on the + strand)
+                pos = c.start + 3 * index + offset if c.strand == "+" else c.end - 1 - (3 * index + offset)
+                if depth[pos] != 1:
+                    continue  # overlapping genes: the consequence is not one
+                for base in "ACGT":
+                    if base == codon[offset]:
+                        continue
+                    mutant = codon[:offset] + base + codon[offset + 1:]
+                    amino, new = CODE[codon], CODE[mutant]
+                    kind = "synonymous" if new == amino else "stop_gained" if new == "*" else "missense"
+                    ref, alt = (codon[offset], base) if c.strand == "+" else (
+                        codon[offset].translate(COMPLEMENT), base.translate(COMPLEMENT))
+                    rows.append((pos, ref, alt, kind, c.name, offset + 1))
+    left_out = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
+    log.info("coding SNVs: %d from %d CDS%s", len(rows), len(cds) - sum(counts.values()),
+             f" ({left_out} left out)" if left_out else "")
+    return pd.DataFrame(rows, columns=["pos", "ref", "alt", "class", "gene", "codon_position"])
+
+
+def intergenic_positions(genome: str, spans: list[tuple[int, int]], within: list[tuple[int, int]] | None = None,
+                         margin: int = 0) -> np.ndarray:
+    """0-based positions with an A/C/G/T base outside every annotated feature (± margin)."""
+    covered = np.zeros(len(genome) + 1, dtype=np.int32)
+    for s, e in spans:
+        covered[max(0, s - margin)] += 1
+        covered[min(len(genome), e + margin)] -= 1
+    free = np.cumsum(covered)[:-1] == 0
+    if within is not None:
+        inside = np.zeros(len(genome) + 1, dtype=np.int32)
+        for s, e in within:
+            inside[s] += 1
+            inside[e] -= 1
+        free &= np.cumsum(inside)[:-1] > 0
+    acgt = np.frombuffer(genome.upper().encode(), dtype=np.uint8)
+    free &= np.isin(acgt, np.frombuffer(b"ACGT", dtype=np.uint8))
+    return np.flatnonzero(free)
+
+
+def labelled_snv_set(genome: str, cds: list[Cds], spans: list[tuple[int, int]], per_class: int, seed: int,
+                     within: list[tuple[int, int]] | None = None) -> pd.DataFrame:
+    """A random sample of `per_class` SNVs of each class (all of a class if fewer exist),
+    sorted by position: pos (0-based), ref, alt, class, gene, codon_position."""
+    rng = np.random.default_rng(seed)
+    coding = coding_snvs(genome, cds, within)
+    parts = []
+    for kind in CLASSES[:3]:
+        rows = coding[coding["class"] == kind]
+        if len(rows) < per_class:
+            log.warning("only %d %s SNVs exist; taking all", len(rows), kind)
+        parts.append(rows.iloc[np.sort(rng.choice(len(rows), min(per_class, len(rows)), replace=False))])
+    free = intergenic_positions(genome, spans, within)
+    picked = np.sort(rng.choice(free, min(per_class, len(free)), replace=False))
+    refs = [genome[p].upper() for p in picked]
+    alts = ["ACGT".replace(r, "")[rng.integers(3)] for r in refs]
+    parts.append(pd.DataFrame({"pos": picked, "ref": refs, "alt": alts, "class": "intergenic", "gene": "",
+                               "codon_position": 0}))
+    table = pd.concat(parts, ignore_index=True).sort_values(["pos", "alt"], kind="stable")
+    return table.drop_duplicates(["pos", "alt"]).reset_index(drop=True)
+
+
+def write_vcf(table: pd.DataFrame, chrom: str, length: int, path: str | Path, source: str = "genofm") -> None:
+    """A VCF 4.2 of the labelled SNVs: INFO/CLASS the consequence, INFO/GENE the CDS."""
+    lines = ["##fileformat=VCFv4.2", f"##source={source}", f"##contig=<ID={chrom},length={length}>",
+             '##INFO=<ID=CLASS,Number=1,Type=String,Description="True consequence: synonymous, missense, '
+             'stop_gained or intergenic">',
+             '##INFO=<ID=GENE,Number=1,Type=String,Description="Locus tag of the CDS hit">',
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    for row in table.itertuples(index=False):
+        info = f"CLASS={row[3]}" + (f";GENE={row[4]}" if row[4] else "")
+        lines.append(f"{chrom}\t{row[0] + 1}\t.\t{row[1]}\t{row[2]}\t.\tPASS\t{info}")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def codon_usage_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, train: list[tuple[int, int]]) -> np.ndarray:
+    """A reference, not a zero-shot score: log f(ALT codon) - log f(REF codon) under the codon
+    usage of the CDS inside `train`, for the coding SNVs of `snvs` (NaN for the others). It
+    knows the reading frame from the annotation: the best a model can do that learns the
+    frame and codon usage but nothing about proteins."""
+    usage: dict[str, int] = {}
+    by_name = {c.name: c for c in cds}
+    for c in cds:
+        if c.pseudo or (c.end - c.start) % 3 or not any(s <= c.start and c.end <= e for s, e in train):
+            continue
+        plus = genome[c.start:c.end].upper()
+        coding = plus if c.strand == "+" else reverse_complement(plus)
+        for i in range(3, len(coding) - 3, 3):  # inner codons, as the SNVs
+            usage[coding[i:i + 3]] = usage.get(coding[i:i + 3], 0) + 1
+    scores = np.full(len(snvs), np.nan)
+    for n, row in enumerate(snvs.itertuples(index=False)):
+        c = by_name.get(row.gene)
+        if c is None or row.codon_position not in (1, 2, 3):
+            continue
+        offset = row.pos - c.start if c.strand == "+" else c.end - 1 - row.pos  # in the coding strand
+        start = offset - (row.codon_position - 1)
+        plus = genome[c.start:c.end].upper()
+        coding = plus if c.strand == "+" else reverse_complement(plus)
+        ref = coding[start:start + 3]
+        base = row.alt if c.strand == "+" else row.alt.translate(COMPLEMENT)
+        alt = ref[:offset - start] + base + ref[offset - start + 1:]
+        scores[n] = np.log((usage.get(alt, 0) + 0.5) / (usage.get(ref, 0) + 0.5))
+    return scores
