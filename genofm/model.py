@@ -3,7 +3,8 @@
 Encoder (bidirectional, masked LM) and decoder (causal, next token) share the same blocks:
 pre-LayerNorm, attention through `F.scaled_dot_product_attention`, GELU or SwiGLU
 feed-forward, and RoPE (default, as Nucleotide Transformer v2), ALiBi or learned positions.
-`ModelConfig` travels with the weights: `save_pretrained` writes model.safetensors next to
+`mixer` swaps attention for dilated depthwise convolutions in every block (conv, GPN-like) or
+in all but the last n_attention_layers (hybrid). `ModelConfig` travels with the weights: `save_pretrained` writes model.safetensors next to
 config.json, `DNALM.from_pretrained(directory)` reads them back without unpickling anything.
 
 Shapes: B batch, L sequence length (tokens), D d_model, H heads, Dh = D / H head size,
@@ -192,6 +193,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, mixer: str = "attention", dilation: int = 1):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        # the token mixer keeps the name attn whatever it is: saved weights and adapters use it
         self.attn = Attention(cfg) if mixer == "attention" else DilatedConv(cfg, dilation)
         self.norm2 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         self.ffn = FeedForward(cfg)

@@ -37,7 +37,8 @@ def genome_config(genome):
 
 def local_source(source):
     """The local file behind a source (so edits rerun the download), or [] for a URL;
-    file: URLs may be absolute (file:///data/x.fa.gz) or relative (file:data/x.fa.gz)."""
+    file: URLs may be absolute (file:///data/x.fa.gz) or relative (file:data/x.fa.gz).
+    """
     if not source or source.startswith(URL_SCHEMES):
         return []
     if source.lower().startswith("file:"):
@@ -252,13 +253,17 @@ def callset_inputs(wildcards):
 
 def baseline_regions(wildcards):
     """The region sets the Markov baseline learns from: those the model was trained on in
-    this genome (none for imported checkpoints: the baseline then learns the reference)."""
+    this genome (none for imported checkpoints: the baseline then learns the reference).
+    """
     if not config["variant_scoring"]["markov_order"] or is_imported(wildcards.model):
         return []
     data = model_config(wildcards.model)["genomes"].get(wildcards.genome)
     if not data:
         return []
-    return [f"results/{wildcards.genome}/regions/{name}.parquet" for name in data["train_sets"]]
+    return [
+        f"results/{wildcards.genome}/regions/{name}.parquet"
+        for name in data["train_sets"]
+    ]
 
 
 def scoring_config():
@@ -273,10 +278,17 @@ def scoring_config():
 def labelled_snv_inputs(wildcards):
     spec = callset_config(wildcards.callset)["labelled_snvs"]
     if not spec.get("genbank"):
-        raise ValueError(f"call set {wildcards.callset!r} has no labelled_snvs.genbank to make its VCF from")
-    inputs = {"fasta": f"resources/{wildcards.genome}/genome.fa.gz", "genbank": spec["genbank"]}
+        raise ValueError(
+            f"call set {wildcards.callset!r} has no labelled_snvs.genbank to make its VCF from"
+        )
+    inputs = {
+        "fasta": f"resources/{wildcards.genome}/genome.fa.gz",
+        "genbank": spec["genbank"],
+    }
     if spec.get("within_set"):
-        inputs["within"] = f"results/{wildcards.genome}/regions/{spec['within_set']}.parquet"
+        inputs["within"] = (
+            f"results/{wildcards.genome}/regions/{spec['within_set']}.parquet"
+        )
     return inputs
 
 

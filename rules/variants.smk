@@ -51,7 +51,9 @@ rule score_variants:
 rule variant_report:
     input:
         table="results/{genome}/variants/{model}/{callset}.tsv",
-        model_summary=lambda w: [] if is_imported(w.model) else f"results/models/{w.model}/summary.json",
+        model_summary=lambda w: (
+            [] if is_imported(w.model) else f"results/models/{w.model}/summary.json"
+        ),
     output:
         distributions=report(
             "results/{genome}/variants/{model}/{callset}/score_distributions.png",

@@ -152,6 +152,7 @@ def test_demo_variants_scored_and_read_by_bcftools(demo_run):
     pairs = set(zip(aurocs["positive"], aurocs["negative"]))
     for wanted in [("stop_gained", "synonymous"), ("missense", "synonymous"), ("motif_disrupting", "neutral")]:
         assert wanted in pairs
+    assert {"llr", "emb_cosine", "markov"} <= set(aurocs["score"])  # the Markov baseline beside the model
     for name in ("score_distributions.png", "class_auroc.png", "along_genome.png", "ism.png", "attention.png"):
         assert (base / name).read_bytes()[:4] == b"\x89PNG", name
     assert len(pd.read_csv(base / "ism.tsv", sep="\t")) == 600  # 100 tokens of 6 bases
