@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GenofmInputError
+from .regions import reverse_complement
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ _AMINO = "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"
 CODE = {a + b + c: _AMINO[16 * i + 4 * j + k]
         for i, a in enumerate(BASES) for j, b in enumerate(BASES) for k, c in enumerate(BASES)}
 SUPPORTED_TABLES = {1, 11}
-COMPLEMENT = str.maketrans("ACGT", "TGCA")
 CLASSES = ("synonymous", "missense", "stop_gained", "intergenic")
 
 
@@ -112,10 +112,6 @@ def read_genbank_cds(path: str | Path) -> tuple[list[Cds], list[tuple[int, int]]
     return cds, spans, accession
 
 
-def reverse_complement(seq: str) -> str:
-    return seq.translate(COMPLEMENT)[::-1]
-
-
 def coding_snvs(genome: str, cds: list[Cds], within: list[tuple[int, int]] | None = None) -> pd.DataFrame:
     """Every SNV of every usable codon of the CDS lying wholly inside `within` (0-based
     intervals; all CDS when None): pos (0-based), ref, alt, class, gene, codon_position.
@@ -166,7 +162,7 @@ def coding_snvs(genome: str, cds: list[Cds], within: list[tuple[int, int]] | Non
                     amino, new = CODE[codon], CODE[mutant]
                     kind = "synonymous" if new == amino else "stop_gained" if new == "*" else "missense"
                     ref, alt = (codon[offset], base) if c.strand == "+" else (
-                        codon[offset].translate(COMPLEMENT), base.translate(COMPLEMENT))
+                        reverse_complement(codon[offset]), reverse_complement(base))
                     rows.append((pos, ref, alt, kind, c.name, offset + 1))
     left_out = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
     log.info("coding SNVs: %d from %d CDS%s", len(rows), len(cds) - sum(counts.values()),
@@ -252,7 +248,7 @@ def codon_usage_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, train: l
         plus = genome[c.start:c.end].upper()
         coding = plus if c.strand == "+" else reverse_complement(plus)
         ref = coding[start:start + 3]
-        base = row.alt if c.strand == "+" else row.alt.translate(COMPLEMENT)
+        base = row.alt if c.strand == "+" else reverse_complement(row.alt)
         alt = ref[:offset - start] + base + ref[offset - start + 1:]
         scores[n] = np.log((usage.get(alt, 0) + 0.5) / (usage.get(ref, 0) + 0.5))
     return scores
