@@ -252,3 +252,57 @@ def codon_usage_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, train: l
         alt = ref[:offset - start] + base + ref[offset - start + 1:]
         scores[n] = np.log((usage.get(alt, 0) + 0.5) / (usage.get(ref, 0) + 0.5))
     return scores
+
+
+def frame_labels(length: int, cds: list[Cds]) -> np.ndarray:
+    """Per base: its codon position 0-2 in a + strand CDS, 3-5 in a - strand CDS, 6 outside
+    CDS (pseudogenes too). Where genes overlap, the later CDS in the list wins."""
+    labels = np.full(length, 6, dtype=np.int64)
+    for c in cds:
+        if c.pseudo:
+            continue
+        index = np.arange(c.start, c.end)
+        labels[index] = (index - c.start) % 3 if c.strand == "+" else 3 + (c.end - 1 - index) % 3
+    return labels
+
+
+def frame_aware_markov_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, train: list[tuple[int, int]],
+                              order: int = 5) -> np.ndarray:
+    """A reference, not a zero-shot score: an order-k Markov model told the reading frame,
+    P(base | k bases before it, frame label of the base) (GeneMark's periodic chains),
+    counted on the + strand of `train` with a pseudocount of 1. An SNV scores as in
+    MarkovModel: the log-likelihood change of the variant base and the k after it. The level
+    a model reaches that infers the frame perfectly from context and has order-k memory."""
+    from .markov import encode
+
+    codes = encode(genome.upper()).astype(np.int64)
+    labels = frame_labels(len(genome), cds)
+    counts = np.zeros((4 ** order * 7, 4))
+    for start, end in train:
+        window = np.lib.stride_tricks.sliding_window_view(codes[start:end], order + 1)  # (n, k+1)
+        keep = (window != 255).all(axis=1)
+        context = np.zeros(len(window), dtype=np.int64)
+        for j in range(order):
+            context = context * 4 + window[:, j]
+        key = context * 7 + labels[start + order:end]
+        counts += np.bincount(key[keep] * 4 + window[keep, order], minlength=counts.size).reshape(-1, 4)
+    log_probs = np.log((counts + 1) / (counts + 1).sum(axis=1, keepdims=True))
+
+    def loglik(seq: np.ndarray, first: int) -> float:  # positions first..first+k of seq (genome coordinates)
+        total = 0.0
+        for i in range(first, first + order + 1):
+            context = 0
+            for j in range(i - order, i):
+                context = context * 4 + seq[j - first + order]
+            total += log_probs[context * 7 + labels[i], seq[i - first + order]]
+        return total
+
+    scores = np.full(len(snvs), np.nan)
+    for n, (pos, alt) in enumerate(zip(snvs["pos"], snvs["alt"])):
+        ref = codes[pos - order:pos + order + 1]
+        if pos < order or len(ref) < 2 * order + 1 or (ref == 255).any():
+            continue
+        mutant = ref.copy()
+        mutant[order] = encode(alt)[0]
+        scores[n] = loglik(mutant, pos) - loglik(ref, pos)
+    return scores

@@ -11,12 +11,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pysam
 import pytest
 import torch
 
 from conftest import REPO, TESTDATA
-from genofm.consequence import CODE, Cds, coding_snvs, labelled_snv_set, read_genbank_cds, reverse_complement, write_vcf
+from genofm.consequence import (CODE, Cds, coding_snvs, frame_aware_markov_scores, frame_labels, labelled_snv_set,
+                                read_genbank_cds, reverse_complement, write_vcf)
 from genofm.errors import GenofmInputError
 from genofm.markov import MarkovModel
 from genofm.model import DNALM, ModelConfig
@@ -162,6 +164,36 @@ def test_markov_scores_equal_whole_sequence_likelihoods():
         assert math.isclose(score, expected, rel_tol=1e-9, abs_tol=1e-9)
     assert np.isnan(model.score_snvs(genome, [1, 2998], ["A", "A"])).all()  # windows past the ends
     assert np.isnan(model.score_windows(["ACNGTCA"], ["T"])).all()
+
+
+def test_frame_aware_markov_reference_counts_by_frame():
+    rng = np.random.default_rng(4)
+    genome = "".join(rng.choice(list("ACGT"), 1200))
+    cds = [Cds(100, 400, "+", "a"), Cds(500, 800, "-", "b"), Cds(900, 960, "+", "p", pseudo=True)]
+    labels = frame_labels(len(genome), cds)
+    assert list(labels[99:104]) == [6, 0, 1, 2, 0] and list(labels[797:801]) == [5, 4, 3, 6]
+    assert (labels[900:960] == 6).all()  # pseudogenes are not coding
+    k, train = 2, [(0, 700), (800, 1200)]
+    counts = Counter()
+    for start, end in train:
+        for i in range(start + k, end):
+            counts[genome[i - k:i], labels[i], genome[i]] += 1
+    positions = rng.integers(k, len(genome) - k, 30)
+    alts = ["ACGT".replace(genome[p], "")[rng.integers(3)] for p in positions]
+    snvs = pd.DataFrame({"pos": positions, "alt": alts})
+    scores = frame_aware_markov_scores(genome, cds, snvs, train, order=k)
+
+    def loglik(seq, first):  # naive: counts + 1 over the 4 next bases
+        total = 0.0
+        for i in range(first, first + k + 1):
+            context, label = seq[i - k:i], labels[i]
+            total += math.log((counts[context, label, seq[i]] + 1)
+                              / sum(counts[context, label, b] + 1 for b in "ACGT"))
+        return total
+
+    for p, a, score in zip(positions, alts, scores):
+        mutant = genome[:p] + a + genome[p + 1:]
+        assert math.isclose(score, loglik(mutant, p) - loglik(genome, p), abs_tol=1e-9)
 
 
 def test_vep_and_snpeff_classes(tmp_path):
