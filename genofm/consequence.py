@@ -279,6 +279,8 @@ def frame_aware_markov_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, t
     labels = frame_labels(len(genome), cds)
     counts = np.zeros((4 ** order * 7, 4))
     for start, end in train:
+        if end - start <= order:
+            continue
         window = np.lib.stride_tricks.sliding_window_view(codes[start:end], order + 1)  # (n, k+1)
         keep = (window != 255).all(axis=1)
         context = np.zeros(len(window), dtype=np.int64)
