@@ -273,7 +273,7 @@ def frame_aware_markov_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, t
     counted on the + strand of `train` with a pseudocount of 1. An SNV scores as in
     MarkovModel: the log-likelihood change of the variant base and the k after it. The level
     a model reaches that infers the frame perfectly from context and has order-k memory."""
-    from .markov import encode
+    from .markov import context_index, encode
 
     codes = encode(genome.upper()).astype(np.int64)
     labels = frame_labels(len(genome), cds)
@@ -283,28 +283,23 @@ def frame_aware_markov_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, t
             continue
         window = np.lib.stride_tricks.sliding_window_view(codes[start:end], order + 1)  # (n, k+1)
         keep = (window != 255).all(axis=1)
-        context = np.zeros(len(window), dtype=np.int64)
-        for j in range(order):
-            context = context * 4 + window[:, j]
-        key = context * 7 + labels[start + order:end]
+        key = context_index(window, order)[:, 0] * 7 + labels[start + order:end]
         counts += np.bincount(key[keep] * 4 + window[keep, order], minlength=counts.size).reshape(-1, 4)
     log_probs = np.log((counts + 1) / (counts + 1).sum(axis=1, keepdims=True))
 
-    def loglik(seq: np.ndarray, first: int) -> float:  # positions first..first+k of seq (genome coordinates)
-        total = 0.0
-        for i in range(first, first + order + 1):
-            context = 0
-            for j in range(i - order, i):
-                context = context * 4 + seq[j - first + order]
-            total += log_probs[context * 7 + labels[i], seq[i - first + order]]
-        return total
-
+    positions = snvs["pos"].to_numpy(dtype=np.int64)
     scores = np.full(len(snvs), np.nan)
-    for n, (pos, alt) in enumerate(zip(snvs["pos"], snvs["alt"])):
-        ref = codes[pos - order:pos + order + 1]
-        if pos < order or len(ref) < 2 * order + 1 or (ref == 255).any():
-            continue
-        mutant = ref.copy()
-        mutant[order] = encode(alt)[0]
-        scores[n] = loglik(mutant, pos) - loglik(ref, pos)
+    inside = (positions >= order) & (positions + order < len(genome))
+    offsets = np.arange(-order, order + 1)
+    ref = np.full((len(snvs), 2 * order + 1), 255, dtype=np.int64)
+    ref[inside] = codes[positions[inside, None] + offsets]  # (n, 2k+1): k bases each side
+    alt = ref.copy()
+    alt[:, order] = [encode(a)[0] if len(a) == 1 else 255 for a in snvs["alt"]]
+    valid = inside & (ref != 255).all(axis=1) & (alt[:, order] != 255)
+    frame = labels[positions[valid, None] + np.arange(order + 1)]  # (m, k+1): labels of the scored bases
+
+    def loglik(seq: np.ndarray) -> np.ndarray:  # the variant base and the k after it
+        return log_probs[context_index(seq, order) * 7 + frame, seq[:, order:]].sum(axis=1)
+
+    scores[valid] = loglik(alt[valid]) - loglik(ref[valid])
     return scores

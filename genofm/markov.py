@@ -27,6 +27,16 @@ def encode(seq: str) -> np.ndarray:
     return _CODE[np.frombuffer(seq.encode(), dtype=np.uint8)]
 
 
+def context_index(codes: np.ndarray, order: int) -> np.ndarray:
+    """(..., L) base codes -> (..., L - order): the `order` bases before each of positions
+    order..L-1 as one base-4 number (the first base most significant)."""
+    length = codes.shape[-1]
+    index = np.zeros(codes.shape[:-1] + (length - order,), dtype=np.int64)
+    for j in range(order):
+        index = index * 4 + codes[..., j:length - order + j]
+    return index
+
+
 class MarkovModel:
     def __init__(self, order: int = 5, pseudocount: float = 1.0):
         self.order = order
@@ -48,9 +58,7 @@ class MarkovModel:
             return
         windows = np.lib.stride_tricks.sliding_window_view(codes, k + 1)  # (n, k+1)
         windows = windows[(windows != 255).all(axis=1)].astype(np.int64)
-        index = np.zeros(len(windows), dtype=np.int64)
-        for j in range(k + 1):
-            index = index * 4 + windows[:, j]  # context * 4 + next base
+        index = context_index(windows, k)[:, 0] * 4 + windows[:, k]  # context * 4 + next base
         self.counts += np.bincount(index, minlength=4 ** (k + 1)).reshape(-1, 4)
 
     @property
@@ -61,10 +69,7 @@ class MarkovModel:
     def _loglik(self, codes: np.ndarray, log_probs: np.ndarray) -> np.ndarray:
         """Summed log P of positions k.. of each row of codes (n, L)."""
         k = self.order
-        context = np.zeros((codes.shape[0], codes.shape[1] - k), dtype=np.int64)
-        for j in range(k):
-            context = context * 4 + codes[:, j:codes.shape[1] - k + j]
-        return log_probs[context, codes[:, k:]].sum(axis=1)
+        return log_probs[context_index(codes, k), codes[:, k:]].sum(axis=1)
 
     def score_windows(self, windows: list[str], alts: list[str]) -> np.ndarray:
         """log P(alt sequence) - log P(ref sequence) of SNVs at the centre of windows of
