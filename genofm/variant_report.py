@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SCORES = {
     "llr": ("-LLR (masked marginal)", -1.0),
     "lldiff": ("-log-likelihood difference", -1.0),
+    "influence": ("-influence on the following bases", -1.0),
     "emb_cosine": ("embedding cosine distance", 1.0),
     "emb_l2": ("embedding L2 distance", 1.0),
     "markov": ("-log-likelihood difference (Markov baseline)", -1.0),

@@ -8,6 +8,14 @@
   shares one forward pass: saturation mutagenesis costs one pass per token and strand
   (k = 6: 18 SNVs per pass), not one per variant.
 - Next-token LM: log-likelihood of the ALT window minus that of the REF window, any variant.
+  With single-nucleotide tokens also the *influence*: the change in log-likelihood of the
+  `influence_bases` bases that follow the variant, read on each strand, the more negative of
+  the two. It leaves out the variant's own base, whose likelihood mostly reflects local base
+  composition (in a GC-rich genome every G/C -> A/T change looks unlikely), and keeps how the
+  ALT base upsets the model's expectation of what comes next (an in-frame stop breaks the
+  codon and the gene the model was reading). Each strand sees the variant from one side; the
+  stronger reading wins because a codon's disruption shows from one side or the other
+  depending on where in the codon the variant sits.
 - Any variant, indels too: cosine and L2 distance between the mean embeddings of the REF and
   ALT windows, as the Nucleotide Transformer paper does.
 
@@ -46,12 +54,13 @@ class ScoringConfig:
     max_n_fraction: float = 0.5  # windows with more N than this are left unscored (N_IN_WINDOW)
     batch_size: int = 32  # sequences per forward pass
     chunk_records: int = 2000  # records read, scored and written at a time
+    influence_bases: int = 32  # next-token LM, 1-mers: bases after the variant in the influence score; 0: off
 
     def __post_init__(self):
         if self.near_contig_end not in ("shorten", "skip"):
             raise GenofmInputError(f"near_contig_end must be shorten or skip, not {self.near_contig_end!r}")
-        if self.window < 0 or self.batch_size < 1 or self.chunk_records < 1:
-            raise GenofmInputError("window must be >= 0, batch_size and chunk_records >= 1")
+        if self.window < 0 or self.batch_size < 1 or self.chunk_records < 1 or self.influence_bases < 0:
+            raise GenofmInputError("window and influence_bases must be >= 0, batch_size and chunk_records >= 1")
 
 
 @dataclass
@@ -88,10 +97,18 @@ class VariantScorer:
         self._kmer_id_range = (tokenizer.kmer_offset, tokenizer.single_offset)
 
     @property
+    def scores_influence(self) -> bool:
+        # k-mer tokens would put bases of the variant's token into "what follows", and shift
+        # the token grid after an indel: the influence is defined on single nucleotides only
+        return self.cfg.llr and self.causal and self.k == 1 and self.cfg.influence_bases > 0
+
+    @property
     def score_names(self) -> list[str]:
         names = []
         if self.cfg.llr:
             names.append("lldiff" if self.causal else "llr")
+        if self.scores_influence:
+            names.append("influence")
         if self.cfg.embedding:
             names += ["emb_cosine", "emb_l2"]
         return names
@@ -248,11 +265,12 @@ class VariantScorer:
     # --- next-token log-likelihood ------------------------------------------------------
 
     @torch.no_grad()
-    def sequence_loglik(self, sequences: list[str]) -> list[float]:
-        """Sum of log P(token | tokens before it) over each sequence (first max_len tokens)."""
+    def token_logliks(self, sequences: list[str]) -> list[np.ndarray]:
+        """log P(token | tokens before it) of each token after <cls>, per sequence (first
+        max_len tokens): with 1-mers, entry i belongs to base i."""
         encoded = [self.tokenizer.encode(s)[:self.model.cfg.max_len] for s in sequences]
         order = sorted(range(len(encoded)), key=lambda i: encoded[i].size)
-        out = [0.0] * len(encoded)
+        out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
         for b in range(0, len(order), self.cfg.batch_size):
             batch = order[b:b + self.cfg.batch_size]
             length = max(encoded[i].size for i in batch)
@@ -260,24 +278,43 @@ class VariantScorer:
             for r, i in enumerate(batch):
                 ids[r, :encoded[i].size] = torch.from_numpy(encoded[i].astype(np.int64))
             logp = self.forward_logits(ids).log_softmax(-1).cpu()  # (B, L, V)
-            token_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # (B, L-1)
-            token_logp = token_logp.masked_fill(ids[:, 1:] == PAD, 0.0)
+            token_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].double().numpy()  # (B, L-1)
             for r, i in enumerate(batch):
-                out[i] = float(token_logp[r].sum())
+                out[i] = token_logp[r, :encoded[i].size - 1]
             self.passes["lldiff"] += len(batch)
         return out
 
     def loglik_difference(self, jobs) -> None:
-        strands = [lambda s: s] + ([reverse_complement] if self.cfg.rc_average else [])
+        """lldiff (both strands averaged when rc_average) and, for 1-mers, the influence."""
+        strands = [False] + ([True] if self.cfg.rc_average else [])
         ref_keys = sorted({key for _, key, _ in jobs})
         ref_seq = {key: seq for _, key, seq in jobs}
         total = np.zeros(len(jobs))
-        for orient in strands:
-            ref_ll = dict(zip(ref_keys, self.sequence_loglik([orient(ref_seq[key]) for key in ref_keys])))
-            alt_ll = self.sequence_loglik([orient(alt_window(a, key, seq)) for a, key, seq in jobs])
-            total += np.array(alt_ll) - np.array([ref_ll[key] for _, key, _ in jobs])
-        for (a, _, _), value in zip(jobs, total / len(strands)):
-            a.scores["lldiff"] = float(value)
+        influence = np.full(len(jobs), np.inf)
+        n = self.cfg.influence_bases
+        for reverse in strands:
+            orient = reverse_complement if reverse else (lambda s: s)
+            ref_lp = dict(zip(ref_keys, self.token_logliks([orient(ref_seq[key]) for key in ref_keys])))
+            alt_lp = self.token_logliks([orient(alt_window(a, key, seq)) for a, key, seq in jobs])
+            for j, (a, key, seq) in enumerate(jobs):
+                ref, alt = ref_lp[key], alt_lp[j]
+                total[j] += float(alt.sum()) - float(ref.sum())
+                if self.scores_influence:
+                    # the bases after the variant in this strand's reading direction: after the
+                    # allele on the forward strand, before it (in genome order) on the reverse
+                    rel = a.pos - key[1]
+                    if reverse:
+                        count = min(n, rel)
+                        ref_from, alt_from = len(ref) - rel, len(alt) - rel
+                    else:
+                        count = min(n, len(ref) - rel - len(a.ref))
+                        ref_from, alt_from = rel + len(a.ref), rel + len(a.alt)
+                    change = float(alt[alt_from:alt_from + count].sum()) - float(ref[ref_from:ref_from + count].sum())
+                    influence[j] = min(influence[j], change)
+        for j, (a, _, _) in enumerate(jobs):
+            a.scores["lldiff"] = float(total[j] / len(strands))
+            if self.scores_influence:
+                a.scores["influence"] = float(influence[j])
 
     # --- embedding distances ------------------------------------------------------------
 

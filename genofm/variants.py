@@ -31,7 +31,7 @@ from .vcf import (STATUSES, AlleleChecker, annotated_header, annotated_line, inf
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", "status", "window",
-                 "llr", "llr_fwd", "llr_rev", "lldiff", "emb_cosine", "emb_l2", "markov"]
+                 "llr", "llr_fwd", "llr_rev", "lldiff", "influence", "emb_cosine", "emb_l2", "markov"]
 # REF checks that count towards the "another genome build?" warning
 _CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACGT", "OUTSIDE_REGIONS")
 

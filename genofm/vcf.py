@@ -315,6 +315,9 @@ def info_fields(score_names: list[str], markov_order: int = 0) -> list[InfoField
                 "finds the ALT less likely"),
         "lldiff": ("GFM_LLDIFF", "Log-likelihood of the ALT window minus that of the REF window "
                    "under the next-token model"),
+        "influence": ("GFM_INFLUENCE", "Change (ALT - REF) in the next-token log-likelihood of the bases "
+                      "that follow the variant, read on each strand, the more negative of the two; "
+                      "negative: the ALT base upsets what the model expects next"),
         "emb_cosine": ("GFM_EMB_COS", "Cosine distance between the REF and ALT window embeddings"),
         "emb_l2": ("GFM_EMB_L2", "Euclidean (L2) distance between the REF and ALT window embeddings"),
     }

@@ -183,6 +183,53 @@ def test_next_token_model_scores_the_loglik_difference(genome):
     assert a.scores["lldiff"] == pytest.approx(expected, abs=1e-4)
 
 
+def test_influence_is_the_loglik_change_of_the_following_bases_on_the_stronger_strand(genome):
+    """1-mer next-token model: the influence against direct per-base log-likelihoods of the
+    REF and ALT windows, read forward (bases after the allele) and on the reverse strand
+    (bases before it), for an SNV, a deletion, an insertion and an SNV whose window is cut."""
+    path, seqs = genome
+    model = tiny_model(k=1, max_len=64, causal=True, seed=3)
+    tok = KmerTokenizer(k=1)
+
+    def base_logp(seq):  # entry i: log P(base i | bases before it)
+        ids = torch.from_numpy(tok.encode(seq))[None]
+        with torch.no_grad():
+            logp = model(ids).logits[0, :-1].double().log_softmax(-1)
+        return logp.gather(-1, ids[0, 1:, None])[:, 0].numpy()
+
+    chr1 = seqs["chr1"]
+    alleles = [snv_at(seqs, 900),
+               Allele(record=1, chrom="chr1", pos=1200, vcf_id=".", ref=chr1[1200:1203], alt=chr1[1200],
+                      ref_chrom="chr1"),
+               Allele(record=2, chrom="chr1", pos=1500, vcf_id=".", ref=chr1[1500], alt=chr1[1500] + "GTT",
+                      ref_chrom="chr1"),
+               snv_at(seqs, 2995)]  # 4 bases follow on the forward strand
+    with pysam.FastaFile(str(path)) as fasta:
+        scorer = scorer_for(model, fasta, embedding=False, influence_bases=10)
+        assert scorer.score_names == ["lldiff", "influence"]
+        scorer.score(alleles)
+        assert scorer_for(model, fasta, embedding=False, influence_bases=0).score_names == ["lldiff"]
+        assert scorer_for(tiny_model(k=3, causal=True), fasta, embedding=False).score_names == ["lldiff"]
+    for a in alleles:
+        start, end = (int(x) for x in a.scores["window"].split(":")[1].split("-"))
+        ref_window = chr1[start - 1:end]
+        rel = a.pos - (start - 1)
+        alt_window = ref_window[:rel] + a.alt + ref_window[rel + len(a.ref):]
+        forward_ref, forward_alt = base_logp(ref_window), base_logp(alt_window)
+        n_fwd = min(10, len(ref_window) - rel - len(a.ref))
+        forward = (forward_alt[rel + len(a.alt):][:n_fwd].sum() - forward_ref[rel + len(a.ref):][:n_fwd].sum())
+        # reverse strand: the bases before the allele, nearest first, are the last ones read
+        reverse_ref, reverse_alt = base_logp(reverse_complement(ref_window)), base_logp(reverse_complement(alt_window))
+        n_rev = min(10, rel)
+        reverse = (reverse_alt[len(alt_window) - rel:][:n_rev].sum()
+                   - reverse_ref[len(ref_window) - rel:][:n_rev].sum())
+        assert a.scores["influence"] == pytest.approx(min(forward, reverse), abs=1e-6)
+        whole = ((forward_alt.sum() - forward_ref.sum()) + (reverse_alt.sum() - reverse_ref.sum())) / 2
+        assert a.scores["lldiff"] == pytest.approx(whole, abs=1e-4)
+    assert alleles[3].status == "NEAR_CONTIG_END"
+    assert len({round(a.scores["influence"], 6) for a in alleles}) == 4  # not a constant
+
+
 def test_contig_aliases():
     resolve = contig_resolver({"chr1": 10, "MT": 5, "scaffold_7": 3}, {"seven": "scaffold_7"})
     assert [resolve(n) for n in ("chr1", "1", "chrM", "MT", "seven", "chr9")] == ["chr1", "chr1", "MT", "MT",

@@ -74,7 +74,7 @@ def main() -> int:
     aurocs = pd.read_csv(run / f"{base}/class_auroc.tsv", sep="\t")
     summary = json.loads((run / f"results/models/{model}/summary.json").read_text())
     scored = pd.read_csv(run / f"{base}.tsv", sep="\t", usecols=["class", "status"])
-    scores = [s for s in ("llr", "lldiff", "emb_cosine", "markov") if s in set(aurocs["score"])]
+    scores = [s for s in ("llr", "influence", "lldiff", "emb_cosine", "markov") if s in set(aurocs["score"])]
     print()
     print(f"M. tuberculosis H37Rv, held-out genes: {len(scored)} SNVs "
           f"({', '.join(f'{c} {n}' for c, n in scored['class'].value_counts().sort_index().items())})")
@@ -95,10 +95,14 @@ def main() -> int:
                 met &= float(value.iloc[0]) >= TARGETS[(positive, negative)]
         target = TARGETS.get((positive, negative))
         print(row + (f"{'>= ' + str(target):>9}" if target else ""))
-    model_score = {"llr": "the model's masked-marginal LLR", "lldiff": "the model's log-likelihood difference of "
-                   "the ALT and REF windows"}.get(scores[0], scores[0])
-    print(f"({scores[0]}: {model_score}, both strands; markov: order-{config.get('variant_scoring', {}).get('markov_order', 5)} "
-          "Markov baseline on the same training blocks. Larger AUROC: the first class scores as more disruptive.)")
+    explained = {"llr": "the model's masked-marginal LLR, both strands",
+                 "influence": "the change in the model's log-likelihood of the bases after the variant, on the "
+                              "strand where it is most negative",
+                 "lldiff": "the log-likelihood difference of the ALT and REF windows, both strands",
+                 "emb_cosine": "cosine distance of the window embeddings"}
+    print("(" + "; ".join(f"{s}: {explained[s]}" for s in scores if s in explained)
+          + f"; markov: order-{config.get('variant_scoring', {}).get('markov_order', 5)} Markov baseline on the same "
+          f"training blocks. Larger AUROC: the first class scores as more disruptive. Targets apply to {scores[0]}.)")
     for name, values in reference_aurocs(run, config, callset, spec).items():
         print(f"{name:<28}" + "  ".join(f"{p[0][:4]}/{p[1][:4]} {a:.3f}" for p, a in values.items()))
     print("(references, not zero-shot scores: both know each SNV's reading frame from the annotation. Codon usage "
