@@ -303,12 +303,12 @@ class VariantScorer:
                     # the bases after the variant in this strand's reading direction: after the
                     # allele on the forward strand, before it (in genome order) on the reverse
                     rel = a.pos - key[1]
+                    alt_length = len(seq) - len(a.ref) + len(a.alt)  # before any cut to the context
                     if reverse:
-                        count = min(n, rel)
-                        ref_from, alt_from = len(ref) - rel, len(alt) - rel
+                        ref_from, alt_from, count = len(seq) - rel, alt_length - rel, rel
                     else:
-                        count = min(n, len(ref) - rel - len(a.ref))
-                        ref_from, alt_from = rel + len(a.ref), rel + len(a.alt)
+                        ref_from, alt_from, count = rel + len(a.ref), rel + len(a.alt), len(seq) - rel - len(a.ref)
+                    count = max(0, min(n, count, len(alt) - alt_from))  # an insertion longer than the context is cut
                     change = float(alt[alt_from:alt_from + count].sum()) - float(ref[ref_from:ref_from + count].sum())
                     influence[j] = min(influence[j], change)
         for j, (a, _, _) in enumerate(jobs):
