@@ -30,6 +30,9 @@ BASES = "TCAG"
 _AMINO = "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"
 CODE = {a + b + c: _AMINO[16 * i + 4 * j + k]
         for i, a in enumerate(BASES) for j, b in enumerate(BASES) for k, c in enumerate(BASES)}
+CODONS = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]  # the order of codon arrays
+CODON_INDEX = {codon: i for i, codon in enumerate(CODONS)}
+AMINO_ACID_CODONS = {amino: [CODON_INDEX[c] for c in CODONS if CODE[c] == amino] for amino in sorted(set(_AMINO))}
 SUPPORTED_TABLES = {1, 11}
 CLASSES = ("synonymous", "missense", "stop_gained", "intergenic")
 
@@ -224,33 +227,68 @@ def write_vcf(table: pd.DataFrame, chrom: str, length: int, path: str | Path, so
     Path(path).write_text("\n".join(lines) + "\n")
 
 
-def codon_usage_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, train: list[tuple[int, int]]) -> np.ndarray:
-    """A reference, not a zero-shot score: log f(ALT codon) - log f(REF codon) under the codon
-    usage of the CDS inside `train`, for the coding SNVs of `snvs` (NaN for the others). It
-    knows the reading frame from the annotation: the best a model can do that learns the
-    frame and codon usage but nothing about proteins."""
-    usage: dict[str, int] = {}
+@dataclass
+class CodingSite:
+    """A coding SNV's codon, read on the coding strand."""
+    row: int  # the SNV's row in the table
+    codon_start: int  # 0-based + strand position of the codon's leftmost base
+    strand: str  # the CDS's strand
+    ref: str  # REF and ALT codons on the coding strand
+    alt: str
+
+
+def coding_sites(genome: str, cds: list[Cds], snvs: pd.DataFrame) -> list[CodingSite]:
+    """The codon of every SNV of `snvs` (pos, alt, gene, codon_position as labelled_snv_set
+    writes them) whose gene is in `cds`; intergenic SNVs have none."""
     by_name = {c.name: c for c in cds}
+    sites = []
+    for n, row in enumerate(snvs.itertuples(index=False)):
+        c = by_name.get(row.gene)
+        if c is None or row.codon_position not in (1, 2, 3):
+            continue
+        offset = row.codon_position - 1  # of the SNV in its codon, on the coding strand
+        start = row.pos - offset if c.strand == "+" else row.pos + offset - 2
+        plus = genome[start:start + 3].upper()
+        ref = plus if c.strand == "+" else reverse_complement(plus)
+        base = row.alt if c.strand == "+" else reverse_complement(row.alt)
+        sites.append(CodingSite(n, start, c.strand, ref, ref[:offset] + base + ref[offset + 1:]))
+    return sites
+
+
+def amino_acid_log_probs(codon_log_probs: np.ndarray) -> dict[str, np.ndarray]:
+    """log P(amino acid) from log P(codon) over the 64 codons in CODONS order (last axis):
+    the sum over each amino acid's synonymous codons ('*' the stops)."""
+    return {amino: np.logaddexp.reduce(codon_log_probs[..., index], axis=-1)
+            for amino, index in AMINO_ACID_CODONS.items()}
+
+
+def codon_usage_scores(genome: str, cds: list[Cds], snvs: pd.DataFrame, train: list[tuple[int, int]],
+                       level: str = "codon") -> np.ndarray:
+    """A reference, not a zero-shot score: log f(ALT) - log f(REF) under the codon usage of
+    the CDS inside `train`, for the coding SNVs of `snvs` (NaN for the others), of the codons
+    (level "codon") or of their amino acids ("amino_acid": synonymous SNVs score 0). It knows
+    the reading frame from the annotation: the best a model can do that learns the frame and
+    codon usage (or amino-acid composition) but nothing about proteins."""
+    usage = np.full(64, 0.5)  # pseudocount: a codon never seen is rare, not impossible
     for c in cds:
         if c.pseudo or (c.end - c.start) % 3 or not any(s <= c.start and c.end <= e for s, e in train):
             continue
         plus = genome[c.start:c.end].upper()
         coding = plus if c.strand == "+" else reverse_complement(plus)
         for i in range(3, len(coding) - 3, 3):  # inner codons, as the SNVs
-            usage[coding[i:i + 3]] = usage.get(coding[i:i + 3], 0) + 1
+            if coding[i:i + 3] in CODON_INDEX:
+                usage[CODON_INDEX[coding[i:i + 3]]] += 1
+    log_usage = np.log(usage)
     scores = np.full(len(snvs), np.nan)
-    for n, row in enumerate(snvs.itertuples(index=False)):
-        c = by_name.get(row.gene)
-        if c is None or row.codon_position not in (1, 2, 3):
-            continue
-        offset = row.pos - c.start if c.strand == "+" else c.end - 1 - row.pos  # in the coding strand
-        start = offset - (row.codon_position - 1)
-        plus = genome[c.start:c.end].upper()
-        coding = plus if c.strand == "+" else reverse_complement(plus)
-        ref = coding[start:start + 3]
-        base = row.alt if c.strand == "+" else reverse_complement(row.alt)
-        alt = ref[:offset - start] + base + ref[offset - start + 1:]
-        scores[n] = np.log((usage.get(alt, 0) + 0.5) / (usage.get(ref, 0) + 0.5))
+    if level == "amino_acid":
+        amino = amino_acid_log_probs(log_usage)
+        for site in coding_sites(genome, cds, snvs):
+            scores[site.row] = amino[CODE[site.alt]] - amino[CODE[site.ref]]
+    elif level == "codon":
+        for site in coding_sites(genome, cds, snvs):
+            scores[site.row] = log_usage[CODON_INDEX[site.alt]] - log_usage[CODON_INDEX[site.ref]]
+    else:
+        raise ValueError(f"level {level!r}: expected codon or amino_acid")
     return scores
 
 

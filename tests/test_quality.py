@@ -17,12 +17,14 @@ import pytest
 import torch
 
 from conftest import REPO, TESTDATA
-from genofm.consequence import (CODE, Cds, coding_snvs, frame_aware_markov_scores, frame_labels, labelled_snv_set,
-                                read_genbank_cds, reverse_complement, write_vcf)
+from genofm.amino_acid_reference import model_amino_acid_scores
+from genofm.consequence import (CODE, Cds, codon_usage_scores, coding_sites, coding_snvs, frame_aware_markov_scores,
+                                frame_labels, labelled_snv_set, read_genbank_cds, reverse_complement, write_vcf)
 from genofm.errors import GenofmInputError
 from genofm.markov import MarkovModel
 from genofm.model import DNALM, ModelConfig
 from genofm.regions import genome_blocks, merged_intervals, tile_genome
+from genofm.tokenizer import KmerTokenizer
 from genofm.vcf import annotation_layout, consequence_of
 
 
@@ -285,3 +287,84 @@ def test_conv_model_config_errors_and_export_refusal(tmp_path):
     model.save_pretrained(tmp_path)
     again = DNALM.from_pretrained(tmp_path)
     assert again.cfg.mixer == "conv"
+
+
+def test_coding_sites_and_the_amino_acid_usage_reference(mtb, mtb_genome):
+    cds, spans, _ = read_genbank_cds(mtb[1])
+    some = [c for c in cds if not c.pseudo][::60]
+    snvs = coding_snvs(mtb_genome, some)
+    snvs = snvs.iloc[np.random.default_rng(2).choice(len(snvs), 400, replace=False)].reset_index(drop=True)
+    by_name = {c.name: c for c in some}
+    sites = coding_sites(mtb_genome, some, snvs)
+    assert [s.row for s in sites] == list(range(len(snvs)))
+    for site, row in zip(sites, snvs.to_dict("records")):
+        c = by_name[row["gene"]]
+        coding = coding_of(mtb_genome, c)
+        offset = row["pos"] - c.start if c.strand == "+" else c.end - 1 - row["pos"]
+        assert site.ref == coding[offset - row["codon_position"] + 1:][:3]  # the codon of the protein
+        assert sum(a != b for a, b in zip(site.ref, site.alt)) == 1
+        amino, new = CODE[site.ref], CODE[site.alt]
+        assert row["class"] == ("synonymous" if new == amino else "stop_gained" if new == "*" else "missense")
+    train = [(0, len(mtb_genome))]
+    per_codon = codon_usage_scores(mtb_genome, cds, snvs, train)
+    per_amino = codon_usage_scores(mtb_genome, cds, snvs, train, level="amino_acid")
+    synonymous = (snvs["class"] == "synonymous").to_numpy()
+    assert (per_amino[synonymous] == 0).all() and (per_codon[synonymous] != 0).any()
+    assert (per_amino[(snvs["class"] == "stop_gained").to_numpy()] < -5).all()  # stops are rare in genes
+    codons = Counter(coding_of(mtb_genome, c)[i:i + 3] for c in cds if not c.pseudo and (c.end - c.start) % 3 == 0
+                     for i in range(3, c.end - c.start - 3, 3))
+    row = int(np.flatnonzero(~synonymous)[0])
+    ref, alt = CODE[sites[row].ref], CODE[sites[row].alt]
+    count = {a: sum(n for codon, n in codons.items() if CODE.get(codon) == a) + 0.5 * sum(CODE[x] == a for x in CODE)
+             for a in (ref, alt)}
+    assert per_amino[row] == pytest.approx(math.log(count[alt] / count[ref]))
+
+
+def test_model_amino_acid_scores_equal_codon_likelihoods_counted_by_hand():
+    torch.manual_seed(4)
+    cfg = ModelConfig(vocab_size=KmerTokenizer(k=1).vocab_size, max_len=64, n_layers=2, d_model=32, n_heads=4,
+                      d_ff=64, causal=True, extra={"tokenizer": {"k": 1, "overlapping": False}})
+    model, tokenizer = DNALM(cfg).eval(), KmerTokenizer(k=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    rng = np.random.default_rng(5)
+    genome = "".join(rng.choice(list("ACGT"), 40)) + "ATG" + "".join(rng.choice(list("ACG"), 30)) + "TAA" \
+        + "".join(rng.choice(list("ACGT"), 40))
+    gene = Cds(40, 76, "+", "gene")
+    snvs = pd.concat([coding_snvs(genome, [gene]), pd.DataFrame(
+        {"pos": [5], "ref": [genome[5]], "alt": ["A" if genome[5] != "A" else "C"], "class": ["intergenic"],
+         "gene": [""], "codon_position": [0]})], ignore_index=True)
+    context = 12
+    scores = model_amino_acid_scores(model, tokenizer, genome, [gene], snvs, context=context, batch_size=7)
+    assert np.isnan(scores[-1]) and np.isfinite(scores[:-1]).all()
+    assert (scores[(snvs["class"] == "synonymous").to_numpy()] == 0).all()
+
+    def codon_loglik(prefix: str, codon: str) -> float:  # log P(codon | prefix), one pass per codon
+        ids = torch.from_numpy(tokenizer.encode(prefix + codon))[None]
+        with torch.no_grad():
+            logp = model(ids).logits[0].log_softmax(-1)
+        return sum(float(logp[len(prefix) + i, ids[0, len(prefix) + i + 1]]) for i in range(3))
+
+    for site in coding_sites(genome, [gene], snvs)[::5]:
+        start = site.codon_start
+        before, after = genome[start - context:start], genome[start + 3:start + 3 + context]
+        amino: dict[str, float] = {}
+        for codon in CODE:  # both readings: coding strand from the left, template strand from the right
+            both = codon_loglik(before, codon) + codon_loglik(reverse_complement(after), reverse_complement(codon))
+            amino[CODE[codon]] = float(np.logaddexp(amino.get(CODE[codon], -np.inf), both))
+        assert scores[site.row] == pytest.approx(amino[CODE[site.alt]] - amino[CODE[site.ref]], abs=1e-6)
+    # the same gene on the minus strand of the reverse-complemented genome scores the same
+    flipped = reverse_complement(genome)
+    minus = Cds(len(genome) - gene.end, len(genome) - gene.start, "-", "gene")
+    snvs_minus = coding_snvs(flipped, [minus])
+    on_minus = model_amino_acid_scores(model, tokenizer, flipped, [minus], snvs_minus, context=context)
+    key = lambda t: sorted(zip(t["gene"], t["codon_position"], t["class"]))  # noqa: E731
+    assert key(snvs_minus) == key(snvs.iloc[:-1])
+    plus_by = {(len(genome) - 1 - p, reverse_complement(a)): s for p, a, s in zip(snvs["pos"], snvs["alt"], scores)}
+    for p, a, s in zip(snvs_minus["pos"], snvs_minus["alt"], on_minus):
+        assert s == pytest.approx(plus_by[(p, a)], abs=1e-5)  # float32 passes, batched differently
+    three = KmerTokenizer(k=3)
+    with pytest.raises(GenofmInputError, match="single nucleotides"):
+        model_amino_acid_scores(DNALM(ModelConfig(vocab_size=three.vocab_size, causal=True)), three, genome, [gene],
+                                snvs, context=context)

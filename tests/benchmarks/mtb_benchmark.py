@@ -104,23 +104,29 @@ def main() -> int:
           + f"; markov: order-{config.get('variant_scoring', {}).get('markov_order', 5)} Markov baseline on the same "
           f"training blocks. Larger AUROC: the first class scores as more disruptive. Targets apply to {scores[0]}.)")
     for name, values in reference_aurocs(run, config, callset, spec).items():
-        print(f"{name:<28}" + "  ".join(f"{p[0][:4]}/{p[1][:4]} {a:.3f}" for p, a in values.items()))
-    print("(references, not zero-shot scores: both know each SNV's reading frame from the annotation. Codon usage "
+        print(f"{name:<34}" + "  ".join(f"{p[0][:4]}/{p[1][:4]} {a:.3f}" for p, a in values.items()))
+    print("(references, not zero-shot scores: all know each SNV's reading frame from the annotation. Codon usage "
           "scores log f(ALT codon) - log f(REF codon) in the training genes; the frame-aware Markov model is the "
-          "baseline given each base's codon position: the level of a model that infers the frame perfectly)")
+          "baseline given each base's codon position: the level of a model that infers the frame perfectly, with "
+          "a 5-base memory. The amino-acid rows merge synonymous codons, so synonymous SNVs score 0: amino-acid "
+          "usage scores log f(ALT amino acid) - log f(REF amino acid); the model row is the model's own "
+          "log P(ALT amino acid) - log P(REF amino acid) from P(codon | 255 bases each side). The gap between "
+          "these two is what the model knows about which amino acid belongs where)")
     print("targets met" if met else "targets NOT met")
     return 0
 
 
 def reference_aurocs(run: Path, config: dict, callset: str, spec: dict) -> dict:
-    """AUROCs of genofm.consequence's two frame-knowing references on the same SNVs (redrawn:
-    the draw is deterministic), fitted on the training regions."""
+    """AUROCs of the frame-knowing references on the same SNVs (redrawn: the draw is
+    deterministic), fitted on the training regions, and of the trained model told the frame."""
     import gzip
 
     from sklearn.metrics import roc_auc_score
 
+    from genofm.amino_acid_reference import model_amino_acid_scores
     from genofm.consequence import (codon_usage_scores, frame_aware_markov_scores, labelled_snv_set,
                                     read_genbank_cds)
+    from genofm.embed import load_model_and_tokenizer
     from genofm.regions import merged_intervals, read_regions
 
     draw = spec["labelled_snvs"]
@@ -135,7 +141,11 @@ def reference_aurocs(run: Path, config: dict, callset: str, spec: dict) -> dict:
     snvs = labelled_snv_set(genome, cds, spans, draw["per_class"], draw["seed"], within)
     order = config.get("variant_scoring", {}).get("markov_order", 5)
     references = {"codon-usage reference": codon_usage_scores(genome, cds, snvs, train),
-                  f"frame-aware order-{order} Markov": frame_aware_markov_scores(genome, cds, snvs, train, order)}
+                  f"frame-aware order-{order} Markov": frame_aware_markov_scores(genome, cds, snvs, train, order),
+                  "amino-acid usage reference": codon_usage_scores(genome, cds, snvs, train, level="amino_acid")}
+    model, tokenizer = load_model_and_tokenizer(run / f"results/models/{spec['model']}")
+    if model.cfg.causal and tokenizer.k == 1:  # P(codon | context) needs next-base prediction
+        references["model, frame given, amino acids"] = model_amino_acid_scores(model, tokenizer, genome, cds, snvs)
     out = {}
     for name, scores in references.items():
         out[name] = {}
