@@ -21,7 +21,7 @@ from genofm.errors import GenofmInputError
 from genofm.model import DNALM, ModelConfig
 from genofm.regions import reverse_complement
 from genofm.tokenizer import CLS, MASK, KmerTokenizer
-from genofm.variant_report import (class_pair_aurocs, figure_region, ism_matrix, read_scores,
+from genofm.variant_report import (class_pair_aurocs, figure_region, ism_matrix, ism_score, read_scores,
                                    saturation_alleles, top_variants)
 from genofm.variant_scoring import ScoringConfig, VariantScorer
 from genofm.variants import CallsetConfig, score_vcf
@@ -424,9 +424,17 @@ def test_report_tables_and_figure_region(genome, model_dir, tmp_path):
         assert figure_region("chr2:11-40", table, fasta, 90) == ("chr2", 10, 40)
         scorer = scorer_for(tiny_model(), fasta, embedding=False)
         matrix, seq = ism_matrix(scorer, "chr2", 10, 40)
+        causal = scorer_for(tiny_model(k=1, max_len=64, causal=True), fasta, embedding=False)
+        assert ism_score(scorer) == "llr" and ism_score(causal) == "influence"
+        influence, _ = ism_matrix(causal, "chr2", 10, 20)
+        alleles = saturation_alleles(fasta, "chr2", 10, 20)
+        causal.score(alleles)
     assert matrix.shape == (4, 30) and seq == seqs["chr2"][10:40]
     assert all(matrix["ACGT".index(b), i] == 0 for i, b in enumerate(seq))
     assert np.count_nonzero(matrix) == 90
+    # next-token models map the influence, the score that ranks consequences best
+    assert [influence["ACGT".index(a.alt), a.pos - 10] for a in alleles] == [a.scores["influence"] for a in alleles]
+    assert any(a.scores["influence"] != a.scores["lldiff"] for a in alleles)
 
 
 def test_real_chr20_indels_every_record_out_and_ref_checks_pass(chr20, tmp_path):

@@ -5,8 +5,8 @@ import pysam
 
 from genofm.atomic import atomic_path
 from genofm.embed import load_model_and_tokenizer
-from genofm.variant_report import (figure_region, ism_matrix, last_layer_attention, plot_attention, plot_ism,
-                                   read_scores)
+from genofm.variant_report import (figure_region, ism_matrix, ism_score, last_layer_attention, plot_attention,
+                                   plot_ism, read_scores)
 from genofm.variant_scoring import ScoringConfig, VariantScorer
 from genofm.workflow import run_script
 
@@ -24,10 +24,12 @@ def main(smk):
         table.insert(0, "ref", list(seq))
         table.insert(0, "pos", range(start + 1, end + 1))
         table.insert(0, "chrom", contig)
+        table.insert(len(table.columns), "score", ism_score(scorer))  # what the A C G T columns hold
         with atomic_path(smk.output.ism_table) as tmp:
             table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
         with atomic_path(smk.output.ism) as tmp:
-            plot_ism(matrix, seq, contig, start, tmp, f"In-silico mutagenesis of {label} ({smk.wildcards.model})")
+            plot_ism(matrix, seq, contig, start, tmp, f"In-silico mutagenesis of {label} ({smk.wildcards.model})",
+                     ism_score(scorer))
         attention, tokens = last_layer_attention(scorer, seq, smk.params.figure_tokens)
         with atomic_path(smk.output.attention) as tmp:
             plot_attention(attention, tokens, tmp, f"Last-layer attention over {label} ({smk.wildcards.model})")
