@@ -20,16 +20,17 @@ def main(smk):
         contig, start, end = figure_region(smk.params.figure_region, read_scores(smk.input.table), fasta, length)
         label = f"{contig}:{start + 1:,}-{end:,}"
         matrix, seq = ism_matrix(scorer, contig, start, end)
+        score = ism_score(scorer)  # what the A C G T columns hold
         table = pd.DataFrame(matrix.T, columns=list("ACGT"))
         table.insert(0, "ref", list(seq))
         table.insert(0, "pos", range(start + 1, end + 1))
         table.insert(0, "chrom", contig)
-        table.insert(len(table.columns), "score", ism_score(scorer))  # what the A C G T columns hold
+        table.insert(len(table.columns), "score", score)
         with atomic_path(smk.output.ism_table) as tmp:
             table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
         with atomic_path(smk.output.ism) as tmp:
             plot_ism(matrix, seq, contig, start, tmp, f"In-silico mutagenesis of {label} ({smk.wildcards.model})",
-                     ism_score(scorer))
+                     score)
         attention, tokens = last_layer_attention(scorer, seq, smk.params.figure_tokens)
         with atomic_path(smk.output.attention) as tmp:
             plot_attention(attention, tokens, tmp, f"Last-layer attention over {label} ({smk.wildcards.model})")
