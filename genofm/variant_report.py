@@ -220,7 +220,7 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
     fig, axes = plt.subplots(2, 1, figsize=(min(16, 4 + width / 40), 4), sharex=True,
                              gridspec_kw={"height_ratios": [1, 2]})
     axes[0].bar(range(width), -np.nanmean(np.where(matrix == 0, np.nan, matrix), axis=0), width=1.0, color="tab:red")
-    axes[0].set_ylabel(f"mean {SCORES[score][0]}", fontsize=8)  # bars: larger = more disruptive
+    axes[0].set_ylabel(f"mean -{score}", fontsize=8)
     limit = np.nanmax(np.abs(matrix)) or 1.0
     image = axes[1].imshow(matrix, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
     axes[1].set_yticks(range(4), list("ACGT"))
@@ -228,7 +228,7 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
     axes[1].set_xticks(range(0, width, step), [f"{start + i + 1:,}" for i in range(0, width, step)],
                        rotation=45, ha="right", fontsize=7)
     axes[1].set_xlabel(f"{contig} position (ref bases: 0)")
-    fig.colorbar(image, ax=axes, fraction=0.02, label=SCORES[score][0].lstrip("-") + "  (ALT - REF)")
+    fig.colorbar(image, ax=axes, fraction=0.02, label=SCORES[score][0].lstrip("-") + ", ALT - REF")
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
