@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from .atomic import atomic_path
 from .data import (IGNORE, load_pool, mask_for_mlm, next_token_labels, reverse_complement_tokens,
                    sample_windows, unigram_entropy)
+from .devices import torch_device
 from .errors import GenofmInputError, dataclass_from_dict
 from .model import DNALM, ModelConfig
 
@@ -90,13 +91,13 @@ def _seed(*parts: int) -> int:
 
 
 class Distributed:
-    """torchrun's environment, or a single process."""
+    """torchrun's environment, or a single process; on the CPU, or one GPU per process."""
 
-    def __init__(self):
+    def __init__(self, gpus: int = 0):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
+        self.device = torch_device(gpus, "the model's gpus", self.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if self.world > 1:
@@ -233,10 +234,11 @@ def evaluate(model, batches, device, autocast) -> dict:
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec], out_dir: str | Path,
-          checkpoint_dir: str | Path, provenance: dict | None = None) -> dict:
+          checkpoint_dir: str | Path, provenance: dict | None = None, gpus: int = 0) -> dict:
     """Train, write model.safetensors + config.json + metrics.tsv + summary.json (+ plot) to
-    out_dir (rank 0), checkpoints to checkpoint_dir; returns the summary."""
-    dist = Distributed()
+    out_dir (rank 0), checkpoints to checkpoint_dir; returns the summary. gpus 0 trains on the
+    CPU, else each process on a GPU of its own (bf16 autocast)."""
+    dist = Distributed(gpus)
     try:
         return _train(dist, model_cfg, train_cfg, data, Path(out_dir), Path(checkpoint_dir), provenance or {})
     finally:

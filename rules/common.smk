@@ -175,7 +175,12 @@ def python_executable():
 
 
 def pretrain_launcher(model):
-    processes = model_config(model)["processes"]
+    cfg = model_config(model)
+    processes, gpus = cfg["processes"], cfg["gpus"]
+    if gpus and processes != gpus:
+        raise ValueError(
+            f"model {model!r}: processes ({processes}) must equal gpus ({gpus}): one process per GPU"
+        )
     if processes == 1:
         return python_executable()
     return f"{python_executable()} -m torch.distributed.run --standalone --nproc_per_node {processes}"
@@ -271,7 +276,7 @@ def scoring_config():
     return {
         k: v
         for k, v in config["variant_scoring"].items()
-        if k not in ("figure_tokens", "markov_order")
+        if k not in ("figure_tokens", "markov_order", "gpus")
     }
 
 

@@ -18,8 +18,8 @@ rule embed:
     resources:
         mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=60,
-        gpu=0,
+        gpu=config["embeddings"]["gpus"],
     params:
-        embedding=config["embeddings"],
+        embedding={k: v for k, v in config["embeddings"].items() if k != "gpus"},
     script:
         "../workflow_scripts/embed.py"

@@ -39,5 +39,5 @@ rule pretrain:
         out="results/models/{model}",
         checkpoints="results/models/{model}/checkpoints",
     shell:
-        "{params.launcher} {params.script:q} --spec {params.spec:q}"
+        "{params.launcher} {params.script:q} --spec {params.spec:q} --gpus {resources.gpu}"
         " --out {params.out:q} --checkpoints {params.checkpoints:q} > {log:q} 2>&1"

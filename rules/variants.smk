@@ -38,7 +38,7 @@ rule score_variants:
     resources:
         mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=240,
-        gpu=0,
+        gpu=config["variant_scoring"]["gpus"],
     params:
         scoring=scoring_config(),
         callset=lambda w: callset_options(w.callset),

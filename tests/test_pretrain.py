@@ -21,6 +21,7 @@ import torch
 from conftest import REPO
 from genofm.data import (IGNORE, load_pool, mask_for_mlm, reverse_complement_tokens, sample_windows,
                          unigram_entropy)
+from genofm.devices import torch_device
 from genofm.errors import GenofmInputError
 from genofm.model import DNALM, ModelConfig
 from genofm.pretrain import DataSpec, TrainConfig, _architecture, fingerprint, lr_at, save_checkpoint, train
@@ -186,6 +187,24 @@ def test_two_process_ddp_matches_single_process(token_sets, tmp_path):
     ddp = DNALM.from_pretrained(tmp_path / "ddp").state_dict()
     for name, tensor in single.items():
         torch.testing.assert_close(ddp[name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+
+
+# --- devices ------------------------------------------------------------------------------
+
+def test_the_device_follows_the_gpus_setting(token_sets, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert torch_device(0, "gpus") == torch.device("cpu")  # a visible GPU is not used unasked
+    assert torch_device(1, "gpus") == torch.device("cuda:0")
+    with pytest.raises(GenofmInputError, match="process 1 needs a GPU of its own, but 1 are visible"):
+        torch_device(1, "gpus", local_rank=1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(GenofmInputError, match=r"variant_scoring.gpus is 1, but torch .* sees no CUDA GPU.*Set it to 0"):
+        torch_device(1, "variant_scoring.gpus")
+    data = [DataSpec("g", [token_sets["train"]], [token_sets["valid"]])]
+    with pytest.raises(GenofmInputError, match="the model's gpus is 1"):
+        train(ModelConfig(**ARCH), TrainConfig(**TRAIN), data, tmp_path / "o", tmp_path / "c", gpus=1)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
 
 
 # --- bad inputs ---------------------------------------------------------------------------

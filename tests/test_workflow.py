@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, require_tool
@@ -220,7 +221,8 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
     ({"embeddings": {"pooling": "cls"}}, {"embed", "probe", "probe_summary"}),
     ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures"}),
     ({"variants": {"demo_variants": {"figure_region": "chr1:20001-20600"}}}, {"variant_figures"}),
-], ids=["unchanged", "probe", "embeddings", "scoring", "figure"])
+    ({"embeddings": {"gpus": 1}, "variant_scoring": {"gpus": 1}}, set()),  # the device, not the result
+], ids=["unchanged", "probe", "embeddings", "scoring", "figure", "gpus"])
 def test_a_config_change_reruns_only_the_rules_it_affects(demo_run, change, expected):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
 
@@ -242,6 +244,30 @@ def test_a_code_change_in_a_script_reruns_its_rule(demo_run):
         script.write_text(original)
         os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert planned_jobs(demo_run) == set()
+
+
+def test_gpus_other_than_processes_stop_the_dry_run(demo_run, tmp_path):
+    config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
+    config["models"]["demo_mlm"]["gpus"] = 2
+    proc = snakemake(demo_run, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    assert proc.returncode != 0
+    assert "processes (1) must equal gpus (2): one process per GPU" in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine that torch sees no GPU on")
+def test_gpus_without_a_gpu_stop_the_job_and_leave_nothing(demo_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(demo_run, workdir)
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    config["variant_scoring"]["gpus"] = 1
+    target = "results/demo/variants/demo_mlm/demo_variants.vcf.gz"
+    proc = snakemake(workdir, "--configfile", str(write_config(workdir, config)), "--forcerun", "score_variants",
+                     target, check=False)
+    assert proc.returncode != 0
+    log = (workdir / "logs/demo/score_variants_demo_mlm_demo_variants.log").read_text()
+    assert "variant_scoring.gpus is 1, but torch" in log and "sees no CUDA GPU" in log
+    assert "Traceback" not in log
+    assert not (workdir / target).exists()
 
 
 def test_bad_bed_stops_with_file_and_line_and_leaves_nothing(demo_run):
