@@ -335,7 +335,7 @@ class DNALM(nn.Module):
             cfg = ModelConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
         except (OSError, json.JSONDecodeError, TypeError) as err:
             raise GenofmInputError(f"{directory / CONFIG_NAME}: cannot read the model config: {err}") from err
-        model = cls(cfg)
+        model = cls(cfg).to(map_location)  # load_model copies into the parameters where they are
         try:
             load_model(model, str(directory / WEIGHTS_NAME), strict=True, device=str(map_location))
         except (OSError, SafetensorError, RuntimeError) as err:
