@@ -93,9 +93,11 @@ def batch(bodies: list[np.ndarray]) -> torch.Tensor:
     return ids
 
 
-def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: int, cfg: FinetuneConfig) -> nn.Module:
+def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: int, cfg: FinetuneConfig,
+                     device: torch.device = torch.device("cpu")) -> nn.Module:
+    """Fine-tune a copy of the backbone (on the backbone's device, bf16 autocast on CUDA)."""
     torch.manual_seed(cfg.seed)
-    model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes), cfg)
+    model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes).to(device), cfg)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -105,8 +107,9 @@ def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: in
         total = 0.0
         for lo in range(0, len(order), cfg.batch_size):
             idx = order[lo:lo + cfg.batch_size]
-            logits = model(batch([bodies[i] for i in idx]))
-            loss = nn.functional.cross_entropy(logits, torch.from_numpy(targets[idx]))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(batch([bodies[i] for i in idx]).to(device))
+            loss = nn.functional.cross_entropy(logits.float(), torch.from_numpy(targets[idx]).to(device))
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -117,7 +120,13 @@ def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: in
 
 @torch.no_grad()
 def predict(model: nn.Module, bodies, batch_size: int = 64) -> np.ndarray:
-    out = [torch.softmax(model(batch(bodies[lo:lo + batch_size])), dim=-1) for lo in range(0, len(bodies), batch_size)]
+    """Class probabilities, on the model's device."""
+    device = next(model.parameters()).device
+    out = []
+    for lo in range(0, len(bodies), batch_size):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(batch(bodies[lo:lo + batch_size]).to(device))
+        out.append(torch.softmax(logits.float(), dim=-1).cpu())
     return torch.cat(out).numpy()
 
 
@@ -126,11 +135,14 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
 
 
 def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels: np.ndarray, folds,
-                            cfg: FinetuneConfig, out_dir: str | Path | None = None) -> tuple[dict, np.ndarray]:
+                            cfg: FinetuneConfig, out_dir: str | Path | None = None,
+                            device: str | torch.device = "cpu") -> tuple[dict, np.ndarray]:
     """Fine-tune on each fold's training regions, score its test regions; then, if out_dir is
     given, fine-tune on all regions and save the model (adapter + head for peft methods)."""
     torch.set_flush_denormal(True)
-    backbone, tokenizer = load_model_and_tokenizer(model_dir)
+    device = torch.device(device)
+    backbone, tokenizer = load_model_and_tokenizer(model_dir, device)
+    log.info("fine-tuning on %s", device)
     bodies = encode(sequences, tokenizer, backbone.cfg.max_len)
     classes = np.unique(labels)
     targets = np.searchsorted(classes, labels)
@@ -138,15 +150,16 @@ def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels:
     per_fold = []
     for k, (train_idx, test_idx) in enumerate(folds):
         log.info("fold %d/%d: %s fine-tuning on %d regions", k + 1, len(folds), cfg.method, len(train_idx))
-        model = train_classifier(backbone, [bodies[i] for i in train_idx], targets[train_idx], len(classes), cfg)
+        model = train_classifier(backbone, [bodies[i] for i in train_idx], targets[train_idx], len(classes), cfg,
+                                 device)
         proba[test_idx] = predict(model, [bodies[i] for i in test_idx])
         per_fold.append(scores_and_metrics(labels[test_idx], proba[test_idx], classes))
     summary = summarise_folds(per_fold)
     if out_dir is not None:
-        final = train_classifier(backbone, bodies, targets, len(classes), cfg)
+        final = train_classifier(backbone, bodies, targets, len(classes), cfg, device)
         trainable, total = trainable_parameters(final)
         summary["trainable_parameters"] = {"trainable": trainable, "total": total}
-        save(final, cfg, Path(out_dir), classes)
+        save(final.cpu(), cfg, Path(out_dir), classes)
     return summary, proba
 
 

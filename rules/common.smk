@@ -208,7 +208,13 @@ def fold_config(task):
 
 
 def finetune_config(task):
-    return dict(probe_task(task)["finetune"], seed=config["seed"])
+    """FinetuneConfig keys (gpus is the job's resource, not a setting of the result)."""
+    cfg = {k: v for k, v in probe_task(task)["finetune"].items() if k != "gpus"}
+    return cfg | {"seed": config["seed"]}
+
+
+def finetune_gpus(task):
+    return probe_task(task)["finetune"]["gpus"]
 
 
 def embeddings_of(task):

@@ -70,7 +70,7 @@ rule finetune:
     resources:
         mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=60,
-        gpu=0,
+        gpu=lambda w: finetune_gpus(w.task),
     params:
         probe=lambda w: fold_config(w.task),
         finetune=lambda w: finetune_config(w.task),

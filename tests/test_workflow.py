@@ -221,7 +221,8 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
     ({"embeddings": {"pooling": "cls"}}, {"embed", "probe", "probe_summary"}),
     ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures"}),
     ({"variants": {"demo_variants": {"figure_region": "chr1:20001-20600"}}}, {"variant_figures"}),
-    ({"embeddings": {"gpus": 1}, "variant_scoring": {"gpus": 1}}, set()),  # the device, not the result
+    ({"embeddings": {"gpus": 1}, "variant_scoring": {"gpus": 1}, "probes": {"promoters": {"finetune": {"gpus": 1}}}},
+     set()),  # the device, not the result
 ], ids=["unchanged", "probe", "embeddings", "scoring", "figure", "gpus"])
 def test_a_config_change_reruns_only_the_rules_it_affects(demo_run, change, expected):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())

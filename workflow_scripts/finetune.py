@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from genofm.atomic import atomic_path
+from genofm.devices import torch_device
 from genofm.finetune import FinetuneConfig, cross_validate_finetune
 from genofm.probe import ProbeConfig, check_labels, folds_of, summary_rows
 from genofm.provenance import provenance
@@ -18,8 +19,9 @@ def main(smk):
     labels = check_labels(regions["label"], smk.input.regions)
     folds = folds_of(labels, regions["chrom"].to_numpy(), ProbeConfig(**smk.params.probe))
     cfg = FinetuneConfig(**smk.params.finetune)
+    device = torch_device(smk.resources.gpu, f"probes.{smk.wildcards.task}.finetune.gpus")
     result, _ = cross_validate_finetune(smk.params.model_dir, list(regions["sequence"]), labels, folds, cfg,
-                                        out_dir=smk.output.model_dir)
+                                        out_dir=smk.output.model_dir, device=device)
     task, model = smk.wildcards.task, smk.wildcards.model
     metrics = {"task": task, "model": model, "method": f"finetune_{cfg.method}", "n_regions": len(labels),
                "cv": f"holdout contigs {','.join(smk.params.probe['holdout_contigs'])}"

@@ -2,11 +2,12 @@
 
     python tests/benchmarks/gpu_check.py [--workdir DIR] [--cores N]
 
-1. Runs the demo through snakemake with `gpus: 1` for pretraining, embedding and scoring
-   (bf16 autocast), and the same model trained on the CPU beside it (`demo_mlm_cpu`).
+1. Runs the demo through snakemake with `gpus: 1` for pretraining, embedding, fine-tuning and
+   scoring (bf16 autocast), and beside it the same model trained on the CPU (`demo_mlm_cpu`)
+   and the same fine-tuning on the CPU (task `promoters_cpu`).
 2. Compares the two devices: the final validation loss of the GPU- and the CPU-trained
-   model, and, for the GPU-trained weights, the variant scores and embeddings the workflow
-   computed on the GPU against the same computed here on the CPU (fp32).
+   model; the fine-tuned AUROCs; and, for the GPU-trained weights, the variant scores and
+   embeddings the workflow computed on the GPU against the same computed here on the CPU.
 3. Times training steps of the two shipped recipes (the demo's 6-mer transformer, masked LM;
    the M. tuberculosis 1-mer convolutional model, next-token) on the GPU and the CPU.
 
@@ -58,10 +59,14 @@ def run_demo(workdir: Path, cores: int) -> dict:
                                         "export_huggingface": False}
     config["embeddings"]["gpus"] = 1
     config["variant_scoring"]["gpus"] = 1
+    config["probes"]["promoters_cpu"] = yaml.safe_load(yaml.safe_dump(config["probes"]["promoters"]))
+    config["probes"]["promoters"]["finetune"]["gpus"] = 1
     (workdir / "gpu.yaml").write_text(yaml.safe_dump(config))
     targets = ["results/models/demo_mlm/summary.json", "results/models/demo_mlm_cpu/summary.json",
                "results/demo/embeddings/demo_mlm/promoters_vs_background.npy",
-               "results/demo/variants/demo_mlm/demo_variants.tsv"]
+               "results/demo/variants/demo_mlm/demo_variants.tsv",
+               "results/demo/finetune/demo_mlm/promoters/metrics.json",
+               "results/demo/finetune/demo_mlm/promoters_cpu/metrics.json"]
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *targets,
                            "--configfile", "gpu.yaml"], cwd=workdir, capture_output=True, text=True)
@@ -88,6 +93,20 @@ def compare_training(workdir: Path) -> None:
     check(gpu["final_val_loss"] < gpu["unigram_entropy"] - 0.2, "the GPU model learned (val loss below the unigram entropy)")
     check(abs(gpu["final_val_loss"] - cpu["final_val_loss"]) < 0.1,
           f"bf16 GPU and fp32 CPU training end within 0.1 nats ({gpu['final_val_loss'] - cpu['final_val_loss']:+.4f})")
+
+
+def compare_finetuning(workdir: Path) -> None:
+    aurocs = {}
+    for task in ("promoters", "promoters_cpu"):
+        metrics = json.loads((workdir / f"results/demo/finetune/demo_mlm/{task}/metrics.json").read_text())
+        aurocs[task] = metrics["results"][metrics["method"]]["auroc"]["mean"]
+    seconds = {task: float(pd.read_csv(workdir / f"benchmarks/demo/finetune_demo_mlm_{task}.tsv", sep="\t")["s"][0])
+               for task in aurocs}
+    print(f"fine-tuning ({metrics['method']}, 5 folds + the final model): GPU AUROC {aurocs['promoters']:.3f} "
+          f"in {seconds['promoters']:.0f} s, CPU AUROC {aurocs['promoters_cpu']:.3f} in {seconds['promoters_cpu']:.0f} s")
+    check("fine-tuning on cuda" in (workdir / "logs/demo/finetune_demo_mlm_promoters.log").read_text(),
+          "the gpus: 1 fine-tuning ran on cuda (its log says so)")
+    check(abs(aurocs["promoters"] - aurocs["promoters_cpu"]) < 0.05, "GPU and CPU fine-tuning AUROCs within 0.05")
 
 
 def compare_scores(workdir: Path, config: dict) -> None:
@@ -190,6 +209,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     config = run_demo(workdir, args.cores)
     compare_training(workdir)
+    compare_finetuning(workdir)
     compare_scores(workdir, config)
     compare_embeddings(workdir, config)
     training_speed(config, args.cores)
