@@ -95,7 +95,7 @@ def batch(bodies: list[np.ndarray]) -> torch.Tensor:
 
 def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: int, cfg: FinetuneConfig,
                      device: torch.device = torch.device("cpu")) -> nn.Module:
-    """Fine-tune a copy of the backbone (on the backbone's device, bf16 autocast on CUDA)."""
+    """Fine-tune a copy of the backbone on `device` (bf16 autocast on CUDA)."""
     torch.manual_seed(cfg.seed)
     model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes).to(device), cfg)
     model.train()
