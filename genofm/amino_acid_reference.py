@@ -31,6 +31,8 @@ def codon_log_probs(model: DNALM, tokenizer: KmerTokenizer, prefixes: list[str],
     (all of one length), codons in CODONS order: 16 passes per prefix, prefix + two bases."""
     if tokenizer.k != 1 or not model.cfg.causal:
         raise GenofmInputError("the amino-acid reference needs a next-token model on single nucleotides")
+    if len({len(p) for p in prefixes}) > 1:  # one codon position for the whole batch
+        raise ValueError(f"prefixes must be of one length, not {sorted({len(p) for p in prefixes})}")
     base_ids = torch.tensor([int(tokenizer.token_to_id[b]) for b in "ACGT"])
     sequences = [prefix + pair for prefix in prefixes for pair in PAIRS]
     n = len(prefixes[0]) if prefixes else 0  # logits at n predict the codon's first base (<cls> at 0)

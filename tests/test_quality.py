@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import REPO, TESTDATA
-from genofm.amino_acid_reference import model_amino_acid_scores
+from genofm.amino_acid_reference import codon_log_probs, model_amino_acid_scores
 from genofm.consequence import (CODE, Cds, codon_usage_scores, coding_sites, coding_snvs, frame_aware_markov_scores,
                                 frame_labels, labelled_snv_set, read_genbank_cds, reverse_complement, write_vcf)
 from genofm.errors import GenofmInputError
@@ -364,6 +364,8 @@ def test_model_amino_acid_scores_equal_codon_likelihoods_counted_by_hand():
     plus_by = {(len(genome) - 1 - p, reverse_complement(a)): s for p, a, s in zip(snvs["pos"], snvs["alt"], scores)}
     for p, a, s in zip(snvs_minus["pos"], snvs_minus["alt"], on_minus):
         assert s == pytest.approx(plus_by[(p, a)], abs=1e-5)  # float32 passes, batched differently
+    with pytest.raises(ValueError, match="one length"):
+        codon_log_probs(model, tokenizer, ["ACGT", "ACG"])
     three = KmerTokenizer(k=3)
     with pytest.raises(GenofmInputError, match="single nucleotides"):
         model_amino_acid_scores(DNALM(ModelConfig(vocab_size=three.vocab_size, causal=True)), three, genome, [gene],
