@@ -35,6 +35,7 @@ PROMOTER_MOTIFS = ("MA0139.1", "MA0079.3", "MA0506.1", "MA0095.2", "MA0028.2")
 TATA_MOTIF = "MA0108.2"
 FLANK = 400  # locus bases upstream of the TSS: promoter and CpG island
 WINDOW = (250, 50)  # probe windows: TSS-250 .. TSS+50 (300 bp)
+BACKGROUND_CANDIDATES = 200  # random background windows per promoter, the nearest in GC taken
 SNV_QUOTA = {"synonymous": 100, "missense": 100, "stop_gained": 100, "motif_disrupting": 100, "neutral": 100}
 INDEL_QUOTA = {"frameshift": 15, "neutral": 15}
 FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "variants.vcf", "motifs.tsv",
@@ -354,15 +355,34 @@ def frameshifts(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: s
     return out
 
 
-def free_interval(rng: Rng, contigs: list[Contig], width: int) -> tuple[Contig, int]:
-    """Take a random interval of `width` free intergenic bases (no gene, promoter, repeat or N)."""
+def random_free_interval(rng: Rng, contigs: list[Contig], width: int) -> tuple[Contig, int]:
+    """A random interval of `width` free intergenic bases (no gene, promoter, repeat or N)."""
     weights = np.array([len(c.seq) for c in contigs], dtype=float)
     while True:
         contig = contigs[int(rng.choice(len(contigs), p=weights / weights.sum()))]
         start = int(rng.integers(0, len(contig.seq) - width))
         if contig.free[start : start + width].all():
-            contig.free[start : start + width] = False  # so that later picks do not overlap it
             return contig, start
+
+
+def free_interval(rng: Rng, contigs: list[Contig], width: int) -> tuple[Contig, int]:
+    """Take a random free interval: later picks do not overlap it."""
+    contig, start = random_free_interval(rng, contigs, width)
+    contig.free[start : start + width] = False
+    return contig, start
+
+
+def gc_fraction(seq: bytes) -> float:
+    return sum(map(seq.upper().count, (b"G", b"C"))) / len(seq)
+
+
+def gc_matched_interval(rng: Rng, contigs: list[Contig], width: int, gc: float, candidates: int) -> tuple[Contig, int]:
+    """Take the free interval whose GC is nearest `gc` among `candidates` random ones, so that
+    the probe's background is not told apart from promoters by GC content alone."""
+    picks = [random_free_interval(rng, contigs, width) for _ in range(candidates)]
+    contig, start = min(picks, key=lambda p: abs(gc_fraction(p[0].seq[p[1] : p[1] + width]) - gc))
+    contig.free[start : start + width] = False
+    return contig, start
 
 
 def neutral_variants(rng: Rng, contigs: list[Contig]) -> list[Variant]:
@@ -447,7 +467,9 @@ bytes).
   runs of N.
 - `annotation.gtf`: Ensembl-style GTF of the genes (CDS lines exclude the stop codon, which has its own line).
 - `promoters_vs_background.bed`: BED6+1, 0-based. 300 bp windows TSS-250..TSS+50 (score 1, column 7
-  `promoter`) and as many free intergenic windows (score 0, column 7 `background`).
+  `promoter`) and as many free intergenic windows (score 0, column 7 `background`), each the nearest
+  in GC to its promoter among {BACKGROUND_CANDIDATES} random ones (the genome has few intergenic windows
+  as GC-rich as a CpG-island promoter, so background GC is still lower on average).
 - `variants.vcf`: SNVs and short indels; INFO/CLASS is the true consequence, INFO/GENE the gene hit.
 - `motifs.tsv`: planted motif instances, 0-based half-open. JASPAR matrices: {planted}.
 """
@@ -470,8 +492,9 @@ def generate(out: str | Path, seed: int = 7) -> dict:
     variants += frameshifts(rng, by_name, genes, used) + neutral_variants(rng, contigs)
     windows = [(g.chrom, *g.span(FLANK - WINDOW[0], FLANK + WINDOW[1]), g.gene_id, 1, g.strand, "promoter")
                for g in genes]
-    for i in range(1, len(genes) + 1):  # as many background windows as promoters
-        contig, start = free_interval(rng, contigs, sum(WINDOW))
+    for i, promoter in enumerate(list(windows), start=1):  # a GC-matched background window per promoter
+        gc = gc_fraction(by_name[promoter[0]].seq[promoter[1] : promoter[2]])
+        contig, start = gc_matched_interval(rng, contigs, sum(WINDOW), gc, BACKGROUND_CANDIDATES)
         windows.append((contig.name, start, start + sum(WINDOW), f"bg{i:04d}", 0, "+", "background"))
     motif_rows = sorted((h.chrom, h.start, h.end, h.strand, h.motif.motif_id, h.motif.name, h.gene_id)
                         for h in hits)
