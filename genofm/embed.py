@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .atomic import atomic_paths
+from .devices import bf16_autocast
 from .errors import GenofmInputError
 from .model import DNALM
 from .regions import reverse_complement
@@ -87,8 +88,7 @@ class Embedder:
         ids[:, 0] = CLS
         for i, w in enumerate(windows):
             ids[i, 1:1 + w.size] = torch.from_numpy(w.astype(np.int64))
-        autocast = self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+        with bf16_autocast(self.device):
             out = self.model(ids.to(self.device), output_hidden_states=self.cfg.layer != -1, return_logits=False)
         states = out.last_hidden if self.cfg.layer == -1 else out.hidden_states[self.cfg.layer]
         states = states.float().cpu()

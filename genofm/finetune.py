@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .devices import bf16_autocast
 from .embed import load_model_and_tokenizer
 from .errors import GenofmInputError
 from .model import DNALM
@@ -107,7 +108,7 @@ def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: in
         total = 0.0
         for lo in range(0, len(order), cfg.batch_size):
             idx = order[lo:lo + cfg.batch_size]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with bf16_autocast(device):
                 logits = model(batch([bodies[i] for i in idx]).to(device))
             loss = nn.functional.cross_entropy(logits.float(), torch.from_numpy(targets[idx]).to(device))
             loss.backward()
@@ -124,7 +125,7 @@ def predict(model: nn.Module, bodies, batch_size: int = 64) -> np.ndarray:
     device = next(model.parameters()).device
     out = []
     for lo in range(0, len(bodies), batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with bf16_autocast(device):
             logits = model(batch(bodies[lo:lo + batch_size]).to(device))
         out.append(torch.softmax(logits.float(), dim=-1).cpu())
     return torch.cat(out).numpy()

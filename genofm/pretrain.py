@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .atomic import atomic_path
 from .data import (IGNORE, load_pool, mask_for_mlm, next_token_labels, reverse_complement_tokens,
                    sample_windows, unigram_entropy)
-from .devices import torch_device
+from .devices import bf16_autocast, torch_device
 from .errors import GenofmInputError, dataclass_from_dict
 from .model import DNALM, ModelConfig
 
@@ -208,12 +208,12 @@ def micro_batch(pools, weights, tokenizer, train_cfg: TrainConfig, seq_len: int,
     return mask_for_mlm(ids, tokenizer, train_cfg.mask_prob, generator)
 
 
-def loss_and_hits(model, inputs, labels, device, autocast):
+def loss_and_hits(model, inputs, labels, device):
     """Summed cross-entropy over the labelled positions, their count and correct guesses;
     logits are computed only where there is a label."""
     labels = labels.to(device)
     counted = labels != IGNORE
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+    with bf16_autocast(device):
         logits = model(inputs.to(device), logits_at=counted).logits  # (N, V)
     targets = labels[counted]
     loss = F.cross_entropy(logits.float(), targets, reduction="sum")
@@ -222,11 +222,11 @@ def loss_and_hits(model, inputs, labels, device, autocast):
 
 
 @torch.no_grad()
-def evaluate(model, batches, device, autocast) -> dict:
+def evaluate(model, batches, device) -> dict:
     model.eval()
     total, count, hits = 0.0, 0, 0
     for inputs, labels in batches:
-        loss, n, h = loss_and_hits(model, inputs, labels, device, autocast)
+        loss, n, h = loss_and_hits(model, inputs, labels, device)
         total, count, hits = total + float(loss), count + n, hits + h
     model.train()
     mean = total / max(count, 1)
@@ -292,7 +292,6 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
 
     ddp = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
            if dist.world > 1 else model)
-    autocast = dist.device.type == "cuda"
     valid_batches = []
     if valid:
         for i in range(max(1, train_cfg.eval_windows // train_cfg.micro_batch_size)):
@@ -313,7 +312,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
             last = j == len(mine) - 1
             sync = ddp.no_sync() if (dist.world > 1 and not last) else _nullcontext()
             with sync:
-                loss, counted, _ = loss_and_hits(ddp, inputs, labels, dist.device, autocast)
+                loss, counted, _ = loss_and_hits(ddp, inputs, labels, dist.device)
                 (loss / max(counted, 1) / len(mine)).backward()
             loss_sum += float(loss.detach()) / max(counted, 1) / len(mine)
             step_tokens += int((inputs != 1).sum())
@@ -333,7 +332,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
                    "val_acc": math.nan, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": rate,
                    "unigram_entropy": entropy}
             if valid_batches and (done % train_cfg.eval_every == 0 or done == train_cfg.max_steps) and dist.main:
-                row.update(evaluate(model, valid_batches, dist.device, autocast))
+                row.update(evaluate(model, valid_batches, dist.device))
             rows.append(row)
             val = "" if math.isnan(row["val_loss"]) else f"  val {row['val_loss']:.4f}  val acc {row['val_acc']:.3f}"
             print_("step %d/%d  loss %.4f%s  lr %.2e  %.0f tokens/s  ETA %s", done, train_cfg.max_steps,

@@ -33,6 +33,7 @@ import numpy as np
 import pysam
 import torch
 
+from .devices import bf16_autocast
 from .embed import EmbedConfig, Embedder
 from .errors import GenofmInputError
 from .model import DNALM
@@ -257,8 +258,7 @@ class VariantScorer:
 
     def forward_logits(self, ids: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         ids = ids.to(self.device)
-        autocast = self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+        with bf16_autocast(self.device):
             logits = self.model(ids, logits_at=None if where is None else where.to(self.device)).logits
         return logits.float()
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,11 @@ from genofm.variants import CallsetConfig, score_vcf  # noqa: E402
 
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
 FAILED: list[str] = []
+
+
+def dataclass_keys(cls, settings: dict) -> dict:
+    """The config keys that are fields of cls (gpus and figure settings are not)."""
+    return {k: v for k, v in settings.items() if k in {f.name for f in fields(cls)}}
 
 
 def check(ok: bool, what: str) -> None:
@@ -114,7 +120,7 @@ def compare_scores(workdir: Path, config: dict) -> None:
     fasta = workdir / "resources/demo/genome.fa.gz"
     vcf = workdir / config["variants"]["demo_variants"]["vcf"]
     on_gpu = pd.read_csv(workdir / "results/demo/variants/demo_mlm/demo_variants.tsv", sep="\t")
-    scoring = {k: v for k, v in config["variant_scoring"].items() if k not in ("gpus", "figure_tokens", "markov_order")}
+    scoring = dataclass_keys(ScoringConfig, config["variant_scoring"])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()
@@ -139,7 +145,7 @@ def compare_scores(workdir: Path, config: dict) -> None:
 
 def compare_embeddings(workdir: Path, config: dict) -> None:
     on_gpu = np.load(workdir / "results/demo/embeddings/demo_mlm/promoters_vs_background.npy").astype(np.float64)
-    cfg = EmbedConfig(**{k: v for k, v in config["embeddings"].items() if k != "gpus"})
+    cfg = EmbedConfig(**dataclass_keys(EmbedConfig, config["embeddings"]))
     with tempfile.TemporaryDirectory() as tmp:
         embed_regions(workdir / "results/models/demo_mlm", workdir / "results/demo/regions/promoters_vs_background.parquet",
                       Path(tmp) / "e.npy", Path(tmp) / "e.parquet", cfg, device="cpu")
