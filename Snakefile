@@ -2,6 +2,8 @@
 # Stages live in rules/*.smk; helpers in rules/common.smk; config/schema.yaml documents every key.
 from snakemake.utils import min_version, validate
 
+from genofm.config import check_config_keys
+
 min_version("9.0")
 
 
@@ -11,6 +13,8 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# Unknown keys first, one line each (the schema's own message prints the whole schema).
+check_config_keys(config, workflow.overwrite_configfiles)
 validate(config, "config/schema.yaml")
 
 

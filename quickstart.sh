@@ -56,6 +56,7 @@ setup_tests() {
         fi
     fi
     bash tests/fetch_test_data.sh
+    bash tests/fetch_test_data.sh mtb
 }
 
 command=${1:-}

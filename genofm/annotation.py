@@ -13,6 +13,7 @@ import pandas as pd
 from .atomic import atomic_path
 from .download import fetch
 from .errors import GenofmInputError
+from .files import is_gzip, open_text
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,7 @@ def prepare_annotation(source: str, out: str | Path, checksum: str | None = None
     with atomic_path(out) as tmp:
         raw = tmp.with_name(tmp.name + ".download")
         fetch(source, raw, checksum=checksum, **fetch_options)
-        with open(raw, "rb") as handle:
-            compressed = handle.read(2) == b"\x1f\x8b"
-        if compressed:
+        if is_gzip(raw):
             raw.replace(tmp)
         else:
             with open(raw, "rb") as src, gzip.GzipFile(tmp, "wb", mtime=0) as dst:
@@ -75,7 +74,7 @@ def read_annotation(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
 def check_lines(path: Path) -> None:
     """The 9 columns, integer 1-based start <= end and strand of every feature line, so a
     broken line is reported with its number (pyranges would not say where)."""
-    with _open(path) as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             if line.startswith("##FASTA"):
                 break
@@ -93,12 +92,6 @@ def check_lines(path: Path) -> None:
                 raise GenofmInputError(f"{where}: start ({start}) must be >= 1 and <= end ({end}) (1-based, inclusive)")
             if fields[6] not in ("+", "-", ".", "?"):
                 raise GenofmInputError(f"{where}: strand (column 7) must be '+', '-', '.' or '?', got {fields[6]!r}")
-
-
-def _open(path: Path):
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if compressed else open(path, "rt")
 
 
 def _gff3_roles(df: pd.DataFrame) -> pd.DataFrame:

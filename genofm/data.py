@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import GenofmInputError
+from .sequence import reverse_complement
 from .tokenizer import CLS, MASK, PAD, KmerTokenizer
 from .tokens import load_token_set
 
@@ -104,10 +105,9 @@ def reverse_complement_tokens(ids: np.ndarray, tokenizer: KmerTokenizer) -> np.n
 
 
 def rc_token_table(tokenizer: KmerTokenizer) -> np.ndarray:
-    complement = str.maketrans("ACGTN", "TGCAN")
     table = np.arange(tokenizer.vocab_size, dtype=np.int64)
     for i in range(tokenizer.kmer_offset, tokenizer.vocab_size):
-        table[i] = tokenizer.token_to_id[tokenizer.vocab[i].translate(complement)[::-1]]
+        table[i] = tokenizer.token_to_id[reverse_complement(tokenizer.vocab[i])]
     return table
 
 

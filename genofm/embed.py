@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,47 +19,15 @@ import pyarrow.parquet as pq
 import torch
 
 from .atomic import atomic_paths
+from .config import EmbedConfig
 from .devices import bf16_autocast
 from .errors import GenofmInputError
+from .loading import load_model_and_tokenizer
 from .model import DNALM
-from .regions import reverse_complement
+from .sequence import reverse_complement
 from .tokenizer import CLS, PAD, KmerTokenizer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EmbedConfig:
-    layer: int = -1  # -1: the final (normalised) output; 0: token embeddings; i: after block i
-    pooling: str = "mean"  # mean | cls | center
-    center_tokens: int = 16  # pooling center: tokens around the middle of the region
-    rc_average: bool = False
-    window_overlap: int = 32  # tokens shared by consecutive windows of a long region
-    batch_tokens: int = 4096  # tokens per forward pass, padding included (batches grouped by length)
-    dtype: str = "float32"  # of the written matrix: float32 | float16
-
-    def __post_init__(self):
-        if self.pooling not in ("mean", "cls", "center"):
-            raise GenofmInputError(f"pooling must be mean, cls or center, not {self.pooling!r}")
-        if self.dtype not in ("float32", "float16"):
-            raise GenofmInputError(f"embedding dtype must be float32 or float16, not {self.dtype!r}")
-
-
-def load_model_and_tokenizer(model_dir: str | Path, device="cpu") -> tuple[DNALM, KmerTokenizer]:
-    """A genofm model directory, a Hugging Face checkpoint directory, or a workflow model
-    directory holding the pointer to an imported checkpoint (huggingface.json)."""
-    from .hf import POINTER_NAME, is_hf_checkpoint, load_hf_checkpoint, load_pointer
-
-    if (Path(model_dir) / POINTER_NAME).exists():
-        return load_hf_checkpoint(load_pointer(Path(model_dir) / POINTER_NAME), device)
-    if is_hf_checkpoint(model_dir):
-        return load_hf_checkpoint(model_dir, device)
-    model = DNALM.from_pretrained(model_dir, map_location=device).eval()
-    spec = model.cfg.extra.get("tokenizer")
-    tokenizer = KmerTokenizer.from_spec(spec) if spec else KmerTokenizer.load(model_dir)
-    if tokenizer.vocab_size != model.cfg.vocab_size:
-        raise GenofmInputError(f"{model_dir}: tokenizer vocabulary ({tokenizer.vocab_size}) does not match the model's")
-    return model, tokenizer
 
 
 def windows_of(body: np.ndarray, context: int, overlap: int) -> list[tuple[int, int]]:

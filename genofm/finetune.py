@@ -8,36 +8,21 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .config import FinetuneConfig
 from .devices import bf16_autocast
-from .embed import load_model_and_tokenizer
 from .errors import GenofmInputError
+from .loading import load_model_and_tokenizer
 from .model import DNALM
 from .probe import scores_and_metrics, summarise_folds
 from .tokenizer import CLS, PAD, KmerTokenizer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FinetuneConfig:
-    method: str = "lora"  # lora | ia3 | full
-    epochs: int = 3
-    lr: float = 1e-3
-    batch_size: int = 16
-    lora_r: int = 8
-    lora_alpha: int = 16
-    seed: int = 42
-
-    def __post_init__(self):
-        if self.method not in ("lora", "ia3", "full"):
-            raise GenofmInputError(f"fine-tuning method must be lora, ia3 or full, not {self.method!r}")
 
 
 class SequenceClassifier(nn.Module):
@@ -57,6 +42,8 @@ class SequenceClassifier(nn.Module):
 
 def wrap(classifier: SequenceClassifier, cfg: FinetuneConfig) -> nn.Module:
     """Full fine-tuning, or peft adapters on qkv/out/up/down with the classifier trained in full."""
+    if cfg.method == "none":  # the config's way to say "no fine-tuning": the rule is not run
+        raise GenofmInputError("fine-tuning method is none: nothing to fine-tune")
     if cfg.method == "full":
         return classifier
     from peft import IA3Config, LoraConfig, get_peft_model

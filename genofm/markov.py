@@ -12,19 +12,11 @@ import logging
 
 import numpy as np
 
+from .sequence import encode, reverse_complement_codes
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 22
-
-_CODE = np.full(256, 255, dtype=np.uint8)
-for _i, _b in enumerate("ACGT"):
-    _CODE[ord(_b)] = _i
-    _CODE[ord(_b.lower())] = _i
-
-
-def encode(seq: str) -> np.ndarray:
-    """A=0 C=1 G=2 T=3, 255 for anything else (N)."""
-    return _CODE[np.frombuffer(seq.encode(), dtype=np.uint8)]
 
 
 def context_index(codes: np.ndarray, order: int) -> np.ndarray:
@@ -48,7 +40,7 @@ class MarkovModel:
         for seq in sequences:
             for begin in range(0, len(seq), _CHUNK):  # bounded memory on whole chromosomes
                 codes = encode(seq[begin:begin + _CHUNK + self.order])
-                for strand in (codes, np.where(codes == 255, 255, 3 - codes)[::-1]):
+                for strand in (codes, reverse_complement_codes(codes)):
                     self._count(strand)
         return self
 
@@ -90,7 +82,7 @@ class MarkovModel:
         alt = ref.copy()
         alt[:, k] = alt_codes[valid]
         total = np.zeros(len(ref))
-        for strand in (lambda x: x, lambda x: (3 - x)[:, ::-1]):  # + strand, then reverse complement
+        for strand in (lambda x: x, reverse_complement_codes):  # + strand, then reverse complement
             total += self._loglik(strand(alt), self.log_probs) - self._loglik(strand(ref), self.log_probs)
         scores[valid] = total / 2
         return scores

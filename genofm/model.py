@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import ArchitectureConfig
 from .errors import GenofmInputError, dataclass_from_dict
 
 CONFIG_NAME = "config.json"
@@ -29,29 +30,12 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(ArchitectureConfig):
+    """The architecture settings (genofm.config.ArchitectureConfig) and what the workflow fills in."""
+
     vocab_size: int = 4107
-    max_len: int = 512  # positions, <cls> included
-    n_layers: int = 4
-    d_model: int = 256
-    n_heads: int = 4
-    d_ff: int = 1024  # feed-forward hidden width (each of the two SwiGLU branches)
-    dropout: float = 0.0
-    position: str = "rope"  # rope | alibi | learned
-    ffn: str = "gelu"  # gelu | swiglu
     causal: bool = False  # False: encoder for masked LM; True: decoder for next-token LM
     pad_id: int = 1
-    norm_eps: float = 1e-5
-    rope_base: float = 10000.0
-    tie_embeddings: bool = True
-    lm_head: str = "esm"  # esm: dense, GELU, LayerNorm, then the projection (as ESM / NT); linear: the projection
-    # Token mixing of each block: all attention (transformer), all dilated depthwise
-    # convolutions (conv, GPN-like), or convolutions then n_attention_layers attention blocks.
-    mixer: str = "attention"  # attention | conv | hybrid
-    conv_kernel: int = 9
-    conv_dilation_base: int = 2  # dilations grow by this factor per block (3: codon multiples)
-    conv_max_dilation: int = 32  # ... from 1 up to this, then start again
-    n_attention_layers: int = 1  # hybrid: how many of the last blocks use attention
     extra: dict = field(default_factory=dict)  # free-form provenance (tokenizer spec, ...)
 
     def __post_init__(self):

@@ -12,6 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def save_png(fig, path: str | Path, dpi: float | str = "figure") -> None:
+    """Write `fig` as PNG and close it. No software version in the metadata, so the bytes
+    depend on the figure only (reproducible); dpi "figure": the figure's own."""
+    fig.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+
+
 def plot_loss(metrics: pd.DataFrame, unigram_entropy: float, path: str | Path) -> None:
     """Training and validation loss by step, with the context-free (unigram) baseline."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
@@ -27,5 +34,4 @@ def plot_loss(metrics: pd.DataFrame, unigram_entropy: float, path: str | Path) -
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
     fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})  # no version stamp: reproducible bytes
-    plt.close(fig)
+    save_png(fig, path)

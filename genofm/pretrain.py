@@ -26,43 +26,15 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import atomic_path
+from .config import TrainConfig, run_settings
 from .data import (IGNORE, load_pool, mask_for_mlm, next_token_labels, reverse_complement_tokens,
                    sample_windows, unigram_entropy)
 from .devices import bf16_autocast, torch_device
-from .errors import GenofmInputError, dataclass_from_dict
+from .errors import GenofmInputError
 from .model import DNALM, ModelConfig
+from .tokenizer import PAD
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    objective: str = "mlm"  # mlm | clm
-    max_steps: int = 1000
-    batch_size: int = 64  # sequences per optimizer step, over all processes
-    micro_batch_size: int = 16  # sequences per forward pass and process
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.98
-    grad_clip: float = 1.0
-    mask_prob: float = 0.15
-    rc_augment: bool = False
-    eval_every: int = 100
-    eval_windows: int = 256
-    checkpoint_every: int = 100
-    log_every: int = 10
-    seed: int = 42
-    threads: int = 0  # CPU threads per process; 0 leaves torch's default
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        cfg = dataclass_from_dict(cls, data, "training config")
-        if cfg.objective not in ("mlm", "clm"):
-            raise GenofmInputError(f"training objective must be mlm or clm, not {cfg.objective!r}")
-        return cfg
 
 
 @dataclass
@@ -97,7 +69,7 @@ class Distributed:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = torch_device(gpus, "the model's gpus", self.local_rank)
+        self.device = torch_device(gpus, "the model's resources.gpus", self.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if self.world > 1:
@@ -106,6 +78,14 @@ class Distributed:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def mean(self, value: float) -> float:
+        """The mean of `value` over the processes (each trains on its own share of a step)."""
+        if self.world == 1:
+            return value
+        total = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(total)
+        return float(total) / self.world
 
     def barrier(self):
         if self.world > 1:
@@ -120,7 +100,7 @@ class Distributed:
 
 def fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec]) -> str:
     """What a checkpoint must match to be resumed (logging cadence may change)."""
-    train = {k: v for k, v in asdict(train_cfg).items() if k not in ("log_every", "checkpoint_every", "threads")}
+    train = result_training(train_cfg)
     blob = json.dumps({"model": _architecture(model_cfg), "train": train, "data": [asdict(d) for d in data]},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -208,17 +188,14 @@ def micro_batch(pools, weights, tokenizer, train_cfg: TrainConfig, seq_len: int,
     return mask_for_mlm(ids, tokenizer, train_cfg.mask_prob, generator)
 
 
-def loss_and_hits(model, inputs, labels, device):
-    """Summed cross-entropy over the labelled positions, their count and correct guesses;
-    logits are computed only where there is a label."""
+def labelled_logits(model, inputs, labels, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, V) and targets (N,) of the N labelled positions; logits are computed only
+    where there is a label."""
     labels = labels.to(device)
     counted = labels != IGNORE
     with bf16_autocast(device):
         logits = model(inputs.to(device), logits_at=counted).logits  # (N, V)
-    targets = labels[counted]
-    loss = F.cross_entropy(logits.float(), targets, reduction="sum")
-    hits = int((logits.argmax(-1) == targets).sum())
-    return loss, int(targets.numel()), hits
+    return logits.float(), labels[counted]
 
 
 @torch.no_grad()
@@ -226,18 +203,23 @@ def evaluate(model, batches, device) -> dict:
     model.eval()
     total, count, hits = 0.0, 0, 0
     for inputs, labels in batches:
-        loss, n, h = loss_and_hits(model, inputs, labels, device)
-        total, count, hits = total + float(loss), count + n, hits + h
+        logits, targets = labelled_logits(model, inputs, labels, device)
+        total += float(F.cross_entropy(logits, targets, reduction="sum"))
+        count += int(targets.numel())
+        hits += int((logits.argmax(-1) == targets).sum())
     model.train()
     mean = total / max(count, 1)
     return {"val_loss": mean, "val_ppl": math.exp(min(mean, 50)), "val_acc": hits / max(count, 1)}
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec], out_dir: str | Path,
-          checkpoint_dir: str | Path, provenance: dict | None = None, gpus: int = 0) -> dict:
+          checkpoint_dir: str | Path, provenance: dict | None = None, gpus: int = 0, threads: int = 0) -> dict:
     """Train, write model.safetensors + config.json + metrics.tsv + summary.json (+ plot) to
     out_dir (rank 0), checkpoints to checkpoint_dir; returns the summary. gpus 0 trains on the
-    CPU, else each process on a GPU of its own (bf16 autocast)."""
+    CPU, else each process on a GPU of its own (bf16 autocast); threads: CPU threads of each
+    process (0: torch's default). Neither changes the result."""
+    if threads:
+        torch.set_num_threads(threads)
     dist = Distributed(gpus)
     try:
         return _train(dist, model_cfg, train_cfg, data, Path(out_dir), Path(checkpoint_dir), provenance or {})
@@ -245,9 +227,14 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec], 
         dist.close()
 
 
+def result_training(train_cfg: TrainConfig) -> dict:
+    """The training settings a model depends on (not logging or checkpoint cadence): what its
+    config.json records and what a checkpoint must match to be resumed."""
+    settings = asdict(train_cfg)
+    return {k: v for k, v in settings.items() if k not in run_settings(TrainConfig, settings)}
+
+
 def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance):
-    if train_cfg.threads:
-        torch.set_num_threads(train_cfg.threads)
     # Tiny gradients and Adam moments early in training are denormal floats, which x86 CPUs
     # process ~5x slower; flushing them to zero changes nothing measurable in the result.
     torch.set_flush_denormal(True)
@@ -264,7 +251,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
         raise GenofmInputError(f"model vocab_size {model_cfg.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
     model_cfg.causal = train_cfg.objective == "clm"
     model_cfg.extra = {**model_cfg.extra, "tokenizer": asdict(tokenizer.spec), "objective": train_cfg.objective,
-                       "training": asdict(train_cfg), "provenance": provenance}
+                       "training": result_training(train_cfg), "provenance": provenance}
     weights = np.array([d.weight for d in data], dtype=float)
     valid = [load_pool(d.genome, d.valid)[0] for d in data if d.valid]
     valid_weights = np.array([d.weight for d in data if d.valid], dtype=float)
@@ -299,7 +286,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
                                              TrainConfig(**{**asdict(train_cfg), "rc_augment": False}),
                                              seq_len, step=-1, index=i))
     mine = [i for i in range(n_micro) if i % dist.world == dist.rank]
-    started, tokens_seen, losses_since_log = time.perf_counter(), 0, []
+    started, tokens_seen, losses_since_row, losses_since_line = time.perf_counter(), 0, [], []
     model.train()
     for step in range(start, train_cfg.max_steps):
         lr = lr_at(step, train_cfg)
@@ -312,31 +299,38 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
             last = j == len(mine) - 1
             sync = ddp.no_sync() if (dist.world > 1 and not last) else _nullcontext()
             with sync:
-                loss, counted, _ = loss_and_hits(ddp, inputs, labels, dist.device)
-                (loss / max(counted, 1) / len(mine)).backward()
-            loss_sum += float(loss.detach()) / max(counted, 1) / len(mine)
-            step_tokens += int((inputs != 1).sum())
+                logits, targets = labelled_logits(ddp, inputs, labels, dist.device)
+                loss, counted = F.cross_entropy(logits, targets, reduction="sum"), max(int(targets.numel()), 1)
+                (loss / counted / len(mine)).backward()
+            loss_sum += float(loss.detach()) / counted / len(mine)
+            step_tokens += int((inputs != PAD).sum())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         tokens_seen += step_tokens * dist.world
-        losses_since_log.append(loss_sum)
+        losses_since_row.append(loss_sum)
+        losses_since_line.append(loss_sum)
         done = step + 1
-        if done % train_cfg.log_every == 0 or done == train_cfg.max_steps or done % train_cfg.eval_every == 0:
-            elapsed = time.perf_counter() - started
-            rate = tokens_seen / max(elapsed, 1e-9)
-            eta = elapsed / max(done - start, 1) * (train_cfg.max_steps - done)
-            train_loss = float(np.mean(losses_since_log))  # this process's share; rank 0 logs
-            losses_since_log = []
-            row = {"step": done, "train_loss": train_loss, "val_loss": math.nan, "val_ppl": math.nan,
-                   "val_acc": math.nan, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": rate,
-                   "unigram_entropy": entropy}
-            if valid_batches and (done % train_cfg.eval_every == 0 or done == train_cfg.max_steps) and dist.main:
+        evaluated = done % train_cfg.eval_every == 0 or done == train_cfg.max_steps
+        elapsed = time.perf_counter() - started
+        rate = tokens_seen / max(elapsed, 1e-9)
+        # metrics.tsv (a result) gets a row every metrics_every steps and at each evaluation;
+        # the log a progress line every log_every steps (not a result: changing it reruns nothing)
+        if done % train_cfg.metrics_every == 0 or evaluated:
+            row = {"step": done, "train_loss": dist.mean(float(np.mean(losses_since_row))), "val_loss": math.nan,
+                   "val_ppl": math.nan, "val_acc": math.nan, "lr": lr, "grad_norm": grad_norm,
+                   "tokens_per_s": rate, "unigram_entropy": entropy}
+            losses_since_row = []
+            if valid_batches and evaluated and dist.main:
                 row.update(evaluate(model, valid_batches, dist.device))
             rows.append(row)
-            val = "" if math.isnan(row["val_loss"]) else f"  val {row['val_loss']:.4f}  val acc {row['val_acc']:.3f}"
-            print_("step %d/%d  loss %.4f%s  lr %.2e  %.0f tokens/s  ETA %s", done, train_cfg.max_steps,
-                   train_loss, val, lr, rate, _hms(eta))
+            if not math.isnan(row["val_loss"]):
+                print_("step %d: val loss %.4f  val acc %.3f", done, row["val_loss"], row["val_acc"])
+        if done % train_cfg.log_every == 0 or done == train_cfg.max_steps:
+            eta = elapsed / max(done - start, 1) * (train_cfg.max_steps - done)
+            print_("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s  ETA %s", done, train_cfg.max_steps,
+                   float(np.mean(losses_since_line)), lr, rate, _hms(eta))
+            losses_since_line = []
         if done % train_cfg.checkpoint_every == 0 and done < train_cfg.max_steps:
             if dist.main:
                 save_checkpoint(checkpoint_dir, done, model, optimizer,

@@ -9,21 +9,13 @@ one-vs-rest macro averages.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from .config import ProbeConfig
 from .errors import GenofmInputError
-
-
-@dataclass
-class ProbeConfig:
-    classifier: str = "logistic"  # logistic | mlp
-    folds: int = 5
-    holdout_contigs: list[str] = field(default_factory=list)  # if set: train elsewhere, test on these
-    baseline_k: int = 4
-    seed: int = 42
+from .sequence import base_code_table
 
 
 def check_labels(labels: pd.Series, source: str) -> np.ndarray:
@@ -42,9 +34,7 @@ def check_labels(labels: pd.Series, source: str) -> np.ndarray:
 
 def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:
     """(n, 4**k) overlapping k-mer frequencies (k-mers with N are skipped), upper-cased."""
-    lut = np.full(256, 4, dtype=np.int64)
-    for i, base in enumerate("ACGT"):
-        lut[ord(base)] = lut[ord(base.lower())] = i
+    lut = base_code_table(other=4, dtype=np.int64)  # A=0 C=1 G=2 T=3, 4 for N and others
     out = np.zeros((len(sequences), 4**k))
     powers = 4 ** np.arange(k - 1, -1, -1)
     for row, seq in enumerate(sequences):
@@ -168,11 +158,9 @@ def summary_rows(task: str, model: str, metrics: dict) -> list[dict]:
 def plot_curves(predictions: pd.DataFrame, metrics: dict, path, title: str) -> None:
     """ROC and precision-recall curves of the probe and the baseline (binary: the second
     class as positive; multi-class: micro-averaged one-vs-rest)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from .plots import plt, save_png  # matplotlib with the Agg backend
 
     classes = metrics["classes"]
     fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(9, 4), dpi=110)
@@ -197,5 +185,4 @@ def plot_curves(predictions: pd.DataFrame, metrics: dict, path, title: str) -> N
         ax.legend(frameon=False, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)

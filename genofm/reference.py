@@ -24,18 +24,13 @@ import pysam
 from genofm.atomic import atomic_paths
 from genofm.download import fetch
 from genofm.errors import GenofmInputError
+from genofm.files import UNSUPPORTED_MAGIC, compression
+from genofm.sequence import IUPAC_AMBIGUITY, IUPAC_TO_N, VALID_BASES
 
 LINE_WIDTH = 60
 SOFT_MASK_MODES = ("keep", "upper")
 AMBIGUOUS_MODES = ("error", "to_n")
-# Bases (and their soft-masked forms) that are always allowed in the output.
-_VALID = b"ACGTNacgtn"
-# IUPAC ambiguity codes other than N, replaced by N/n (case kept) when ambiguous_bases="to_n".
-_IUPAC_CODES = "RYSWKMBDHVryswkmbdhv"
-_IUPAC_TO_N = bytes.maketrans(_IUPAC_CODES.encode(), b"N" * 10 + b"n" * 10)
 _WRITE_BATCH = LINE_WIDTH * 4096  # bases buffered before a write: few, large BGZF writes
-# Magic bytes of compressions we cannot read, so they fail with a clear message.
-_UNSUPPORTED_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 @dataclass
@@ -120,12 +115,10 @@ def prepare_reference(
 @contextlib.contextmanager
 def _numbered_lines(path: Path, source: str) -> Iterator[Iterator[tuple[int, bytes]]]:
     """Open a plain, gzip or bgzip file; yield an iterator of (line number, line bytes)."""
-    with open(path, "rb") as probe:
-        magic = probe.read(6)
-    for prefix, name in _UNSUPPORTED_MAGIC.items():
-        if magic.startswith(prefix):
-            raise GenofmInputError(f"{source}: {name}-compressed; give plain, gzip or bgzip FASTA")
-    if not magic.startswith(b"\x1f\x8b"):
+    kind = compression(path)
+    if kind in UNSUPPORTED_MAGIC.values():
+        raise GenofmInputError(f"{source}: {kind}-compressed; give plain, gzip or bgzip FASTA")
+    if kind == "plain":
         with open(path, "rb") as handle:
             yield enumerate(handle, start=1)
         return
@@ -213,13 +206,13 @@ def _convert(
         if current is None:
             raise fail(line_no, "text before the first '>' header (is this a FASTA file?)")
         if ambiguous_bases == "to_n":
-            line = line.translate(_IUPAC_TO_N)
-        bad = line.translate(None, _VALID)  # C-speed check: whatever survives is invalid
+            line = line.translate(IUPAC_TO_N)
+        bad = line.translate(None, VALID_BASES)  # C-speed check: whatever survives is invalid
         if bad:
             column = line.index(bad[:1]) + 1
             char = bad[:1].decode("latin-1")
             hint = ""
-            if ambiguous_bases == "error" and char in _IUPAC_CODES:
+            if ambiguous_bases == "error" and char in IUPAC_AMBIGUITY:
                 hint = " (an IUPAC ambiguity code: ambiguous_bases='to_n' turns these into N)"
             raise fail(line_no, f"invalid character {char!r} at column {column}{hint}")
         current.length += len(line)

@@ -18,7 +18,10 @@ import pyarrow.parquet as pq
 import pysam
 
 from .atomic import atomic_path
-from .errors import GenofmInputError
+from .config import RegionSet
+from .errors import GenofmInputError, dataclass_from_dict
+from .files import open_text
+from .sequence import reverse_complement
 
 REGION_COLUMNS = ["chrom", "start", "end", "strand", "name", "label", "sequence"]
 REGION_SCHEMA = pa.schema([
@@ -26,13 +29,8 @@ REGION_SCHEMA = pa.schema([
     ("strand", pa.string()), ("name", pa.string()), ("label", pa.string()),
     ("sequence", pa.string()),
 ])
-_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 
 log = logging.getLogger(__name__)
-
-
-def reverse_complement(seq: str) -> str:
-    return seq.translate(_COMPLEMENT)[::-1]
 
 
 def contig_lengths(fasta: str | Path) -> dict[str, int]:
@@ -87,16 +85,10 @@ def read_bed(path: str | Path, lengths: dict[str, int], label_column: int | None
 
 
 def _open_text(path: Path):
-    import gzip
-
     try:
-        with open(path, "rb") as probe:
-            magic = probe.read(2)
+        return open_text(path)
     except OSError as err:
         raise GenofmInputError(f"cannot read {path}: {err.strerror}") from err
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt")
-    return open(path, "rt")
 
 
 # --- annotation ---------------------------------------------------------------------------
@@ -297,18 +289,18 @@ def read_regions(path: str | Path, columns: list[str] | None = None) -> pd.DataF
         raise GenofmInputError(f"{path}: cannot read region parquet: {err}") from err
 
 
-def build_region_set(spec: dict, fasta: str | Path, annotation: str | Path | None = None,
+def build_region_set(spec: dict | RegionSet, fasta: str | Path, annotation: str | Path | None = None,
                      annotation_format: str = "auto", set_name: str = "",
                      rename: dict[str, str] | None = None) -> pd.DataFrame:
-    """The regions (no sequences yet) of one configured region set; see config/schema.yaml.
+    """The regions (no sequences yet) of one configured region set (genofm.config.RegionSet).
     `rename` is the genome's contig renaming, applied to the annotation's contigs too."""
+    s = spec if isinstance(spec, RegionSet) else dataclass_from_dict(RegionSet, spec, f"region set {set_name!r}")
     lengths = contig_lengths(fasta)
-    kind = spec["type"]
-    if kind == "bed":
-        if not spec.get("bed"):
+    if s.type == "bed":
+        if not s.bed:
             raise GenofmInputError(f"region set {set_name!r}: type bed needs a 'bed' path")
-        df = read_bed(spec["bed"], lengths, spec.get("label_column"))
-    elif kind == "annotation":
+        df = read_bed(s.bed, lengths, s.label_column)
+    elif s.type == "annotation":
         if not annotation:
             raise GenofmInputError(f"region set {set_name!r}: type annotation needs the genome's annotation.source")
         from .annotation import read_annotation
@@ -316,26 +308,23 @@ def build_region_set(spec: dict, fasta: str | Path, annotation: str | Path | Non
         features = read_annotation(annotation, annotation_format)
         if rename:
             features["Chromosome"] = features["Chromosome"].replace(rename)
-        df = regions_from_annotation(features, str(annotation),
-                                     spec.get("feature", "promoter"), lengths,
-                                     upstream=spec.get("upstream", 1000), downstream=spec.get("downstream", 200),
-                                     merge_overlapping=spec.get("merge_overlapping", True))
-        short = (df["end"] - df["start"]) < spec.get("min_length", 1)
+        df = regions_from_annotation(features, str(annotation), s.feature, lengths, upstream=s.upstream,
+                                     downstream=s.downstream, merge_overlapping=s.merge_overlapping)
+        short = (df["end"] - df["start"]) < s.min_length
         if short.any():
             log.info("region set %s: %d feature(s) shorter than min_length left out", set_name, int(short.sum()))
             df = df[~short]
-    elif kind == "tiling":
-        df = tile_genome(fasta, spec.get("window", 1024), spec.get("stride", 1024),
-                         spec.get("max_n_fraction", 0.1), spec.get("contigs", []),
-                         spec.get("block", 0), spec.get("held_out_every", 10), spec.get("blocks", "all"))
+    elif s.type == "tiling":
+        df = tile_genome(fasta, s.window, s.stride, s.max_n_fraction, s.contigs, s.block, s.held_out_every,
+                         s.blocks)
     else:
-        raise GenofmInputError(f"region set {set_name!r}: unknown type {kind!r}")
-    df = finish(restrict_contigs(df, spec.get("contigs", [])), spec.get("label"))
+        raise GenofmInputError(f"region set {set_name!r}: unknown type {s.type!r}")
+    df = finish(restrict_contigs(df, s.contigs), s.label)
     if df.empty:
-        source = {"bed": spec.get("bed"), "annotation": f"{spec.get('feature')} features of {annotation}",
-                  "tiling": f"tiling of {fasta}"}[kind]
+        source = {"bed": s.bed, "annotation": f"{s.feature} features of {annotation}",
+                  "tiling": f"tiling of {fasta}"}[s.type]
         raise GenofmInputError(f"region set {set_name!r} is empty: nothing came out of {source}"
-                               f"{' on contigs ' + ', '.join(spec['contigs']) if spec.get('contigs') else ''}")
+                               f"{' on contigs ' + ', '.join(s.contigs) if s.contigs else ''}")
     log.info("region set %s: %d regions, %d bp", set_name, len(df), int((df["end"] - df["start"]).sum()))
     return df
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GenofmInputError
+from .sequence import base_code_table
 
 SPECIAL_TOKENS = ("<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>")
 UNK, PAD, MASK, CLS, EOS, BOS = range(len(SPECIAL_TOKENS))
@@ -32,11 +33,7 @@ SPEC_FORMAT = "genofm-kmer-tokenizer/1"
 
 # byte -> base code (A=0 T=1 C=2 G=3 N=4), 255 for anything else; lowercase maps too.
 # Applied with bytes.translate, which runs at memcpy speed.
-_CODE = np.full(256, 255, dtype=np.uint8)
-for _i, _b in enumerate(SINGLES):
-    _CODE[ord(_b)] = _i
-    _CODE[ord(_b.lower())] = _i
-_CODE_TABLE = _CODE.tobytes()
+_CODE_TABLE = base_code_table(SINGLES).tobytes()
 _N = 4
 _CHUNK_BASES = 1 << 18
 

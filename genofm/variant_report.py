@@ -22,6 +22,8 @@ import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from .errors import GenofmInputError  # noqa: E402
+from .plots import save_png  # noqa: E402
+from .sequence import BASES  # noqa: E402
 from .tokenizer import CLS  # noqa: E402
 from .variant_scoring import VariantScorer  # noqa: E402
 from .vcf import Allele, parse_regions  # noqa: E402
@@ -88,8 +90,7 @@ def plot_score_distributions(table: pd.DataFrame, path, title: str) -> None:
         axes[0][0].text(0.5, 0.5, "no variant could be scored", ha="center")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def training_line(summary_path) -> str:
@@ -121,8 +122,7 @@ def plot_class_aurocs(aurocs: pd.DataFrame, path, title: str) -> None:
         fig.colorbar(image, ax=ax, fraction=0.046, label="AUROC")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def plot_along_genome(table: pd.DataFrame, path, title: str) -> None:
@@ -146,8 +146,7 @@ def plot_along_genome(table: pd.DataFrame, path, title: str) -> None:
     axes[-1, 0].set_xlabel("position along the genome (contigs in VCF order)")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def top_variants(table: pd.DataFrame, n: int = 50) -> pd.DataFrame:
@@ -190,8 +189,8 @@ def saturation_alleles(fasta: pysam.FastaFile, contig: str, start: int, end: int
     seq = fasta.fetch(contig, start, end).upper()
     alleles = []
     for i, base in enumerate(seq):
-        for alt in "ACGT":
-            if base in "ACGT" and alt != base:
+        for alt in BASES:
+            if base in BASES and alt != base:
                 alleles.append(Allele(record=len(alleles), chrom=contig, pos=start + i, vcf_id=".", ref=base,
                                       alt=alt, ref_chrom=contig))
     return alleles
@@ -211,7 +210,7 @@ def ism_matrix(scorer: VariantScorer, contig: str, start: int, end: int) -> tupl
     score = ism_score(scorer)
     matrix = np.zeros((4, end - start))
     for a in alleles:
-        matrix["ACGT".index(a.alt), a.pos - start] = a.scores.get(score, np.nan)
+        matrix[BASES.index(a.alt), a.pos - start] = a.scores.get(score, np.nan)
     return matrix, scorer.fasta.fetch(contig, start, end).upper()
 
 
@@ -223,15 +222,14 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
     axes[0].set_ylabel(f"mean -{score}", fontsize=8)
     limit = np.nanmax(np.abs(matrix)) or 1.0
     image = axes[1].imshow(matrix, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
-    axes[1].set_yticks(range(4), list("ACGT"))
+    axes[1].set_yticks(range(4), list(BASES))
     step = max(1, width // 20)
     axes[1].set_xticks(range(0, width, step), [f"{start + i + 1:,}" for i in range(0, width, step)],
                        rotation=45, ha="right", fontsize=7)
     axes[1].set_xlabel(f"{contig} position (ref bases: 0)")
     fig.colorbar(image, ax=axes, fraction=0.02, label=SCORES[score][0].lstrip("-") + ", ALT - REF")
     fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 @torch.no_grad()
@@ -254,8 +252,7 @@ def plot_attention(attention: np.ndarray | None, tokens: list[str], path, title:
     if attention is None:
         ax.text(0.5, 0.5, "This model has no attention layer (mixer: conv).", ha="center", va="center")
         ax.set_axis_off()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_png(fig, path, dpi=110)
         return
     image = ax.imshow(attention, cmap="viridis", interpolation="nearest")
     step = max(1, len(tokens) // 25)
@@ -267,5 +264,4 @@ def plot_attention(attention: np.ndarray | None, tokens: list[str], path, title:
     fig.colorbar(image, ax=ax, fraction=0.046, label="attention, mean over heads")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

@@ -33,35 +33,16 @@ import numpy as np
 import pysam
 import torch
 
+from .config import ScoringConfig
 from .devices import bf16_autocast
 from .embed import EmbedConfig, Embedder
 from .errors import GenofmInputError
 from .model import DNALM
-from .regions import reverse_complement
+from .sequence import reverse_complement
 from .tokenizer import CLS, MASK, PAD, KmerTokenizer
 from .vcf import SCORED_STATUSES, Allele
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ScoringConfig:
-    window: int = 0  # bases around each variant; 0: the model's whole context
-    rc_average: bool = True  # average the scores of both strands
-    llr: bool = True  # masked-marginal LLR (masked LM) or log-likelihood difference (next-token LM)
-    embedding: bool = True  # cosine / L2 distance of REF and ALT window embeddings
-    embedding_layer: int = -1
-    near_contig_end: str = "shorten"  # shorten: score on the cut window; skip: leave unscored
-    max_n_fraction: float = 0.5  # windows with more N than this are left unscored (N_IN_WINDOW)
-    batch_size: int = 32  # sequences per forward pass
-    chunk_records: int = 2000  # records read, scored and written at a time
-    influence_bases: int = 32  # next-token LM, 1-mers: bases after the variant in the influence score; 0: off
-
-    def __post_init__(self):
-        if self.near_contig_end not in ("shorten", "skip"):
-            raise GenofmInputError(f"near_contig_end must be shorten or skip, not {self.near_contig_end!r}")
-        if self.window < 0 or self.batch_size < 1 or self.chunk_records < 1 or self.influence_bases < 0:
-            raise GenofmInputError("window and influence_bases must be >= 0, batch_size and chunk_records >= 1")
 
 
 @dataclass

@@ -14,19 +14,20 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import pysam
 
 from .atomic import atomic_paths
-from .embed import load_model_and_tokenizer
+from .config import CallsetConfig
 from .errors import GenofmInputError
+from .loading import load_model_and_tokenizer
 from .markov import MarkovModel
 from .provenance import provenance
 from .variant_scoring import ScoringConfig, VariantScorer
-from .vcf import (STATUSES, AlleleChecker, annotated_header, annotated_line, info_fields, iter_records,
-                  open_vcf, readable_vcf, scan_vcf, write_bgzip_vcf_index)
+from .vcf import STATUSES, AlleleChecker, info_fields, iter_records, open_vcf, readable_vcf, scan_vcf
+from .vcf_writer import annotated_header, annotated_line, write_bgzip_vcf_index
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,6 @@ TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", 
                  "llr", "llr_fwd", "llr_rev", "lldiff", "influence", "emb_cosine", "emb_l2", "markov"]
 # REF checks that count towards the "another genome build?" warning
 _CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACGT", "OUTSIDE_REGIONS")
-
-
-@dataclass
-class CallsetConfig:
-    class_info_key: str = ""  # INFO key holding each variant's class (for the report)
-    contig_aliases: dict = field(default_factory=dict)  # VCF contig -> reference contig
-    regions: list = field(default_factory=list)  # "chr:start-end" (1-based); others: OUTSIDE_REGIONS
 
 
 _SCORE_COLUMNS = TABLE_COLUMNS[TABLE_COLUMNS.index("llr"):]

@@ -1,11 +1,12 @@
-"""VCF input and output for variant scoring: streaming, checks and the annotated copy.
+"""VCF input for variant scoring: streaming, checks, and the INFO fields of the annotated copy
+(written by vcf_writer).
 
 Input is VCF, gzip/bgzip VCF or BCF through pysam, read twice: a cheap first pass checks
 the order (the output must be tabix-indexed) and counts records, the second streams them in
 chunks to the scorer. Each record becomes one `Allele` per ALT (multi-allelic records are
 split for scoring and joined again on output); a record that cannot be scored keeps its row
-with a status that says why. Output lines are the input records as htslib formats them with
-the genofm INFO fields appended, so every input record comes out, in input order.
+with a status that says why. Output lines (vcf_writer.annotated_line) are the input records as
+htslib formats them with the genofm INFO fields appended, so every input record comes out, in input order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Callable, Iterator
 import pysam
 
 from .errors import GenofmInputError
+from .files import is_plain_gzip
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +101,6 @@ def parse_regions(regions: list[str]) -> dict[str, list[tuple[int, int]]]:
             raise GenofmInputError(f"region {text!r}: start must be >= 1 and end >= start")
         by_contig.setdefault(match.group(1), []).append((start - 1, end))
     return by_contig
-
-
-def is_plain_gzip(path: str | Path) -> bool:
-    """gzip without BGZF's extra field: htslib streams it but cannot seek in it."""
-    with open(path, "rb") as handle:
-        magic = handle.read(16)
-    return magic[:2] == b"\x1f\x8b" and magic[12:14] != b"BC"
 
 
 @contextlib.contextmanager
@@ -326,47 +321,3 @@ def info_fields(score_names: list[str], markov_order: int = 0) -> list[InfoField
     fields += [InfoField(described[name][0], name, "Float", described[name][1]) for name in score_names]
     return fields
 
-
-def _header_value(text: str) -> str:
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def annotated_header(header_text: str, fields: list[InfoField], meta: dict[str, dict]) -> str:
-    """The input header with the genofm INFO declarations and ##genofm_* lines before #CHROM.
-    Existing declarations of the same keys (a VCF scored before) are replaced."""
-    keys = {f.key for f in fields}
-    lines = [line for line in header_text.rstrip("\n").split("\n")
-             if not any(line.startswith(f"##INFO=<ID={k},") for k in keys)]
-    lines = [line for line in lines if not line.startswith(tuple(f"##{name}=" for name in meta))]
-    added = [f'##INFO=<ID={f.key},Number=A,Type={f.type},Description={_header_value(f.description)}>' for f in fields]
-    for name, values in meta.items():
-        inner = ",".join(f"{k}={_header_value(v)}" for k, v in values.items())
-        added.append(f"##{name}=<{inner}>")
-    return "\n".join(lines[:-1] + added + lines[-1:]) + "\n"
-
-
-def _format(value) -> str:
-    if value is None or value != value:  # None or NaN
-        return "."
-    return f"{value:.5g}"
-
-
-def annotated_line(record: pysam.VariantRecord, alleles: list[Allele], fields: list[InfoField]) -> str:
-    """The record's VCF line with the genofm INFO fields (one value per ALT) appended."""
-    columns = str(record).rstrip("\n").split("\t")
-    keep = [kv for kv in columns[7].split(";") if kv != "." and kv.split("=", 1)[0] not in {f.key for f in fields}]
-    if record.alts:
-        for f in fields:
-            values = [a.status if not f.score else _format(a.scores.get(f.score)) for a in alleles]
-            keep.append(f"{f.key}={','.join(values)}")
-    columns[7] = ";".join(keep) or "."
-    return "\t".join(columns) + "\n"
-
-
-def write_bgzip_vcf_index(path: Path) -> Path:
-    """Tabix-index a bgzip VCF; returns the .tbi path."""
-    try:
-        pysam.tabix_index(str(path), preset="vcf", force=True)
-    except (OSError, ValueError) as err:
-        raise GenofmInputError(f"cannot index the scored VCF {path}: {err}") from err
-    return Path(str(path) + ".tbi")

@@ -28,11 +28,23 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> log
     return log
 
 
+def log_stream():
+    """The open stream of the rule's log (stderr when run by hand), flushed: where a child
+    process should write so that its lines land after ours in the same file."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.flush()
+            return handler.stream
+    return sys.stderr
+
+
 def run_script(main: Callable[[Any], None], smk: Any) -> None:
     """Run main(snakemake) with logging to the rule's first log file."""
     from .errors import GenofmInputError
 
     log = setup_logging(smk.log[0] if len(smk.log) else None)
+    if "torch" in sys.modules:  # the threads Snakemake gave the job, no more (--cores N holds)
+        sys.modules["torch"].set_num_threads(smk.threads)
     started = time.perf_counter()
     try:
         main(smk)

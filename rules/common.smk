@@ -1,8 +1,22 @@
 # Helpers shared by the rules: config lookups and the list of final outputs.
+#
+# A rule's params hold only settings that change its outputs: genofm.config's dataclasses
+# say which (result_settings); resources (threads, GPUs, memory, run time) and run-only
+# settings (logging cadence) reach the jobs through `threads:`, `resources:` and the config.
 import json
 import os
-import shlex
-import sys
+
+from genofm.config import (
+    CallsetConfig,
+    EmbedConfig,
+    FinetuneConfig,
+    FoldConfig,
+    ProbeConfig,
+    ScoringConfig,
+    TrainConfig,
+    ArchitectureConfig,
+    result_settings,
+)
 
 
 def sorted_keys(value):
@@ -84,10 +98,6 @@ def region_set_inputs(wildcards):
     return inputs
 
 
-def download_options():
-    return dict(config["download"])
-
-
 def model_config(model):
     return config["models"][model]
 
@@ -137,14 +147,14 @@ def pretrain_inputs(wildcards):
     return inputs
 
 
+def model_resources(model):
+    return model_config(model)["resources"]
+
+
 def pretrain_spec(model):
-    """Everything the training script needs, as one JSON string (a tracked param)."""
+    """What the model depends on, as one JSON string (a tracked param)."""
     cfg = model_config(model)
-    training = dict(
-        cfg["training"],
-        seed=config["seed"],
-        threads=max(1, cfg["threads"] // cfg["processes"]),
-    )
+    training = result_settings(TrainConfig, cfg["training"]) | {"seed": config["seed"]}
     data = [
         {
             "genome": genome,
@@ -154,7 +164,9 @@ def pretrain_spec(model):
         }
         for genome, d in cfg["genomes"].items()
     ]
-    architecture = dict(cfg["architecture"], vocab_size=tokenizer_vocab_size())
+    architecture = result_settings(ArchitectureConfig, cfg["architecture"]) | {
+        "vocab_size": tokenizer_vocab_size()
+    }
     spec = {"architecture": architecture, "training": training, "data": data}
     return json.dumps(spec, sort_keys=True)
 
@@ -165,29 +177,18 @@ def tokenizer_vocab_size():
     return KmerTokenizer(**config["tokenizer"]).vocab_size
 
 
-def python_executable():
-    """`python` of the job's conda env under --sdm conda, else the one running snakemake."""
-    from snakemake.settings.types import DeploymentMethod
-
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-        return "python"
-    return shlex.quote(sys.executable)
-
-
-def pretrain_launcher(model):
-    cfg = model_config(model)
-    processes, gpus = cfg["processes"], cfg["gpus"]
+def check_processes(model):
+    resources = model_resources(model)
+    processes, gpus = resources["processes"], resources["gpus"]
     if gpus and processes != gpus:
         raise ValueError(
-            f"model {model!r}: processes ({processes}) must equal gpus ({gpus}): one process per GPU"
+            f"model {model!r}: resources.processes ({processes}) must equal resources.gpus "
+            f"({gpus}): one process per GPU"
         )
-    if processes == 1:
-        return python_executable()
-    return f"{python_executable()} -m torch.distributed.run --standalone --nproc_per_node {processes}"
 
 
-def workflow_script(name):
-    return os.path.join(workflow.basedir, "workflow_scripts", name)
+for _model in config["models"]:
+    check_processes(_model)
 
 
 def probe_task(task):
@@ -195,26 +196,22 @@ def probe_task(task):
 
 
 def probe_config(task):
-    t = probe_task(task)
-    return {
-        k: t[k] for k in ("classifier", "folds", "holdout_contigs", "baseline_k")
-    } | {"seed": config["seed"]}
+    return result_settings(ProbeConfig, probe_task(task)) | {"seed": config["seed"]}
 
 
 def fold_config(task):
     """What fine-tuning shares with the probe: its folds (not the classifier)."""
-    t = probe_task(task)
-    return {k: t[k] for k in ("folds", "holdout_contigs")} | {"seed": config["seed"]}
+    return result_settings(FoldConfig, probe_task(task)) | {"seed": config["seed"]}
 
 
 def finetune_config(task):
-    """FinetuneConfig keys (gpus is the job's resource, not a setting of the result)."""
-    cfg = {k: v for k, v in probe_task(task)["finetune"].items() if k != "gpus"}
-    return cfg | {"seed": config["seed"]}
+    return result_settings(FinetuneConfig, probe_task(task)["finetune"]) | {
+        "seed": config["seed"]
+    }
 
 
-def finetune_gpus(task):
-    return probe_task(task)["finetune"]["gpus"]
+def finetune_resources(task):
+    return probe_task(task)["finetune"]["resources"]
 
 
 def embeddings_of(task):
@@ -278,12 +275,11 @@ def baseline_regions(wildcards):
 
 
 def scoring_config():
-    """ScoringConfig keys of `variant_scoring` (the others belong to the baseline and figures)."""
-    return {
-        k: v
-        for k, v in config["variant_scoring"].items()
-        if k not in ("figure_tokens", "markov_order", "gpus")
-    }
+    return result_settings(ScoringConfig, config["variant_scoring"])
+
+
+def embed_config():
+    return result_settings(EmbedConfig, config["embeddings"])
 
 
 def labelled_snv_inputs(wildcards):
@@ -304,8 +300,7 @@ def labelled_snv_inputs(wildcards):
 
 
 def callset_options(callset):
-    cs = callset_config(callset)
-    return {k: cs[k] for k in ("class_info_key", "contig_aliases", "regions")}
+    return result_settings(CallsetConfig, callset_config(callset))
 
 
 def variant_outputs(callset):

@@ -14,12 +14,12 @@ rule embed:
         "benchmarks/{genome}/embed_{model}_{set}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: config["embeddings"]["resources"]["threads"]
     resources:
-        mem_mb=lambda w, attempt: 4000 * attempt,
-        runtime=60,
-        gpu=config["embeddings"]["gpus"],
+        mem_mb=lambda w, attempt: config["embeddings"]["resources"]["mem_mb"] * attempt,
+        runtime=config["embeddings"]["resources"]["runtime"],
+        gpu=config["embeddings"]["resources"]["gpus"],
     params:
-        embedding={k: v for k, v in config["embeddings"].items() if k != "gpus"},
+        embedding=embed_config(),
     script:
         "../workflow_scripts/embed.py"

@@ -27,17 +27,14 @@ rule pretrain:
         "benchmarks/models/{model}/pretrain.tsv"
     conda:
         "../envs/model.yaml"
-    threads: lambda w: model_config(w.model)["threads"]
+    threads: lambda w: model_resources(w.model)["threads"]
     resources:
-        mem_mb=lambda w, attempt: model_config(w.model)["mem_mb"] * attempt,
-        runtime=lambda w: model_config(w.model)["runtime"],
-        gpu=lambda w: model_config(w.model)["gpus"],
+        mem_mb=lambda w, attempt: model_resources(w.model)["mem_mb"] * attempt,
+        runtime=lambda w: model_resources(w.model)["runtime"],
+        gpu=lambda w: model_resources(w.model)["gpus"],
     params:
-        launcher=lambda w: pretrain_launcher(w.model),
-        script=workflow_script("pretrain.py"),
         spec=lambda w: pretrain_spec(w.model),
         out="results/models/{model}",
         checkpoints="results/models/{model}/checkpoints",
-    shell:
-        "{params.launcher} {params.script:q} --spec {params.spec:q} --gpus {resources.gpu}"
-        " --out {params.out:q} --checkpoints {params.checkpoints:q} > {log:q} 2>&1"
+    script:
+        "../workflow_scripts/pretrain.py"

@@ -66,11 +66,11 @@ rule finetune:
         "benchmarks/{genome}/finetune_{model}_{task}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: lambda w: finetune_resources(w.task)["threads"]
     resources:
-        mem_mb=lambda w, attempt: 4000 * attempt,
-        runtime=60,
-        gpu=lambda w: finetune_gpus(w.task),
+        mem_mb=lambda w, attempt: finetune_resources(w.task)["mem_mb"] * attempt,
+        runtime=lambda w: finetune_resources(w.task)["runtime"],
+        gpu=lambda w: finetune_resources(w.task)["gpus"],
     params:
         probe=lambda w: fold_config(w.task),
         finetune=lambda w: finetune_config(w.task),

@@ -30,7 +30,6 @@ rule download_reference:
         rename=lambda w: genome_config(w.genome)["rename"],
         soft_mask=lambda w: genome_config(w.genome)["soft_mask"],
         ambiguous_bases=lambda w: genome_config(w.genome)["ambiguous_bases"],
-        download=download_options(),
     script:
         "../workflow_scripts/download_reference.py"
 
@@ -52,6 +51,5 @@ rule download_annotation:
     params:
         source=lambda w: annotation_source(w.genome),
         checksum=lambda w: genome_config(w.genome)["annotation"]["checksum"],
-        download=download_options(),
     script:
         "../workflow_scripts/download_annotation.py"

@@ -34,11 +34,12 @@ rule score_variants:
         "benchmarks/{genome}/score_variants_{model}_{callset}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: config["variant_scoring"]["resources"]["threads"]
     resources:
-        mem_mb=lambda w, attempt: 4000 * attempt,
-        runtime=240,
-        gpu=config["variant_scoring"]["gpus"],
+        mem_mb=lambda w, attempt: config["variant_scoring"]["resources"]["mem_mb"]
+        * attempt,
+        runtime=config["variant_scoring"]["resources"]["runtime"],
+        gpu=config["variant_scoring"]["resources"]["gpus"],
     params:
         scoring=scoring_config(),
         callset=lambda w: callset_options(w.callset),
@@ -120,7 +121,7 @@ rule variant_figures:
         "benchmarks/{genome}/variant_figures_{model}_{callset}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: 2
+    threads: config["variant_scoring"]["resources"]["threads"]
     resources:
         mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=30,

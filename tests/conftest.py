@@ -14,6 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 TESTDATA = Path(os.environ.get("GENOFM_TESTDATA", REPO / ".cache" / "testdata"))
 
 
+# Fixtures whose data tests/fetch_test_data.sh downloads: the tests using them are `network`.
+NETWORK_FIXTURES = {"chr20", "chr20_plain", "mtb", "mtb_genome"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if NETWORK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
+        if item.get_closest_marker("workflow"):  # snakemake end to end: minutes
+            item.add_marker(pytest.mark.slow)
+
+
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:

@@ -48,7 +48,8 @@ def test_every_object_rejects_unknown_keys():
         assert node.get("additionalProperties") is False, f"{path} accepts unknown keys"
 
 
-@pytest.mark.parametrize("config", ["config/config.yaml", "config/examples/grch38_chr11.yaml"])
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/examples/grch38_chr11.yaml",
+                                    "config/examples/mtb.yaml"])
 def test_shipped_configs_validate_and_get_defaults(config):
     data = yaml.safe_load((REPO / config).read_text())
     validate(data, str(REPO / "config/schema.yaml"))
@@ -63,3 +64,49 @@ def test_snakefmt_is_clean():
     proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_committed_schema_is_generated_from_the_dataclasses():
+    from genofm.config import schema_yaml
+
+    assert (REPO / "config/schema.yaml").read_text() == schema_yaml(), \
+        "config/schema.yaml is stale: run `python -m genofm.config > config/schema.yaml`"
+
+
+def test_stage_dataclasses_and_schema_share_defaults():
+    """The defaults a stage uses when a key is left out are the ones validation fills in."""
+    from dataclasses import asdict
+
+    from genofm.config import EmbedConfig, ScoringConfig, TrainConfig
+    from genofm.model import ModelConfig
+
+    data = yaml.safe_load("models: {m: {genomes: {g: {train_sets: [a]}}}}")
+    validate(data, str(REPO / "config/schema.yaml"))
+    model = data["models"]["m"]
+    assert ModelConfig(**model["architecture"]).max_len == ModelConfig().max_len
+    assert {k: v for k, v in asdict(TrainConfig()).items() if k != "seed"} == model["training"]
+    assert asdict(EmbedConfig()) == {k: v for k, v in data["embeddings"].items() if k != "resources"}
+    assert asdict(ScoringConfig()).items() <= data["variant_scoring"].items()
+
+
+def test_result_settings_leave_out_resources_and_run_only_settings():
+    from genofm.config import TrainConfig, result_settings, run_settings
+
+    data = yaml.safe_load("models: {m: {genomes: {g: {train_sets: [a]}}}}")
+    validate(data, str(REPO / "config/schema.yaml"))
+    model = data["models"]["m"]
+    tracked = result_settings(TrainConfig, model["training"])
+    assert "lr" in tracked and "max_steps" in tracked
+    assert not {"log_every", "checkpoint_every", "seed", "threads"} & set(tracked)
+    assert set(run_settings(TrainConfig, model["training"])) == {"log_every", "checkpoint_every"}
+    assert set(model["resources"]) == {"threads", "processes", "gpus", "mem_mb", "runtime"}
+
+
+def test_stage_settings_refuse_values_outside_their_choices():
+    from genofm.config import EmbedConfig, TrainConfig
+    from genofm.errors import GenofmInputError
+
+    with pytest.raises(GenofmInputError, match="pooling must be one of mean, cls, center, not 'max'"):
+        EmbedConfig(pooling="max")
+    with pytest.raises(GenofmInputError, match="objective must be one of mlm, clm"):
+        TrainConfig.from_dict({"objective": "gpt"})

@@ -1,4 +1,4 @@
-"""Checks on the committed demo data in config/demo (written by genofm/demo.py).
+"""Checks on the committed demo data in config/demo (written by tools/demo.py).
 
 The annotation-derived checks (CDS, consequence classes) re-derive everything from the GTF and the
 genome here, independently of the generator's own code.
@@ -27,7 +27,7 @@ def revcomp(seq: str) -> str:
 
 
 def translate(seq: str) -> str:
-    from Bio.Seq import Seq  # biopython comes with pyjaspar (test extra); independent of genofm.demo
+    from Bio.Seq import Seq  # biopython comes with pyjaspar (test extra); independent of tools.demo
 
     return str(Seq(seq).translate())
 
@@ -281,7 +281,7 @@ def test_bed_windows_are_labelled_and_balanced(genome, gtf):
 
 def test_regeneration_is_identical(tmp_path):
     pytest.importorskip("pyjaspar")
-    from genofm.demo import generate
+    from tools.demo import generate
 
     t0 = time.perf_counter()
     generate(tmp_path, seed=7)

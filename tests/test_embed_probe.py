@@ -13,7 +13,7 @@ from genofm.embed import EmbedConfig, Embedder, embed_regions, load_embeddings, 
 from genofm.errors import GenofmInputError
 from genofm.model import DNALM, ModelConfig
 from genofm.probe import ProbeConfig, check_labels, kmer_frequencies, run_probe
-from genofm.regions import reverse_complement
+from genofm.sequence import reverse_complement
 from genofm.tokenizer import KmerTokenizer
 
 TOK = KmerTokenizer(k=3)

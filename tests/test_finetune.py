@@ -62,5 +62,5 @@ def test_finetune_methods(task, tmp_path, method):
 
 
 def test_bad_method():
-    with pytest.raises(GenofmInputError, match="lora, ia3 or full"):
+    with pytest.raises(GenofmInputError, match="method must be one of none, lora, ia3, full, not .prefix."):
         FinetuneConfig(method="prefix")

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from conftest import write_fasta
-from genofm.embed import EmbedConfig, Embedder, load_model_and_tokenizer
+from genofm.embed import EmbedConfig, Embedder
 from genofm.errors import GenofmInputError
 from genofm.hf import export_to_hf, load_hf_checkpoint, tokenizer_of_checkpoint
+from genofm.loading import load_model_and_tokenizer
 from genofm.model import DNALM, ModelConfig
 from genofm.tokenizer import KmerTokenizer
 from genofm.variant_scoring import ScoringConfig, VariantScorer

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -63,7 +62,7 @@ def token_sets(tmp_path_factory):
 
 ARCH = dict(vocab_size=KmerTokenizer(k=3).vocab_size, max_len=32, n_layers=2, d_model=32, n_heads=2, d_ff=64)
 TRAIN = dict(max_steps=24, batch_size=8, micro_batch_size=2, lr=3e-3, warmup_steps=4, eval_every=12,
-             eval_windows=8, checkpoint_every=4, log_every=4, seed=7, threads=1)
+             eval_windows=8, checkpoint_every=4, log_every=4, seed=7)
 
 
 def spec_json(token_sets, **train_overrides):
@@ -74,7 +73,7 @@ def spec_json(token_sets, **train_overrides):
 def run_script(spec, out, checkpoints, env_extra=None, launcher=(sys.executable,)):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.Popen([*launcher, str(SCRIPT), "--spec", spec, "--out", str(out), "--checkpoints",
-                             str(checkpoints)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             str(checkpoints), "--threads", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish(proc, timeout=300):
@@ -187,6 +186,9 @@ def test_two_process_ddp_matches_single_process(token_sets, tmp_path):
     ddp = DNALM.from_pretrained(tmp_path / "ddp").state_dict()
     for name, tensor in single.items():
         torch.testing.assert_close(ddp[name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+    # the training loss of both processes, not rank 0's share
+    metrics = [pd.read_csv(tmp_path / run / "metrics.tsv", sep="\t") for run in ("single", "ddp")]
+    np.testing.assert_allclose(metrics[1]["train_loss"], metrics[0]["train_loss"], rtol=1e-4)
 
 
 # --- devices ------------------------------------------------------------------------------
@@ -202,7 +204,7 @@ def test_the_device_follows_the_gpus_setting(token_sets, tmp_path, monkeypatch):
     with pytest.raises(GenofmInputError, match=r"variant_scoring.gpus is 1, but torch .* sees no CUDA GPU.*Set it to 0"):
         torch_device(1, "variant_scoring.gpus")
     data = [DataSpec("g", [token_sets["train"]], [token_sets["valid"]])]
-    with pytest.raises(GenofmInputError, match="the model's gpus is 1"):
+    with pytest.raises(GenofmInputError, match="the model's resources.gpus is 1"):
         train(ModelConfig(**ARCH), TrainConfig(**TRAIN), data, tmp_path / "o", tmp_path / "c", gpus=1)
     assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
 

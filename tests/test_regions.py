@@ -14,8 +14,8 @@ from conftest import require_tool, write_fasta
 from genofm.annotation import read_annotation
 from genofm.errors import GenofmInputError
 from genofm.regions import (build_region_set, contig_lengths, read_bed, read_regions,
-                            regions_from_annotation, reverse_complement, tile_genome,
-                            write_regions)
+                            regions_from_annotation, tile_genome, write_regions)
+from genofm.sequence import reverse_complement
 
 
 def bedtools_sequences(fasta, bed_path):

@@ -19,7 +19,7 @@ from conftest import require_tool, write_fasta
 from genofm.embed import EmbedConfig, Embedder
 from genofm.errors import GenofmInputError
 from genofm.model import DNALM, ModelConfig
-from genofm.regions import reverse_complement
+from genofm.sequence import reverse_complement
 from genofm.tokenizer import CLS, MASK, KmerTokenizer
 from genofm.variant_report import (class_pair_aurocs, figure_region, ism_matrix, ism_score, read_scores,
                                    saturation_alleles, top_variants)

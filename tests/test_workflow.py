@@ -67,7 +67,19 @@ def test_typo_in_a_config_key_names_the_key(tmp_path):
     config["genomes"]["demo"]["region_sets"]["promoters"]["upstraem"] = 100
     proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
     assert proc.returncode != 0
-    assert "'upstraem' was unexpected" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "unknown config key 'genomes.demo.region_sets.promoters.upstraem' (allowed at " \
+           "genomes.demo.region_sets.promoters: type, bed," in out
+    assert "test_config.yaml" in out
+    assert len(out.splitlines()) < 30, out  # the key and where, not the whole schema
+
+
+def test_a_resource_setting_of_an_old_config_says_where_it_moved(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["models"]["demo_mlm"]["threads"] = 4
+    proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    assert proc.returncode != 0
+    assert "'models.demo_mlm.threads'; it moved to models.demo_mlm.resources.threads" in proc.stdout + proc.stderr
 
 
 def test_demo_outputs(demo_run):
@@ -215,24 +227,55 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
     return {line.split()[0] for line in table.splitlines()[3:] if line.strip()} - {"all"}
 
 
+MODEL_AND_AFTER = {"pretrain", "export_huggingface", "embed", "probe", "finetune", "probe_summary", "score_variants",
+                   "variant_report", "variant_figures"}
+RESOURCES = {"threads": 1, "mem_mb": 1234, "runtime": 7}
+
+
 @pytest.mark.parametrize("change, expected", [
     ({}, set()),
-    ({"probes": {"promoters": {"classifier": "mlp"}}}, {"probe", "probe_summary"}),
+    ({"genomes": {"demo": {"soft_mask": "upper"}}},
+     {"download_reference", "extract_regions", "tokenize"} | MODEL_AND_AFTER),
+    ({"genomes": {"demo": {"region_sets": {"promoters": {"upstream": 200}}}}}, {"extract_regions", "tokenize"}),
+    ({"tokenizer": {"overlapping": True}}, {"tokenize"} | MODEL_AND_AFTER),
+    ({"models": {"demo_mlm": {"training": {"lr": 1e-3}}}}, MODEL_AND_AFTER),
     ({"embeddings": {"pooling": "cls"}}, {"embed", "probe", "probe_summary"}),
+    ({"probes": {"promoters": {"classifier": "mlp"}}}, {"probe", "probe_summary"}),
+    ({"probes": {"promoters": {"finetune": {"lr": 1e-3}}}}, {"finetune", "probe_summary"}),
     ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures"}),
     ({"variants": {"demo_variants": {"figure_region": "chr1:20001-20600"}}}, {"variant_figures"}),
-    ({"embeddings": {"gpus": 1}, "variant_scoring": {"gpus": 1}, "probes": {"promoters": {"finetune": {"gpus": 1}}}},
-     set()),  # the device, not the result
-], ids=["unchanged", "probe", "embeddings", "scoring", "figure", "gpus"])
+    # where and how fast, not what: resources, logging and checkpoint cadence, download retries
+    ({"embeddings": {"resources": {"gpus": 1, **RESOURCES}}, "variant_scoring": {"resources": {"gpus": 1, **RESOURCES}},
+      "probes": {"promoters": {"finetune": {"resources": {"gpus": 1, **RESOURCES}}}},
+      "models": {"demo_mlm": {"resources": {"processes": 2, **RESOURCES},
+                              "training": {"log_every": 7, "checkpoint_every": 50}}},
+      "download": {"retries": 1, "timeout_seconds": 5}}, set()),
+], ids=["unchanged", "reference", "regions", "tokenizer", "pretrain", "embeddings", "probe", "finetune", "scoring",
+        "figure", "resources"])
 def test_a_config_change_reruns_only_the_rules_it_affects(demo_run, change, expected):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
 
     def merge(into, update):
         for key, value in update.items():
-            merge(into[key], value) if isinstance(value, dict) else into.__setitem__(key, value)
+            merge(into.setdefault(key, {}), value) if isinstance(value, dict) else into.__setitem__(key, value)
 
     merge(config, change)
     assert planned_jobs(demo_run, "--configfile", str(write_config(demo_run, config))) == expected
+
+
+def test_a_copied_run_with_other_cores_and_python_has_nothing_to_do(demo_run, tmp_path):
+    """Reruns depend on the config's result settings and the code, not on paths, the
+    interpreter or the cores: a finished run moved elsewhere, run by a Python at another path
+    with other --cores, has nothing to do."""
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(demo_run, moved, symlinks=True)
+    other_venv = tmp_path / "other-venv"
+    other_venv.symlink_to(Path(sys.prefix), target_is_directory=True)
+    python = other_venv / "bin" / Path(sys.executable).name
+    proc = subprocess.run([str(python), "-m", "snakemake", "--cores", "1", "-n"], cwd=moved, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
 
 
 def test_a_code_change_in_a_script_reruns_its_rule(demo_run):
@@ -249,10 +292,10 @@ def test_a_code_change_in_a_script_reruns_its_rule(demo_run):
 
 def test_gpus_other_than_processes_stop_the_dry_run(demo_run, tmp_path):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
-    config["models"]["demo_mlm"]["gpus"] = 2
+    config["models"]["demo_mlm"]["resources"] = {"gpus": 2}
     proc = snakemake(demo_run, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
     assert proc.returncode != 0
-    assert "processes (1) must equal gpus (2): one process per GPU" in proc.stdout + proc.stderr
+    assert "resources.processes (1) must equal resources.gpus (2): one process per GPU" in proc.stdout + proc.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine that torch sees no GPU on")
@@ -260,13 +303,13 @@ def test_gpus_without_a_gpu_stop_the_job_and_leave_nothing(demo_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(demo_run, workdir)
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    config["variant_scoring"]["gpus"] = 1
+    config["variant_scoring"]["resources"] = {"gpus": 1}
     target = "results/demo/variants/demo_mlm/demo_variants.vcf.gz"
     proc = snakemake(workdir, "--configfile", str(write_config(workdir, config)), "--forcerun", "score_variants",
                      target, check=False)
     assert proc.returncode != 0
     log = (workdir / "logs/demo/score_variants_demo_mlm_demo_variants.log").read_text()
-    assert "variant_scoring.gpus is 1, but torch" in log and "sees no CUDA GPU" in log
+    assert "variant_scoring.resources.gpus is 1, but torch" in log and "sees no CUDA GPU" in log
     assert "Traceback" not in log
     assert not (workdir / target).exists()
 

@@ -6,7 +6,7 @@ from genofm.workflow import run_script
 
 def main(smk):
     prepare_annotation(smk.params.source, smk.output.annotation, checksum=smk.params.checksum,
-                       **smk.params.download)
+                       **smk.config["download"])  # how to fetch: not a tracked param
 
 
 run_script(main, snakemake)  # noqa: F821

@@ -9,7 +9,7 @@ from genofm.workflow import run_script
 
 def main(smk):
     cfg = EmbedConfig(**smk.params.embedding)
-    device = torch_device(smk.resources.gpu, "embeddings.gpus")
+    device = torch_device(smk.resources.gpu, "embeddings.resources.gpus")
     embed_regions(Path(smk.input.model).parent, smk.input.regions, smk.output.matrix, smk.output.index, cfg,
                   device=device)
 

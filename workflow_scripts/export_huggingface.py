@@ -2,8 +2,8 @@
 its tokenizer files (logits checked equal to genofm's before anything is written)."""
 
 from genofm.atomic import atomic_path
-from genofm.embed import load_model_and_tokenizer
 from genofm.hf import export_to_hf
+from genofm.loading import load_model_and_tokenizer
 from genofm.workflow import run_script
 
 

@@ -19,7 +19,7 @@ def main(smk):
     labels = check_labels(regions["label"], smk.input.regions)
     folds = folds_of(labels, regions["chrom"].to_numpy(), ProbeConfig(**smk.params.probe))
     cfg = FinetuneConfig(**smk.params.finetune)
-    device = torch_device(smk.resources.gpu, f"probes.{smk.wildcards.task}.finetune.gpus")
+    device = torch_device(smk.resources.gpu, f"probes.{smk.wildcards.task}.finetune.resources.gpus")
     result, _ = cross_validate_finetune(smk.params.model_dir, list(regions["sequence"]), labels, folds, cfg,
                                         out_dir=smk.output.model_dir, device=device)
     task, model = smk.wildcards.task, smk.wildcards.model

@@ -1,33 +1,63 @@
 """Rule pretrain: train a DNA language model on token sets of one or more genomes.
 
-Runs as a plain script or under torchrun (the rule picks by the configured process count):
-    python workflow_scripts/pretrain.py --spec SPEC_JSON --gpus N --out DIR --checkpoints DIR
+Under Snakemake, the rule's params hold what the model depends on (architecture, training,
+data); how it runs (processes, GPUs, threads, logging and checkpoint cadence) comes from the
+model's resources and config, so changing it reruns nothing. One process trains here; more run
+this file again under torchrun, as a command:
+    python workflow_scripts/pretrain.py --spec SPEC_JSON --out DIR --checkpoints DIR [--gpus N] [--threads N]
 SPEC_JSON holds {"architecture": {...}, "training": {...}, "data": [{genome, train, valid,
-weight}]}, as the rule builds it from the config; --gpus 0 trains on the CPU, else each process
-on a GPU of its own.
+weight}]}; --gpus 0 trains on the CPU, else each process on a GPU of its own.
 """
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
+from genofm.config import TrainConfig, run_settings
+from genofm.errors import GenofmInputError
 from genofm.model import ModelConfig
-from genofm.pretrain import DataSpec, TrainConfig, train
+from genofm.pretrain import DataSpec, train
 from genofm.provenance import provenance
-from genofm.workflow import run_cli
+from genofm.workflow import log_stream, run_cli, run_script
 
 
-def main():
+def run(spec: dict, out: str, checkpoints: str, gpus: int, threads: int) -> None:
+    train(ModelConfig.from_dict(spec["architecture"]), TrainConfig.from_dict(spec["training"]),
+          [DataSpec(**d) for d in spec["data"]], out, checkpoints, provenance(), gpus=gpus, threads=threads)
+
+
+def main(smk):
+    model = smk.config["models"][smk.wildcards.model]
+    spec = json.loads(smk.params.spec)
+    spec["training"].update(run_settings(TrainConfig, model["training"]))
+    processes = model["resources"]["processes"]
+    threads = max(1, smk.threads // processes)
+    if processes == 1:
+        run(spec, smk.params.out, smk.params.checkpoints, smk.resources.gpu, threads)
+        return
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+               os.path.join(smk.scriptdir, "pretrain.py"), "--spec", json.dumps(spec), "--out", smk.params.out,
+               "--checkpoints", smk.params.checkpoints, "--gpus", str(smk.resources.gpu), "--threads", str(threads)]
+    log = log_stream()  # the workers log to stderr: into the rule's log, after our lines
+    status = subprocess.run(command, stdout=log, stderr=log).returncode
+    if status:
+        raise GenofmInputError(f"the {processes} training processes failed (torchrun exit {status}): see above")
+
+
+def cli():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", required=True, help="JSON: architecture, training, data")
     parser.add_argument("--gpus", type=int, default=0, help="0: the CPU; else one GPU per process")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: torch's default)")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--checkpoints", required=True, help="directory of resumable checkpoints")
     args = parser.parse_args()
-    spec = json.loads(args.spec)
-    train(ModelConfig.from_dict(spec["architecture"]), TrainConfig.from_dict(spec["training"]),
-          [DataSpec(**d) for d in spec["data"]], args.out, args.checkpoints, provenance(),
-          gpus=args.gpus)
+    run(json.loads(args.spec), args.out, args.checkpoints, args.gpus, args.threads)
 
 
-if __name__ == "__main__":
-    run_cli(main)
+if "snakemake" in globals():
+    run_script(main, snakemake)  # noqa: F821
+elif __name__ == "__main__":
+    run_cli(cli)

@@ -20,7 +20,7 @@ def main(smk):
         baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
     score_vcf(smk.params.model_dir, smk.input.fasta, smk.input.vcf, smk.output.vcf, smk.output.table,
               smk.output.summary, ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset),
-              meta=meta, baseline=baseline, device=torch_device(smk.resources.gpu, "variant_scoring.gpus"))
+              meta=meta, baseline=baseline, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
 
 
 run_script(main, snakemake)  # noqa: F821

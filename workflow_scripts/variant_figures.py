@@ -4,7 +4,7 @@ import pandas as pd
 import pysam
 
 from genofm.atomic import atomic_path
-from genofm.embed import load_model_and_tokenizer
+from genofm.loading import load_model_and_tokenizer
 from genofm.variant_report import (figure_region, ism_matrix, ism_score, last_layer_attention, plot_attention,
                                    plot_ism, read_scores)
 from genofm.variant_scoring import ScoringConfig, VariantScorer

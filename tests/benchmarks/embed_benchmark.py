@@ -4,7 +4,7 @@ one run.
 
     python tests/benchmarks/embed_benchmark.py [--layers 4] [--d-model 256] [--heads 4]
         [--d-ff 1024] [--max-len 512] [--n 128] [--min-bp 500] [--max-bp 3000]
-        [--hf-batch 16] [--rounds 3] [--warmup 32] [--threads 2]
+        [--hf-batch 16] [--rounds 3] [--warmup 32] [--threads 2] [--markdown docs/benchmarks/embed.md]
 
 Both models have random weights (throughput does not depend on them), RoPE, eval mode and no
 autograd, and are timed from DNA strings to an (n, d) matrix, tokenization included. Each is
@@ -20,7 +20,9 @@ to give the same ids, and each model's matrix to be (n, d) and finite on an unti
 the first --warmup sequences, which is also its warmup. The models then alternate over several
 rounds, each a full pass over all sequences; the median pass time of each is reported, so that
 frequency drift and other load hit both alike. Prints sequences/s and Mb/s of each, the
-forward-pass positions each runs (padding included), and the ratio genofm / HF (target >= 1.3x).
+forward-pass positions each runs (padding included), and the ratio genofm / HF (target >= 1.3x);
+with --markdown, also as a markdown table (with the date, CPU, cores and torch version of the
+run) in that file, which the docs' benchmark page includes.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from genofm.embed import EmbedConfig, Embedder  # noqa: E402
 from genofm.tokenizer import KmerTokenizer  # noqa: E402
 from same_size import add_model_arguments, same_size_models  # noqa: E402  (beside this script)
+from markdown_table import write_markdown  # noqa: E402  (beside this script)
 
 
 def make_sequences(n: int, min_bp: int, max_bp: int, seed: int = 0) -> list[str]:
@@ -92,6 +95,8 @@ def main() -> None:
     parser.add_argument("--hf-batch", type=int, default=16, help="sequences per HF forward pass")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=32, help="sequences of the untimed check pass")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the figures as a markdown table to this file (for the docs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # for both models
@@ -138,14 +143,28 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} thread(s), HF attention: {hf.config._attn_implementation}; "
           f"{args.rounds} rounds per model after a warmup on {len(warmup)} sequences, tokenization included")
     print(f"\n{'model':8s} {'params':>11s} {'tokens run':>11s} {'pass s':>8s} {'seq/s':>8s} {'Mb/s':>8s}")
-    median = {}
+    median, rows = {}, []
     for name, model in (("genofm", ours), ("HF ESM", hf)):
         median[name] = statistics.median(times[name])
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:8s} {params:11,d} {sum(tokens[name]) // args.rounds:11,d} {median[name]:8.2f} "
               f"{args.n / median[name]:8.1f} {megabases / median[name]:8.4f}")
+        rows.append([{"genofm": "genofm `Embedder`", "HF ESM": "HF `EsmModel` + `EsmTokenizer`"}[name], f"{params:,d}",
+                     f"{sum(tokens[name]) // args.rounds:,d}", f"{median[name]:.2f} s", f"{args.n / median[name]:.1f}",
+                     f"{megabases / median[name]:.4f}"])
     print("(tokens run: forward-pass positions, padding included)")
     print(f"\nratio genofm / HF: {median['HF ESM'] / median['genofm']:.2f}x  (target >= 1.3x)")
+    if args.markdown:
+        write_markdown(
+            args.markdown,
+            f"`tests/benchmarks/embed_benchmark.py`: {args.n} random sequences of {args.min_bp}–{args.max_bp} bp "
+            f"({real:,d} tokens), mean pooling, {args.layers} layers, d_model {args.d_model}, {args.heads} heads, "
+            f"d_ff {args.d_ff}, random weights, float32, {args.threads} thread(s), tokenization included; genofm "
+            f"batches by length, HF {args.hf_batch} sequences per batch in input order; median of {args.rounds} "
+            "interleaved passes. Tokens run: forward-pass positions, padding included.",
+            ["model", "parameters", "tokens run", "pass", "sequences/s", "Mb/s"],
+            rows + [["**ratio genofm / HF**", "", "", "",
+                     f"**{median['HF ESM'] / median['genofm']:.2f}×** (target ≥ 1.3×)", ""]])
 
 
 if __name__ == "__main__":

@@ -60,13 +60,14 @@ def run_demo(workdir: Path, cores: int) -> dict:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    config["models"]["demo_mlm"]["gpus"] = 1
-    config["models"]["demo_mlm_cpu"] = {**config["models"]["demo_mlm"], "gpus": 0, "threads": cores,
+    demo = config["models"]["demo_mlm"]
+    config["models"]["demo_mlm_cpu"] = {**demo, "resources": {**demo["resources"], "gpus": 0, "threads": cores},
                                         "export_huggingface": False}
-    config["embeddings"]["gpus"] = 1
-    config["variant_scoring"]["gpus"] = 1
+    demo["resources"]["gpus"] = 1
+    config["embeddings"]["resources"] = {"gpus": 1}
+    config["variant_scoring"]["resources"] = {"gpus": 1}
     config["probes"]["promoters_cpu"] = yaml.safe_load(yaml.safe_dump(config["probes"]["promoters"]))
-    config["probes"]["promoters"]["finetune"]["gpus"] = 1
+    config["probes"]["promoters"]["finetune"]["resources"] = {"gpus": 1}
     (workdir / "gpu.yaml").write_text(yaml.safe_dump(config))
     targets = ["results/models/demo_mlm/summary.json", "results/models/demo_mlm_cpu/summary.json",
                "results/demo/embeddings/demo_mlm/promoters_vs_background.npy",

@@ -119,20 +119,20 @@ def main() -> int:
 def reference_aurocs(run: Path, config: dict, callset: str, spec: dict) -> dict:
     """AUROCs of the frame-knowing references on the same SNVs (redrawn: the draw is
     deterministic), fitted on the training regions, and of the trained model told the frame."""
-    import gzip
-
     from sklearn.metrics import roc_auc_score
 
-    from genofm.amino_acid_reference import model_amino_acid_scores
-    from genofm.consequence import (codon_usage_scores, frame_aware_markov_scores, labelled_snv_set,
-                                    read_genbank_cds)
-    from genofm.embed import load_model_and_tokenizer
+    sys.path.insert(0, str(REPO))  # tools/, which is not installed
+    from genofm.consequence import labelled_snv_set, read_genbank_cds
+    from genofm.files import open_text
+    from genofm.loading import load_model_and_tokenizer
     from genofm.regions import merged_intervals, read_regions
+    from tools.amino_acid_reference import model_amino_acid_scores
+    from tools.coding_references import codon_usage_scores, frame_aware_markov_scores
 
     draw = spec["labelled_snvs"]
     model = config["models"][spec["model"]]
     genome_name = spec["genome"]
-    with gzip.open(run / f"resources/{genome_name}/genome.fa.gz", "rt") as handle:
+    with open_text(run / f"resources/{genome_name}/genome.fa.gz") as handle:
         genome = "".join(line.strip() for line in handle if not line.startswith(">")).upper()
     cds, spans, _ = read_genbank_cds(run / draw["genbank"])
     within = merged_intervals(read_regions(run / f"results/{genome_name}/regions/{draw['within_set']}.parquet"))

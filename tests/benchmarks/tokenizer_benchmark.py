@@ -2,10 +2,13 @@
 EsmTokenizer loaded from genofm's vocab.txt, on the same sequences in one run.
 
     python tests/benchmarks/tokenizer_benchmark.py [--fasta 20.fa.gz] [--n 400] [--length 2000]
+        [--markdown docs/benchmarks/tokenizer.md]
 
 Prints Mb/s of each and the ratio (target: genofm >= 100x HF), and checks the ids are identical.
 Without --fasta it uses real human chr20 from the test data (tests/fetch_test_data.sh), or
-the demo genome when that is missing.
+the demo genome when that is missing. With --markdown it also writes those figures as a markdown
+table (with the date, CPU, cores and torch version of the run) to that file, which the docs'
+benchmark page includes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from genofm.tokenizer import KmerTokenizer  # noqa: E402
+from markdown_table import write_markdown  # noqa: E402  (beside this script)
 
 
 def sample_sequences(fasta: Path, n: int, length: int, seed: int = 0) -> list[str]:
@@ -54,6 +58,8 @@ def main() -> None:
     parser.add_argument("--fasta", type=Path, default=None)
     parser.add_argument("--n", type=int, default=400, help="number of sequences")
     parser.add_argument("--length", type=int, default=2000, help="bases per sequence")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the figures as a markdown table to this file (for the docs)")
     args = parser.parse_args()
     fasta = args.fasta
     if fasta is None:
@@ -88,6 +94,20 @@ def main() -> None:
     print(f"ids identical          : {identical}")
     if not identical:
         sys.exit(1)
+    if args.markdown:
+        if fasta.resolve().is_relative_to(REPO):
+            shown = f"`{fasta.resolve().relative_to(REPO)}`"
+        else:
+            shown = f"`{fasta.name}`" if args.fasta else "the demo genome"
+        write_markdown(
+            args.markdown,
+            f"`tests/benchmarks/tokenizer_benchmark.py`: {len(sequences)} sequences of {args.length} bp from "
+            f"{shown} ({megabases:.2f} Mb), best of 5 passes (HF: of 2), ids checked identical.",
+            ["tokenizer", "throughput", "ratio to HF"],
+            [["genofm `encode_batch` (as the tokenize rule runs it)", f"{megabases / t_batch:.2f} Mb/s",
+              f"**{t_hf / t_batch:.1f}×** (target ≥ 100×)"],
+             ["genofm `encode`, one call per sequence", f"{megabases / t_single:.2f} Mb/s", f"{t_hf / t_single:.1f}×"],
+             ["HF `EsmTokenizer` (from genofm's vocab.txt)", f"{megabases / t_hf:.4f} Mb/s", "1×"]])
 
 
 if __name__ == "__main__":

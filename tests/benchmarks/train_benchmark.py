@@ -4,7 +4,7 @@ this CPU in one run.
 
     python tests/benchmarks/train_benchmark.py [--layers 4] [--d-model 256] [--heads 4]
         [--d-ff 1024] [--seq-len 512] [--batch 8] [--steps 5] [--rounds 3] [--warmup 2]
-        [--threads 2] [--dtype float32|bfloat16]
+        [--threads 2] [--dtype float32|bfloat16] [--markdown docs/benchmarks/train.md]
 
 A step is forward on a masked-LM batch (15% of the k-mers predicted), loss, backward, AdamW
 step and zero_grad, each model as it is used in practice: genofm computes logits only at the
@@ -20,6 +20,9 @@ same way for both models (6 x non-embedding parameters x tokens, plus attention
 positions only), divided by the step time and by the FLOP/s of a dense n x n matmul of the
 same dtype timed in the same rounds. Work a model does beyond that (HF's logits at every
 position) earns it no credit. Exits 1 if a loss is not finite, 0 otherwise.
+
+With --markdown, the figures are also written as a markdown table (with the date, CPU, cores and
+torch version of the run) to that file, which the docs' benchmark page includes.
 
 The ESM model ties its output embedding to the input one as genofm does (EsmConfig's
 default), and both have ESM's LM head (dense d x d, GELU, LayerNorm, projection with a bias:
@@ -46,6 +49,7 @@ from genofm.data import IGNORE, mask_for_mlm  # noqa: E402
 from genofm.model import DNALM  # noqa: E402
 from genofm.tokenizer import CLS, KmerTokenizer  # noqa: E402
 from same_size import add_model_arguments, same_size_models  # noqa: E402  (beside this script)
+from markdown_table import write_markdown  # noqa: E402  (beside this script)
 
 
 def make_batches(tokenizer: KmerTokenizer, n: int, batch: int, seq_len: int, seed: int = 0):
@@ -132,6 +136,8 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="bfloat16: autocast of the forward passes")
     parser.add_argument("--matmul-n", type=int, default=1024)
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the figures as a markdown table to this file (for the docs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as genofm.pretrain does on CPU; for both models
@@ -185,6 +191,19 @@ def main() -> None:
     if not all(math.isfinite(x) for x in losses["genofm"]):
         print("genofm's loss is not finite")
         sys.exit(1)
+    if args.markdown:
+        write_markdown(
+            args.markdown,
+            f"`tests/benchmarks/train_benchmark.py`: masked-LM training steps, {args.layers} layers, d_model "
+            f"{args.d_model}, {args.heads} heads, d_ff {args.d_ff}, vocab {tokenizer.vocab_size}, {args.batch} × "
+            f"{args.seq_len} tokens, {args.dtype}, {args.threads} thread(s), median of {args.rounds} interleaved "
+            f"rounds × {args.steps} steps; MFU against a dense {args.matmul_n}³ {args.dtype} matmul timed in the "
+            f"same run ({peak / 1e9:.1f} GFLOP/s).",
+            ["model", "parameters", "step", "tokens/s", "MFU"],
+            [[label, f"{params[name]:,d}", f"{median[name] * 1e3:.0f} ms", f"{tokens / median[name]:.0f}",
+              f"{flops / median[name] / peak:.0%}"]
+             for name, label in (("genofm", "genofm `DNALM`"), ("HF ESM", "HF `EsmForMaskedLM`"))]
+            + [["**ratio genofm / HF**", "", "", f"**{median['HF ESM'] / median['genofm']:.2f}×** (target ≥ 1.3×)", ""]])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ and peak memory while streaming a VCF of a million records.
 
     python tests/benchmarks/variant_benchmark.py [--layers 4] [--d-model 128] [--heads 4]
         [--d-ff 512] [--max-len 128] [--k 6] [--region-bp 600] [--sparse 150]
-        [--stream-records 1000000] [--threads 2]
+        [--stream-records 1000000] [--threads 2] [--markdown docs/benchmarks/variant.md]
 
 Model: the demo model's shape (random weights: speed does not depend on them) on a random
 genome. Two sets are scored by the masked-marginal LLR, both strands averaged:
@@ -22,6 +22,9 @@ second contig) goes through `score_vcf` (LLR; a 1-layer, 32-wide model with a 32
 context, so that the run measures streaming rather than the model) in a child process; its
 peak RSS is printed next to that of a child that only loads the same libraries and model
 (target < 2 GB).
+
+With --markdown, the figures are also written as a markdown table (with the date, CPU, cores and
+torch version of the run) to that file, which the docs' benchmark page includes.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from genofm.variant_report import saturation_alleles  # noqa: E402
 from genofm.variant_scoring import ScoringConfig, VariantScorer  # noqa: E402
 from genofm.vcf import Allele  # noqa: E402
 from same_size import add_model_arguments  # noqa: E402  (beside this script)
+from markdown_table import write_markdown  # noqa: E402  (beside this script)
 
 
 def write_genome(path: Path, contigs: dict[str, int], seed: int = 0) -> dict[str, str]:
@@ -103,21 +107,26 @@ def compare(name, model, tok, fasta, make_alleles) -> dict:
           f"({p_naive / n / 2:.3f} per strand)  {t_naive:.1f} s")
     print(f"  speed-up {t_naive / t_shared:.1f}x; max |LLR difference| {diff:.2e}")
     assert diff < 1e-3, "shared and naive LLRs differ"
-    return {"variants": n, "passes_per_variant": p_shared / n, "speedup": t_naive / t_shared}
+    return {"variants": n, "passes_per_variant": p_shared / n, "speedup": t_naive / t_shared,
+            "rows": [[name, "genofm (shared passes)", f"{n / t_shared:.1f}", f"{p_shared / n:.3f}",
+                      f"{p_shared / n / 2:.3f}", f"{t_shared:.1f} s"],
+                     ["", "naive (one pass per variant)", f"{n / t_naive:.1f}", f"{p_naive / n:.3f}",
+                      f"{p_naive / n / 2:.3f}", f"{t_naive:.1f} s"],
+                     ["", f"**speed-up {t_naive / t_shared:.1f}×**, max \\|LLR difference\\| {diff:.1e}", "", "", "",
+                      ""]]}
 
 
 def write_stream_vcf(path: Path, seqs: dict[str, str], n_records: int) -> None:
     rng = np.random.default_rng(1)
+    from genofm.vcf_writer import record_line, vcf_header
+
     with open(path, "w") as out:
-        out.write("##fileformat=VCFv4.2\n")
-        for name, seq in seqs.items():
-            out.write(f"##contig=<ID={name},length={len(seq)}>\n")
-        out.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        out.write(vcf_header([], [(name, len(seq)) for name, seq in seqs.items()], []))
         written = 0
         for name, seq in seqs.items():
             positions = np.arange(len(seq))[: n_records - written]
             shift = rng.integers(1, 4, positions.size)
-            lines = [f"{name}\t{p + 1}\t.\t{seq[p]}\t{'ACGT'[('ACGT'.index(seq[p]) + s) % 4]}\t.\tPASS\t.\n"
+            lines = [record_line(name, p + 1, ".", seq[p], "ACGT"[("ACGT".index(seq[p]) + s) % 4], {})
                      for p, s in zip(positions.tolist(), shift.tolist())]
             out.writelines(lines)
             written += positions.size
@@ -127,7 +136,7 @@ def write_stream_vcf(path: Path, seqs: dict[str, str], n_records: int) -> None:
 
 def stream_child(model_dir, fasta, vcf, out_dir, only_load, threads):
     torch.set_num_threads(threads)
-    from genofm.embed import load_model_and_tokenizer
+    from genofm.loading import load_model_and_tokenizer
     from genofm.variants import CallsetConfig, score_vcf
 
     out = Path(out_dir)
@@ -163,6 +172,8 @@ def main():
     parser.add_argument("--region-bp", type=int, default=600)
     parser.add_argument("--sparse", type=int, default=150)
     parser.add_argument("--stream-records", type=int, default=1_000_000)
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the figures as a markdown table to this file (for the docs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import pysam
@@ -179,11 +190,13 @@ def main():
             start = len(seqs["chr1"]) // 2
             saturation = compare("saturation mutagenesis", model, tok, fasta,
                                  lambda: saturation_alleles(fasta, "chr1", start, start + args.region_bp))
-            compare("sparse (one SNV per window)", model, tok, fasta,
-                    lambda: sparse_alleles(seqs, args.sparse, window))
+            sparse = compare("sparse (one SNV per window)", model, tok, fasta,
+                             lambda: sparse_alleles(seqs, args.sparse, window))
         target = "met" if saturation["passes_per_variant"] / 2 <= 0.1 else "NOT met"
         print(f"saturation: {saturation['passes_per_variant'] / 2:.3f} passes per variant and strand "
               f"(target <= 0.1: {target})")
+        footer = (f"Saturation: **{saturation['passes_per_variant'] / 2:.3f} passes per variant and strand** "
+                  f"(target ≤ 0.1: {target}).")
 
         if args.stream_records:
             contig = min(1_000_000, args.stream_records)
@@ -204,6 +217,18 @@ def main():
             print(f"  peak RSS {peak:,.1f} MB (libraries + model alone: {base:,.1f} MB); "
                   f"target < 2048 MB: {'met' if peak < 2048 else 'NOT met'}")
             assert records_in == records_out == args.stream_records
+            footer += (f" Streaming {records_in:,} records (tiny model, LLR, both strands): {seconds:.0f} s, "
+                       f"{records_in / seconds:,.0f} records/s, every record out; peak RSS {peak:,.0f} MB "
+                       f"(libraries + model alone: {base:,.0f} MB; target < 2048 MB: "
+                       f"{'met' if peak < 2048 else 'NOT met'}).")
+        if args.markdown:
+            write_markdown(
+                args.markdown,
+                f"`tests/benchmarks/variant_benchmark.py`: masked-marginal LLR, both strands averaged, "
+                f"{args.layers} layers, d_model {args.d_model}, context {args.max_len} tokens of {args.k} bases, "
+                f"random weights, {args.threads} thread(s).",
+                ["variant set", "scorer", "variants/s", "passes per variant", "per strand", "time"],
+                saturation["rows"] + sparse["rows"], footer)
 
 
 if __name__ == "__main__":

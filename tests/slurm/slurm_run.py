@@ -21,7 +21,7 @@ TIME_DEPENDENT = {"metrics.tsv", "summary.json"}
 def write_config(out: Path) -> None:
     """The demo config with a short pretraining and no fine-tuning: every stage, in minutes."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["models"]["demo_mlm"]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10, log_every=10,
+    config["models"]["demo_mlm"]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10, metrics_every=10, log_every=10,
                                                     eval_windows=32)
     config["probes"]["promoters"]["finetune"]["method"] = "none"
     out.write_text(yaml.safe_dump(config, sort_keys=False))

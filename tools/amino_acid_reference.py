@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .consequence import CODE, CODON_INDEX, CODONS, Cds, amino_acid_log_probs, coding_sites
-from .errors import GenofmInputError
-from .model import DNALM
-from .regions import reverse_complement
-from .tokenizer import KmerTokenizer
+from genofm.consequence import Cds
+from genofm.errors import GenofmInputError
+from genofm.model import DNALM
+from genofm.sequence import BASES, CODON_INDEX, CODONS, GENETIC_CODE, reverse_complement
+from genofm.tokenizer import KmerTokenizer
+from tools.coding_references import amino_acid_log_probs, coding_sites
 
-PAIRS = [x + y for x in "ACGT" for y in "ACGT"]  # the first two bases of a codon, in CODONS order
+PAIRS = [x + y for x in BASES for y in BASES]  # the first two bases of a codon, in CODONS order
 
 
 @torch.no_grad()
@@ -33,7 +34,7 @@ def codon_log_probs(model: DNALM, tokenizer: KmerTokenizer, prefixes: list[str],
         raise GenofmInputError("the amino-acid reference needs a next-token model on single nucleotides")
     if len({len(p) for p in prefixes}) > 1:  # one codon position for the whole batch
         raise ValueError(f"prefixes must be of one length, not {sorted({len(p) for p in prefixes})}")
-    base_ids = torch.tensor([int(tokenizer.token_to_id[b]) for b in "ACGT"])
+    base_ids = torch.tensor([int(tokenizer.token_to_id[b]) for b in BASES])
     sequences = [prefix + pair for prefix in prefixes for pair in PAIRS]
     n = len(prefixes[0]) if prefixes else 0  # logits at n predict the codon's first base (<cls> at 0)
     out = np.zeros((len(sequences), 3, 4))  # log P of each base at each codon position
@@ -61,7 +62,7 @@ def model_amino_acid_scores(model: DNALM, tokenizer: KmerTokenizer, genome: str,
         if start < context or end + context > len(genome):
             continue
         before, after = genome[start - context:start], genome[end:end + context]
-        if set(before + after) - set("ACGT"):
+        if set(before + after) - set(BASES):
             continue
         # coding strand: the bases before the codon; template strand: the bases after it, reversed
         if site.strand == "+":
@@ -79,5 +80,5 @@ def model_amino_acid_scores(model: DNALM, tokenizer: KmerTokenizer, genome: str,
     template = template[:, [CODON_INDEX[reverse_complement(c)] for c in CODONS]]
     amino = amino_acid_log_probs(coding + template)
     for i, site in enumerate(sites):
-        scores[site.row] = amino[CODE[site.alt]][i] - amino[CODE[site.ref]][i]
+        scores[site.row] = amino[GENETIC_CODE[site.alt]][i] - amino[GENETIC_CODE[site.ref]][i]
     return scores

@@ -1,7 +1,7 @@
 """Generate the small synthetic demo genome shipped in ``config/demo``.
 
-``python -m genofm.demo --out config/demo --seed 7`` writes, deterministically (same seed, byte-identical
-files; the gzip header carries no mtime and no file name): ``genome.fa.gz`` (chr1 800 kb, chr2 600 kb:
+``python -m tools.demo --out config/demo --seed 7``, run from the repository root, writes
+deterministically (same seed, byte-identical files; the gzip header carries no mtime and no file name): ``genome.fa.gz`` (chr1 800 kb, chr2 600 kb:
 an order-3 Markov background with isochore-like GC and CpG depletion; genes on both strands with a
 motif-bearing promoter, CpG island, Kozak + ATG, codon-usage CDS split by GT..AG introns, stop codon and
 AATAAA; transposon copies, microsatellites, soft-masking and runs of N), ``annotation.gtf`` (Ensembl-style),
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from genofm import vcf_writer
 from genofm.atomic import atomic_paths
+from genofm.sequence import CODONS_TCAG, COMPLEMENT_TABLE, GENETIC_CODE, base_code_table, complement, reverse_complement
 
 Rng = np.random.Generator
 Variant = tuple[str, int, str, str, str, str]  # chrom, 0-based pos, REF, ALT, class, gene id ("" if none)
@@ -43,11 +45,8 @@ FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "varia
 
 BASES = b"ACGT"
 BASE_ARRAY = np.frombuffer(BASES, dtype=np.uint8)
-BASE_CODE = np.zeros(256, dtype=np.int64)
-BASE_CODE[list(b"ACGTacgt")] = [0, 1, 2, 3, 0, 1, 2, 3]
-COMPLEMENT = bytes.maketrans(b"ACGTNacgtn", b"TGCANtgcan")
-CODONS = [a + b + c for a in "TCAG" for b in "TCAG" for c in "TCAG"]
-GENETIC_CODE = dict(zip(CODONS, "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"))
+BASE_CODE = base_code_table(other=0, dtype=np.int64)  # A=0 C=1 G=2 T=3 (either case)
+CODONS = CODONS_TCAG  # the order of CODON_USAGE
 # Human codon usage, per thousand codons (Kazusa), in the TCAG order of CODONS.
 CODON_USAGE = np.array([float(x) for x in """
 17.6 20.3 7.7 12.9 15.2 17.7 12.2 4.4 12.2 15.3 1.0 0.8 10.6 12.6 1.6 13.2
@@ -111,10 +110,6 @@ class MotifHit:
 
 
 # ---------------------------------------------------------------- sequence primitives
-def revcomp(seq: bytes) -> bytes:
-    return seq.translate(COMPLEMENT)[::-1]
-
-
 def iid(rng: Rng, n: int, gc: float) -> bytes:
     """n independent bases with the given GC fraction (no CpG depletion: CpG-island-like)."""
     return BASE_ARRAY[rng.choice(4, size=n, p=np.array([1 - gc, gc, gc, 1 - gc]) / 2)].tobytes()
@@ -170,7 +165,7 @@ def transposon_copy(rng: Rng, families: list[bytes]) -> bytes:
     seq = np.frombuffer(family[trim:], dtype=np.uint8).copy()
     hit = rng.random(len(seq)) < rng.uniform(0.05, 0.15)
     seq[hit] = BASE_ARRAY[(BASE_CODE[seq[hit]] + rng.integers(1, 4, int(hit.sum()))) % 4]
-    return seq.tobytes() if rng.random() < 0.5 else revcomp(seq.tobytes())
+    return seq.tobytes() if rng.random() < 0.5 else reverse_complement(seq.tobytes())
 
 
 def fill_gap(contig: Contig, start: int, end: int, rng: Rng, families: list[bytes], n_run: int = 0) -> None:
@@ -233,7 +228,7 @@ def plant_motifs(locus: bytearray, rng: Rng, motifs: list[Motif], tata: Motif | 
                 break
     for s, e, strand, motif in hits:
         site = sample_pfm(rng, motif.probs)
-        locus[s:e] = site if strand == "+" else revcomp(site)
+        locus[s:e] = site if strand == "+" else reverse_complement(site)
     return hits
 
 
@@ -242,7 +237,7 @@ def paint_gene(contig: Contig, gene: Gene, start: int, rng: Rng, motifs: list[Mo
     """Write the gene over the background at `start`; the locus is edited in transcript orientation."""
     gene.start = start
     locus = bytearray(contig.seq[start : start + gene.size])
-    locus = locus if gene.strand == "+" else bytearray(revcomp(locus))
+    locus = locus if gene.strand == "+" else bytearray(reverse_complement(locus))
     atg = gene.coding[0][0]
     cpg_island = rng.random() < 0.8
     if cpg_island:  # covers the promoter and the 5'UTR
@@ -260,7 +255,7 @@ def paint_gene(contig: Contig, gene: Gene, start: int, rng: Rng, motifs: list[Mo
         locus[b - 3 - ppt : b - 3] = BASE_ARRAY[rng.choice([1, 3], size=ppt, p=[0.4, 0.6])].tobytes()
         locus[b - 3 : b] = b"CAG"  # 3' splice site after the polypyrimidine tract
     locus[gene.size - 25 : gene.size - 19] = b"AATAAA"  # polyadenylation signal
-    contig.seq[start : start + gene.size] = locus if gene.strand == "+" else revcomp(locus)
+    contig.seq[start : start + gene.size] = locus if gene.strand == "+" else reverse_complement(locus)
     contig.free[start : start + gene.size] = False
     flip = {"+": "+", "-": "-"} if gene.strand == "+" else {"+": "-", "-": "+"}
     return [MotifHit(gene.chrom, *gene.span(s, e), flip[strand], motif, gene.gene_id)
@@ -298,7 +293,7 @@ def coding_snvs(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: s
         at, codon_pos = k % 3, positions[i][k - k % 3 : k - k % 3 + 3].tolist()
         codon = bytes(contigs[gene.chrom].seq[p] for p in codon_pos).upper()
         if gene.strand == "-":
-            codon = codon.translate(COMPLEMENT)  # already in transcript order: complement only
+            codon = complement(codon)  # already in transcript order: complement only
         mutant = bytearray(codon)
         mutant[at] = substitute(rng, codon[at])
         ref_aa, alt_aa = GENETIC_CODE[codon.decode()], GENETIC_CODE[mutant.decode()]
@@ -308,7 +303,7 @@ def coding_snvs(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: s
         want[kind] -= 1
         used.add((gene.chrom, codon_pos[at]))
         ref_alt = bytes([codon[at], mutant[at]])
-        ref_alt = ref_alt if gene.strand == "+" else ref_alt.translate(COMPLEMENT)
+        ref_alt = ref_alt if gene.strand == "+" else complement(ref_alt)
         out.append((gene.chrom, codon_pos[at], chr(ref_alt[0]), chr(ref_alt[1]), kind, gene.gene_id))
     return out
 
@@ -322,7 +317,7 @@ def motif_snvs(rng: Rng, contigs: dict[str, Contig], hits: list[MotifHit], used:
         p, pos = hit.motif.probs[i], (hit.start + i if hit.strand == "+" else hit.end - 1 - i)
         best, worst = BASES[int(p.argmax())], BASES[int(p.argmin())]  # on the motif's strand
         if hit.strand == "-":
-            best, worst = COMPLEMENT[best], COMPLEMENT[worst]  # now on the genome's
+            best, worst = COMPLEMENT_TABLE[best], COMPLEMENT_TABLE[worst]  # now on the genome's
         ref = contigs[hit.chrom].seq[pos]
         if ref != best or (hit.chrom, pos) in used:
             continue  # this instance does not carry the best base here
@@ -441,25 +436,21 @@ def gtf_text(genes: list[Gene], seed: int) -> str:
 
 
 def vcf_text(contigs: list[Contig], variants: list[Variant], seed: int) -> str:
-    lines = ["##fileformat=VCFv4.2", f"##source=genofm.demo seed={seed}", "##reference=genome.fa.gz"]
-    lines += [f"##contig=<ID={c.name},length={len(c.seq)}>" for c in contigs]
-    lines += ['##INFO=<ID=CLASS,Number=1,Type=String,Description="True consequence: synonymous, '
-              "missense, stop_gained, frameshift, motif_disrupting or neutral (intergenic, outside repeats "
-              'and promoters)">',
-              '##INFO=<ID=GENE,Number=1,Type=String,Description="Gene whose CDS or promoter the variant '
-              'hits">',
-              "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
-    for n, (chrom, pos, ref, alt, kind, gene) in enumerate(sorted(variants), start=1):
-        info = f"CLASS={kind};GENE={gene}" if gene else f"CLASS={kind}"
-        lines.append(f"{chrom}\t{pos + 1}\tvar{n}\t{ref}\t{alt}\t.\tPASS\t{info}")
-    return "\n".join(lines) + "\n"
+    # the source line keeps the generator's old module name: the committed demo VCF says so
+    meta = [("source", f"genofm.demo seed={seed}"), ("reference", "genome.fa.gz")]
+    info = [("CLASS", "1", "String", "True consequence: synonymous, missense, stop_gained, frameshift, "
+             "motif_disrupting or neutral (intergenic, outside repeats and promoters)"),
+            ("GENE", "1", "String", "Gene whose CDS or promoter the variant hits")]
+    records = [(chrom, pos + 1, f"var{n}", ref, alt, {"CLASS": kind, "GENE": gene})
+               for n, (chrom, pos, ref, alt, kind, gene) in enumerate(sorted(variants), start=1)]
+    return vcf_writer.vcf_text(meta, [(c.name, len(c.seq)) for c in contigs], info, records)
 
 
 def readme_text(seed: int, motifs: list[Motif], n_genes: int) -> str:
     planted = ", ".join(f"{m.motif_id} ({m.name})" for m in motifs)
     return f"""# Demo data (synthetic)
 
-Regenerate: `python -m genofm.demo --out config/demo --seed {seed}` (needs pyjaspar; same seed, same
+Regenerate: `python -m tools.demo --out config/demo --seed {seed}` (needs pyjaspar; same seed, same
 bytes).
 
 - `genome.fa.gz`: chr1 (800 kb) and chr2 (600 kb), plain gzip. Order-3 Markov background (isochores,

@@ -1,0 +1,613 @@
+"""The workflow's configuration, typed: the one source of every key, default and description.
+
+Each stage's settings are a dataclass here (the stage modules import them: ModelConfig extends
+ArchitectureConfig, the pretraining loop takes TrainConfig, and so on); the sections of the
+config file are those dataclasses plus what the rules need around them. `config/schema.yaml`,
+which Snakemake validates the config against and which fills in defaults, is generated from
+them (`python -m genofm.config > config/schema.yaml`; a test checks it is current).
+
+Every field is declared with `setting()`: its default, a description, and JSON-schema limits.
+`result=False` marks a setting that decides how a job runs, not what it writes (logging and
+checkpoint cadence, download retries); those never reach the params a rule tracks, so changing
+them reruns nothing. Each section's `resources` (threads, GPUs, memory, run time) is its own
+sub-object for the same reason. This module imports no torch: the Snakefile reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+
+from .errors import GenofmInputError
+
+NAME_PATTERN = "^[A-Za-z0-9_-]+$"
+CHECKSUM_PATTERN = "^(sha256:[0-9a-fA-F]{64}|md5:[0-9a-fA-F]{32})$"
+REGION_PATTERN = "^[^:]+:[0-9,]+-[0-9,]+$"
+
+
+def setting(default=MISSING, doc: str = "", *, factory=None, result: bool = True, in_config: bool = True,
+            required: bool = False, choices: list | None = None, items: dict | None = None, **limits):
+    """A dataclass field with what the schema says of it.
+
+    choices: the allowed values; items: the schema of a list's items; limits: JSON-schema
+    keywords (minimum, maximum, exclusiveMinimum, pattern, minItems); required: the key must be
+    given; in_config: False for fields the workflow fills in itself (the seed, the vocabulary).
+    """
+    metadata = {"doc": " ".join(doc.split()), "result": result, "in_config": in_config, "required": required,
+                "choices": choices, "items": items, "limits": limits}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def result_settings(cls, values: dict) -> dict:
+    """The keys of `values` that are settings of `cls` and change a result: what a rule tracks."""
+    return {f.name: values[f.name] for f in fields(cls)
+            if f.metadata.get("result", True) and f.metadata.get("in_config", True) and f.name in values}
+
+
+def run_settings(cls, values: dict) -> dict:
+    """The keys of `values` that are settings of `cls` but change no result (logging cadence...)."""
+    return {f.name: values[f.name] for f in fields(cls)
+            if not f.metadata.get("result", True) and f.name in values}
+
+
+def config_fields(cls, values: dict) -> dict:
+    """The keys of `values` that are config settings of `cls` (result or not)."""
+    return {f.name: values[f.name] for f in fields(cls) if f.metadata.get("in_config", True) and f.name in values}
+
+
+def _check_choices(obj) -> None:
+    """Stage dataclasses built in code (not from a validated config) still refuse unknown values."""
+    for f in fields(obj):
+        choices = f.metadata.get("choices")
+        if choices and getattr(obj, f.name) not in choices:
+            raise GenofmInputError(f"{f.name} must be one of {', '.join(map(str, choices))}, "
+                                   f"not {getattr(obj, f.name)!r}")
+
+
+# --- resources: where and how fast a job runs, never a result ------------------------------
+
+@dataclass
+class JobResources:
+    """What the job asks the scheduler for; none of it changes a result."""
+
+    threads: int = setting(2, "CPU threads of the job (torch uses this many).", minimum=1)
+    gpus: int = setting(0, "GPUs of the job (resources gpu), run in bf16 autocast; 0: the CPU, even on a GPU node.",
+                        minimum=0, maximum=1)
+    mem_mb: int = setting(4000, "Memory of the job in MB.", minimum=100)
+    runtime: int = setting(60, "Wall-time limit of the job in minutes.", minimum=1)
+
+
+@dataclass
+class ScoringResources(JobResources):
+    runtime: int = setting(240, "Wall-time limit of the job in minutes.", minimum=1)
+
+
+@dataclass
+class PretrainResources(JobResources):
+    processes: int = setting(1, "Training processes (torchrun --nproc_per_node); one per GPU on a GPU node. The "
+                                "result equals one process at the same batch_size.", minimum=1)
+    gpus: int = setting(0, "GPUs the job asks the scheduler for (resources gpu) and trains on, one per process, "
+                           "in bf16 autocast; 0: the CPU, even on a GPU node.", minimum=0)
+    threads: int = setting(2, "CPU threads of the job (split between processes).", minimum=1)
+    mem_mb: int = setting(8000, "Memory of the job in MB.", minimum=100)
+    runtime: int = setting(120, "Wall-time limit of the job in minutes.", minimum=1)
+
+
+# --- genomes and region sets -----------------------------------------------------------------
+
+@dataclass
+class AnnotationSettings:
+    """Optional gene annotation (GTF or GFF3, plain or gzip) for region sets."""
+
+    source: str = setting("", "URL or local path of the annotation; empty for none.")
+    checksum: str | None = setting(None, '"sha256:<hex>" or "md5:<hex>" of the annotation file; null skips the '
+                                         'check.', pattern=CHECKSUM_PATTERN)
+    format: str = setting("auto", "Annotation format; auto decides by file name (.gtf / .gff3 / .gff).",
+                          choices=["auto", "gtf", "gff3"])
+
+
+@dataclass
+class RegionSet:
+    """One region set. `type` chooses the source: a BED file, features of the genome's annotation,
+    or a tiling of the whole genome. Keys that do not apply to the type are ignored."""
+
+    type: str = setting("tiling", "Where the regions come from.", required=True,
+                        choices=["bed", "annotation", "tiling"])
+    bed: str = setting("", "type bed: path of the BED file (3 to 6+ columns, 0-based half-open).")
+    label_column: int | None = setting(None, "type bed: 1-based column holding each region's label (e.g. 7); "
+                                             "null for none.", minimum=4)
+    label: str | None = setting(None, "One label given to every region of the set (for probes); null for none.")
+    feature: str = setting("promoter", "type annotation: which feature to take.",
+                           choices=["promoter", "exon", "cds", "intron", "intergenic", "gene", "five_prime_utr",
+                                    "three_prime_utr"])
+    upstream: int = setting(1000, "feature promoter: bases upstream of the TSS (strand-aware).", minimum=0)
+    downstream: int = setting(200, "feature promoter: bases downstream of the TSS (strand-aware).", minimum=0)
+    min_length: int = setting(1, "type annotation: drop nothing silently; features shorter than this are skipped "
+                                 "and counted in the log.", minimum=1)
+    merge_overlapping: bool = setting(True, "type annotation: merge overlapping features of the same strand (e.g. "
+                                            "exons shared by transcripts).")
+    window: int = setting(1024, "type tiling: window length in bases.", minimum=1)
+    stride: int = setting(1024, "type tiling: step between window starts (equal to window for no overlap).",
+                          minimum=1)
+    max_n_fraction: float = setting(0.1, "type tiling: windows with a larger fraction of N are left out (and "
+                                         "counted in the log).", minimum=0, maximum=1)
+    block: int = setting(0, "type tiling: cut each contig into blocks of this many bases and hold out every "
+                            "held_out_every-th one (for one-contig genomes); 0: no blocks.", minimum=0)
+    held_out_every: int = setting(10, "type tiling with block: every n-th block (the last of each run of n) is "
+                                      "held out.", minimum=2)
+    blocks: str = setting("all", "type tiling with block: tile the train blocks, the held-out blocks, or all of "
+                                 "each contig.", choices=["all", "train", "held_out"])
+    contigs: list[str] = setting(doc="Restrict the set to these contigs (e.g. hold chr2 out for validation); "
+                                     "empty for all.", factory=list)
+
+
+@dataclass
+class GenomeSettings:
+    """One genome."""
+
+    source: str = setting("", "Reference FASTA: an http(s)://, ftp:// or file:// URL, or a local path (relative "
+                              "to the working directory). Plain, gzip or bgzip.", required=True)
+    checksum: str | None = setting(None, '"sha256:<hex>" or "md5:<hex>" of the file as downloaded; a mismatch '
+                                         'stops the run and leaves nothing behind. null skips the check (not '
+                                         'recommended).', pattern=CHECKSUM_PATTERN)
+    contigs: list[str] = setting(doc="Contigs to keep (names as in the source); empty keeps all.", factory=list)
+    rename: dict[str, str] = setting(doc='Contig renaming, source name to new name (e.g. {"1": "chr1"}); applied '
+                                         'to the annotation too.', factory=dict)
+    soft_mask: str = setting("keep", "Keep soft-masked (lowercase) bases as they are, or upper-case them.",
+                             choices=["keep", "upper"])
+    ambiguous_bases: str = setting("error", "IUPAC ambiguity codes (R, Y, K, M, ...) in the reference: stop with "
+                                            "an error naming the contig and line, or turn them into N.",
+                                   choices=["error", "to_n"])
+    annotation: AnnotationSettings = setting(doc=AnnotationSettings.__doc__, factory=AnnotationSettings)
+    region_sets: dict[str, RegionSet] = setting(doc="Region sets to extract, by name "
+                                                    "(results/{genome}/regions/{set}.parquet).", factory=dict)
+
+
+@dataclass
+class TokenizerSettings:
+    """k-mer tokenizer; the default is the Nucleotide Transformer v2 layout."""
+
+    k: int = setting(6, "k-mer length (6 as in Nucleotide Transformer; 1 for single nucleotides).",
+                     minimum=1, maximum=8)
+    overlapping: bool = setting(False, "Overlapping k-mers at every position (DNABERT-1 style) instead of NT's "
+                                       "non-overlapping ones.")
+
+
+# --- models ------------------------------------------------------------------------------------
+
+@dataclass
+class ArchitectureConfig:
+    """The network (genofm.model.ModelConfig adds what the workflow fills in: the vocabulary...)."""
+
+    max_len: int = setting(512, "Context in tokens, <cls> included (positions).", minimum=2)
+    n_layers: int = setting(4, "Transformer blocks.", minimum=1)
+    d_model: int = setting(256, "Hidden width.", minimum=8)
+    n_heads: int = setting(4, "Attention heads (d_model must divide by it).", minimum=1)
+    d_ff: int = setting(1024, "Feed-forward hidden width (each of the two SwiGLU branches).", minimum=8)
+    dropout: float = setting(0.0, "Dropout probability.", minimum=0, maximum=1)
+    position: str = setting("rope", "Position encoding (RoPE as Nucleotide Transformer v2).",
+                            choices=["rope", "alibi", "learned"])
+    ffn: str = setting("gelu", "Feed-forward activation.", choices=["gelu", "swiglu"])
+    norm_eps: float = setting(1e-5, "LayerNorm epsilon.", exclusiveMinimum=0)
+    rope_base: float = setting(10000.0, "RoPE frequency base.", exclusiveMinimum=0)
+    tie_embeddings: bool = setting(True, "Share input embedding and output projection.")
+    lm_head: str = setting("esm", "Masked-LM head: esm (dense, GELU, LayerNorm, projection, as ESM and Nucleotide "
+                                  "Transformer; exportable as a Hugging Face EsmForMaskedLM) or a plain linear "
+                                  "projection.", choices=["esm", "linear"])
+    mixer: str = setting("attention", "Token mixing in each block: attention (a transformer, as Nucleotide "
+                                      "Transformer), conv (dilated depthwise convolutions, GPN-like: learns DNA "
+                                      "quickly on CPUs) or hybrid (convolutions, then n_attention_layers attention "
+                                      "blocks).", choices=["attention", "conv", "hybrid"])
+    conv_kernel: int = setting(9, "Convolution kernel width in tokens (odd).", minimum=1)
+    conv_dilation_base: int = setting(2, "Dilations grow by this factor per convolution block (2 as in GPN; 3 "
+                                         "gives codon multiples).", minimum=2)
+    conv_max_dilation: int = setting(32, "Dilations grow from 1 per convolution block up to this, then start "
+                                         "again.", minimum=1)
+    n_attention_layers: int = setting(1, "hybrid: how many of the last blocks use attention.", minimum=1)
+
+
+@dataclass
+class TrainConfig:
+    """The training loop (genofm.pretrain); the seed is the top-level `seed`."""
+
+    objective: str = setting("mlm", "mlm: masked LM on an encoder; clm: next token on a decoder.",
+                             choices=["mlm", "clm"])
+    max_steps: int = setting(1000, "Optimizer steps.", minimum=1)
+    batch_size: int = setting(64, "Sequences per optimizer step over all processes.", minimum=1)
+    micro_batch_size: int = setting(16, "Sequences per forward pass and process (gradient accumulation makes up "
+                                        "the rest).", minimum=1)
+    lr: float = setting(1e-3, "Peak learning rate (AdamW).", exclusiveMinimum=0)
+    min_lr_ratio: float = setting(0.1, "Final learning rate as a fraction of the peak (cosine decay).",
+                                  minimum=0, maximum=1)
+    warmup_steps: int = setting(100, "Linear warmup steps.", minimum=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay (matrices only).", minimum=0)
+    beta1: float = setting(0.9, "AdamW beta1.", minimum=0, maximum=1)
+    beta2: float = setting(0.98, "AdamW beta2.", minimum=0, maximum=1)
+    grad_clip: float = setting(1.0, "Gradient norm clipping.", exclusiveMinimum=0)
+    mask_prob: float = setting(0.15, "mlm: fraction of tokens predicted (80% masked, 10% random, 10% kept).",
+                               exclusiveMinimum=0, maximum=1)
+    rc_augment: bool = setting(False, "Train on the reverse strand of half the windows.")
+    eval_every: int = setting(100, "Steps between validations.", minimum=1)
+    eval_windows: int = setting(256, "Validation windows (fixed across evaluations).", minimum=1)
+    metrics_every: int = setting(10, "Steps between rows of metrics.tsv and points of loss.png (the training "
+                                     "loss averaged over the steps since the last row); evaluations add rows.",
+                                 minimum=1)
+    checkpoint_every: int = setting(100, "Steps between resumable checkpoints (a resumed run gives the same "
+                                         "model).", minimum=1, result=False)
+    log_every: int = setting(10, "Steps between progress lines in the log.", minimum=1, result=False)
+    seed: int = setting(42, in_config=False)
+
+    def __post_init__(self):
+        _check_choices(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        from .errors import dataclass_from_dict
+
+        return dataclass_from_dict(cls, data, "training config")
+
+
+@dataclass
+class ModelGenome:
+    """The token sets of one genome."""
+
+    train_sets: list[str] = setting(doc="Region sets (of this genome) to train on.", factory=list, required=True,
+                                    minItems=1)
+    valid_sets: list[str] = setting(doc="Region sets held out for validation (e.g. another chromosome).",
+                                    factory=list)
+    weight: float = setting(1.0, "Relative sampling weight of this genome among the model's genomes.",
+                            exclusiveMinimum=0)
+
+
+@dataclass
+class ModelSettings:
+    """One model: pretrained by the workflow on `genomes` (default), or a published checkpoint
+    read from a local directory (`huggingface`), which then needs no genomes."""
+
+    huggingface: str = setting("", "Local directory of a Hugging Face EsmForMaskedLM checkpoint (e.g. a downloaded "
+                                   "Nucleotide Transformer: config.json, model.safetensors, vocab.txt), read "
+                                   "offline; its own vocab.txt gives the tokenizer. Empty: the workflow pretrains "
+                                   "the model.")
+    export_huggingface: bool = setting(False, "Also write the trained model as a Hugging Face EsmForMaskedLM "
+                                              "checkpoint in results/models/{model}/huggingface/ "
+                                              "(AutoModelForMaskedLM and AutoTokenizer load it).")
+    genomes: dict[str, ModelGenome] = setting(doc="Training data, by genome name (a key of `genomes`).",
+                                              factory=dict)
+    architecture: ArchitectureConfig = setting(doc="The network (genofm.model.ModelConfig); vocab_size comes from "
+                                                   "the tokenizer.", factory=ArchitectureConfig)
+    training: TrainConfig = setting(doc=TrainConfig.__doc__, factory=TrainConfig)
+    resources: PretrainResources = setting(doc="The pretraining job's resources.", factory=PretrainResources)
+
+
+# --- embeddings, probes, fine-tuning ----------------------------------------------------------
+
+@dataclass
+class EmbedConfig:
+    """How embedding extraction turns a region into one vector (genofm.embed)."""
+
+    layer: int = setting(-1, "Layer to pool: -1 the final normalised output, 0 the token embeddings, i the output "
+                             "of block i.", minimum=-1)
+    pooling: str = setting("mean", "mean over real tokens (<cls> included, as NT's usage), the <cls> token, or a "
+                                   "central window.", choices=["mean", "cls", "center"])
+    center_tokens: int = setting(16, "pooling center: tokens around the middle of the region.", minimum=1)
+    rc_average: bool = setting(False, "Average with the embedding of the reverse-complement strand.")
+    window_overlap: int = setting(32, "Tokens shared by consecutive windows of a region longer than the context.",
+                                  minimum=0)
+    batch_tokens: int = setting(4096, "Tokens per forward pass, padding included (regions batched by length).",
+                                minimum=1)
+    dtype: str = setting("float32", "Storage type of the embedding matrix.", choices=["float32", "float16"])
+
+    def __post_init__(self):
+        _check_choices(self)
+
+
+@dataclass
+class EmbeddingSettings(EmbedConfig):
+    resources: JobResources = setting(doc="The embedding jobs' resources.", factory=JobResources)
+
+
+@dataclass
+class FoldConfig:
+    """The cross-validation folds a probe task's probe and fine-tuning share."""
+
+    folds: int = setting(5, "Stratified cross-validation folds.", minimum=2)
+    holdout_contigs: list[str] = setting(doc="If set, train on the other contigs and test on these instead of "
+                                             "k-fold.", factory=list)
+    seed: int = setting(42, in_config=False)
+
+
+@dataclass
+class ProbeConfig(FoldConfig):
+    """A classifier on the embeddings (genofm.probe), cross-validated."""
+
+    classifier: str = setting("logistic", "Logistic regression or a one-hidden-layer MLP (scikit-learn).",
+                              choices=["logistic", "mlp"])
+    baseline_k: int = setting(4, "k of the k-mer frequency baseline.", minimum=1, maximum=8)
+
+    def __post_init__(self):
+        _check_choices(self)
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning of the model with a classification head (genofm.finetune)."""
+
+    method: str = setting("lora", "peft LoRA or IA3 adapters, full fine-tuning, or none.",
+                          choices=["none", "lora", "ia3", "full"])
+    epochs: int = setting(3, "Passes over the training regions.", minimum=1)
+    lr: float = setting(1e-3, "AdamW learning rate.", exclusiveMinimum=0)
+    batch_size: int = setting(16, "Regions per step.", minimum=1)
+    lora_r: int = setting(8, "lora: rank of the adapters.", minimum=1)
+    lora_alpha: int = setting(16, "lora: scaling numerator (alpha / r).", minimum=1)
+    seed: int = setting(42, in_config=False)
+
+    def __post_init__(self):
+        _check_choices(self)
+
+
+@dataclass
+class FinetuneSettings(FinetuneConfig):
+    """Fine-tuning of the model with a classification head on the same folds (genofm.finetune)."""
+
+    resources: JobResources = setting(doc="The fine-tuning job's resources.", factory=JobResources)
+
+
+@dataclass
+class ProbeSettings(ProbeConfig):
+    """One probe task."""
+
+    model: str = setting("", "A model name of `models`.", required=True)
+    genome: str = setting("", "A genome name of `genomes`.", required=True)
+    region_set: str = setting("", "A labelled region set of that genome.", required=True)
+    finetune: FinetuneSettings = setting(doc=FinetuneSettings.__doc__, factory=FinetuneSettings)
+
+
+# --- variants ----------------------------------------------------------------------------------
+
+@dataclass
+class CallsetConfig:
+    """How the records of one call set are read (genofm.variants)."""
+
+    class_info_key: str = setting("", "INFO key holding each variant's class (e.g. a consequence); the report "
+                                      "groups scores by it and gives an AUROC for every class pair. A VEP (CSQ) "
+                                      "or snpEff (ANN) key works too: the class is then the most severe "
+                                      "consequence term of the entries for that ALT (fields found from the "
+                                      "header's Format description). Empty: no classes.")
+    contig_aliases: dict[str, str] = setting(doc="VCF contig name to reference contig name, for names the "
+                                                 "automatic matching ('chr' prefix added or removed, chrM/MT) does "
+                                                 "not find.", factory=dict)
+    regions: list[str] = setting(doc='Score only variants in these regions ("chr:start-end", 1-based, inclusive); '
+                                     'the others are written with status OUTSIDE_REGIONS. Empty: every variant.',
+                                 factory=list, items={"pattern": REGION_PATTERN})
+
+
+@dataclass
+class LabelledSnvSettings:
+    """Make this call set's VCF (at the `vcf` path, which must then be
+    results/{genome}/labelled_snvs/{callset}.vcf) from a GenBank annotation: random SNVs in coding
+    sequences classed by their true consequence (synonymous, missense, stop_gained; bacterial code,
+    table 11) plus intergenic SNVs, in INFO/CLASS."""
+
+    genbank: str = setting("", "GenBank flat file of the genome (one record); empty: the VCF is the user's.")
+    per_class: int = setting(500, "SNVs drawn per class.", minimum=1)
+    seed: int = setting(1, "Seed of the draw.")
+    within_set: str = setting("", "Draw only from genes wholly inside the regions of this region set (e.g. the "
+                                  "held-out tiles of pretraining); empty: the whole genome.")
+
+
+@dataclass
+class CallsetSettings(CallsetConfig):
+    """One call set."""
+
+    vcf: str = setting("", "VCF, bgzip/gzip VCF or BCF (sorted; an index is not needed).", required=True)
+    genome: str = setting("", "The genome (a key of `genomes`) the VCF's positions refer to.", required=True)
+    model: str = setting("", "The model (a key of `models`) that scores the variants.", required=True)
+    labelled_snvs: LabelledSnvSettings = setting(doc=LabelledSnvSettings.__doc__, factory=LabelledSnvSettings)
+    figure_region: str = setting("", 'Region ("chr:start-end", 1-based) of the in-silico mutagenesis heatmap and '
+                                     'the attention map. Empty: around the variant with the lowest LLR.')
+
+
+@dataclass
+class ScoringConfig:
+    """How variants are scored (genofm.variant_scoring), for every call set."""
+
+    window: int = setting(0, "Bases around each variant (on the token grid, variant central); 0: the model's "
+                             "whole context.", minimum=0)
+    rc_average: bool = setting(True, "Average each score over both strands.")
+    llr: bool = setting(True, "Masked-marginal LLR at the variant's token (masked LM; SNVs and MNVs inside a "
+                              "token), or the log-likelihood difference of the two windows (next-token LM).")
+    embedding: bool = setting(True, "Cosine and L2 distance between REF and ALT window embeddings (every variant, "
+                                    "indels included).")
+    embedding_layer: int = setting(-1, "Layer of the embeddings: -1 the final output, i the output of block i.",
+                                   minimum=-1)
+    near_contig_end: str = setting("shorten", "Variants whose window reaches past a contig end: score on the "
+                                              "shorter window, or leave unscored (both with status "
+                                              "NEAR_CONTIG_END).", choices=["shorten", "skip"])
+    max_n_fraction: float = setting(0.5, "Windows with a larger fraction of N are left unscored (N_IN_WINDOW).",
+                                    minimum=0, maximum=1)
+    batch_size: int = setting(32, "Sequences per forward pass.", minimum=1)
+    chunk_records: int = setting(2000, "VCF records read, scored and written at a time (bounds memory).",
+                                 minimum=1)
+    influence_bases: int = setting(32, "Next-token models on single nucleotides: the influence score is the "
+                                       "change (ALT - REF) in log-likelihood of this many bases after the variant, "
+                                       "on the strand where it is most negative; 0: off.", minimum=0)
+
+    def __post_init__(self):
+        _check_choices(self)
+        if self.window < 0 or self.batch_size < 1 or self.chunk_records < 1 or self.influence_bases < 0:
+            raise GenofmInputError("window and influence_bases must be >= 0, batch_size and chunk_records >= 1")
+
+
+@dataclass
+class VariantScoringSettings(ScoringConfig):
+    figure_tokens: int = setting(100, "Tokens of the region in the mutagenesis heatmap and attention map.",
+                                 minimum=1)
+    markov_order: int = setting(5, "Order of the Markov-model baseline scored beside the model (SNVs; learnt from "
+                                   "the model's training regions, or the reference for imported models); 0: none.",
+                                minimum=0, maximum=10)
+    resources: ScoringResources = setting(doc="The scoring jobs' resources (the figures run on the CPU).",
+                                          factory=ScoringResources)
+
+
+@dataclass
+class DownloadSettings:
+    """How the download rules fetch sources (none of it changes what is written)."""
+
+    retries: int = setting(4, "Retries after a transient network error (5xx, timeout, truncated transfer).",
+                           minimum=0, result=False)
+    backoff_seconds: float = setting(2.0, "First wait before a retry; doubles on each further retry.", minimum=0,
+                                     result=False)
+    timeout_seconds: float = setting(120, "Network timeout of one attempt, in seconds.", exclusiveMinimum=0,
+                                     result=False)
+
+
+@dataclass
+class WorkflowConfig:
+    """Configuration of the genofm workflow. Every key has a description and a default; unknown
+    keys are rejected so that a typo stops the run with a message naming the key."""
+
+    seed: int = setting(42, "Seed for every random step (sampling, initialisation, shuffling).")
+    genomes: dict[str, GenomeSettings] = setting(doc="The genomes to process, by name (used in output paths: "
+                                                     "results/{genome}/...). Several genomes make a multi-species "
+                                                     "model. Names are letters, digits, '_' and '-'.", factory=dict)
+    tokenizer: TokenizerSettings = setting(doc=TokenizerSettings.__doc__, factory=TokenizerSettings)
+    models: dict[str, ModelSettings] = setting(doc="DNA language models to pretrain, by name "
+                                                   "(results/models/{model}/). A model trains on the token sets of "
+                                                   "one or more genomes (a multi-species model), each with a "
+                                                   "sampling weight.", factory=dict)
+    embeddings: EmbeddingSettings = setting(doc=EmbedConfig.__doc__, factory=EmbeddingSettings)
+    probes: dict[str, ProbeSettings] = setting(doc="Probe tasks, by name: a classifier on the embeddings of a "
+                                                   "labelled region set, with the same classifier on k-mer "
+                                                   "frequencies beside it (results/{genome}/probes/{model}/{task}/).",
+                                               factory=dict)
+    variants: dict[str, CallsetSettings] = setting(doc="VCF call sets to score zero-shot, by name: "
+                                                       "results/{genome}/variants/{model}/{callset}.vcf.gz (+ .tbi, "
+                                                       ".tsv, .summary.json) and report figures in "
+                                                       "results/{genome}/variants/{model}/{callset}/.", factory=dict)
+    variant_scoring: VariantScoringSettings = setting(doc=ScoringConfig.__doc__, factory=VariantScoringSettings)
+    download: DownloadSettings = setting(doc=DownloadSettings.__doc__, factory=DownloadSettings)
+
+
+# --- the JSON schema -----------------------------------------------------------------------
+
+_SCALARS = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def _type_schema(hint) -> dict:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _SCALARS:
+        return {"type": _SCALARS[hint]}
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+        names = [_SCALARS[a] if a in _SCALARS else "null" for a in args]
+        return {"type": names}
+    if origin is list:
+        return {"type": "array", "items": _type_schema(args[0])}
+    if origin is dict:
+        value = args[1]
+        if dataclasses.is_dataclass(value):
+            return {"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
+                    "additionalProperties": object_schema(value)}
+        return {"type": "object", "additionalProperties": _type_schema(value)}
+    if dataclasses.is_dataclass(hint):
+        return object_schema(hint)
+    raise TypeError(f"no schema for {hint!r}")
+
+
+def _plain(value):
+    """A default as YAML/JSON writes it (dataclass instances as mappings)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value) if f.metadata.get("in_config", True)}
+    return value
+
+
+def object_schema(cls) -> dict:
+    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    properties, required = {}, []
+    for f in fields(cls):
+        meta = f.metadata
+        if not meta.get("in_config", True):
+            continue
+        sub = _type_schema(hints[f.name])
+        if dataclasses.is_dataclass(hints[f.name]):
+            sub = {k: v for k, v in sub.items() if k != "description"}
+        if meta.get("items"):
+            sub["items"] = {**sub["items"], **meta["items"]}
+        if meta.get("choices"):
+            sub["enum"] = list(meta["choices"])
+        sub.update(meta.get("limits") or {})
+        sub["description"] = meta.get("doc") or ""
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        sub["default"] = _plain(default)
+        if meta.get("required"):
+            required.append(f.name)
+        properties[f.name] = sub
+    schema = {"type": "object"}
+    if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "("):
+        schema["description"] = " ".join(cls.__doc__.split())
+    schema["additionalProperties"] = False
+    if required:
+        schema["required"] = required
+    schema["properties"] = properties
+    return schema
+
+
+def workflow_schema() -> dict:
+    body = object_schema(WorkflowConfig)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "genofm workflow configuration",
+            **body}
+
+
+def schema_yaml() -> str:
+    import yaml
+
+    header = ("# Generated from genofm/config.py by `python -m genofm.config > config/schema.yaml`: edit the\n"
+              "# dataclasses there, not this file (tests/test_config.py checks that it is current).\n")
+    return header + yaml.safe_dump(workflow_schema(), sort_keys=False, width=110, allow_unicode=True)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(schema_yaml())
+
+
+# --- clear errors for keys the schema does not know ----------------------------------------
+
+MOVED_TO_RESOURCES = {"threads", "gpus", "processes", "mem_mb", "runtime"}
+
+
+def unknown_key_problems(values: dict, cls=None, path: str = "") -> list[str]:
+    """One line per key of the config that `cls` does not have: where it is, the keys allowed
+    there, and, for a resource setting of old configs, where it lives now. Validating against
+    the schema would find them too, but print the whole schema after the key."""
+    cls = cls or WorkflowConfig
+    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    allowed = [f.name for f in fields(cls) if f.metadata.get("in_config", True)]
+    problems = []
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in allowed:
+            hint = (f"; it moved to {path + '.' if path else ''}resources.{key}"
+                    if key in MOVED_TO_RESOURCES and "resources" in allowed else "")
+            problems.append(f"unknown config key {where!r}{hint} (allowed at {path or 'the top level'}: "
+                            f"{', '.join(allowed)})")
+            continue
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            problems += unknown_key_problems(value, hint, where)
+        elif typing.get_origin(hint) is dict and dataclasses.is_dataclass(typing.get_args(hint)[1]) \
+                and isinstance(value, dict):
+            for name, item in value.items():
+                if isinstance(item, dict):
+                    problems += unknown_key_problems(item, typing.get_args(hint)[1], f"{where}.{name}")
+    return problems
+
+
+def check_config_keys(values: dict, sources) -> None:
+    """Stop on unknown keys with one line each, naming the config files they came from."""
+    problems = unknown_key_problems(values)
+    if problems:
+        files = ", ".join(map(str, sources or ["config/config.yaml"]))
+        raise GenofmInputError("\n".join([f"in {files}:", *problems]))

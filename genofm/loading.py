@@ -1,0 +1,27 @@
+"""Load a trained model and its tokenizer, whichever stage asks: embedding, fine-tuning,
+variant scoring and figures, Hugging Face export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import GenofmInputError
+from .model import DNALM
+from .tokenizer import KmerTokenizer
+
+
+def load_model_and_tokenizer(model_dir: str | Path, device="cpu") -> tuple[DNALM, KmerTokenizer]:
+    """A genofm model directory, a Hugging Face checkpoint directory, or a workflow model
+    directory holding the pointer to an imported checkpoint (huggingface.json)."""
+    from .hf import POINTER_NAME, is_hf_checkpoint, load_hf_checkpoint, load_pointer
+
+    if (Path(model_dir) / POINTER_NAME).exists():
+        return load_hf_checkpoint(load_pointer(Path(model_dir) / POINTER_NAME), device)
+    if is_hf_checkpoint(model_dir):
+        return load_hf_checkpoint(model_dir, device)
+    model = DNALM.from_pretrained(model_dir, map_location=device).eval()
+    spec = model.cfg.extra.get("tokenizer")
+    tokenizer = KmerTokenizer.from_spec(spec) if spec else KmerTokenizer.load(model_dir)
+    if tokenizer.vocab_size != model.cfg.vocab_size:
+        raise GenofmInputError(f"{model_dir}: tokenizer vocabulary ({tokenizer.vocab_size}) does not match the model's")
+    return model, tokenizer
