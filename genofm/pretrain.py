@@ -220,11 +220,25 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec], 
     process (0: torch's default). Neither changes the result."""
     if threads:
         torch.set_num_threads(threads)
-    dist = Distributed(gpus)
+    run = TrainingRun(model_cfg, train_cfg, data, Path(out_dir), Path(checkpoint_dir), provenance or {},
+                      Distributed(gpus))
     try:
-        return _train(dist, model_cfg, train_cfg, data, Path(out_dir), Path(checkpoint_dir), provenance or {})
+        return _train(run)
     finally:
-        dist.close()
+        run.dist.close()
+
+
+@dataclass
+class TrainingRun:
+    """What one train() call works on: the settings, the data, where it writes, its processes."""
+
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    data: list[DataSpec]
+    out_dir: Path
+    checkpoint_dir: Path
+    provenance: dict
+    dist: Distributed
 
 
 def result_training(train_cfg: TrainConfig) -> dict:
@@ -234,7 +248,8 @@ def result_training(train_cfg: TrainConfig) -> dict:
     return {k: v for k, v in settings.items() if k not in run_settings(TrainConfig, settings)}
 
 
-def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance):
+def _train(run: TrainingRun) -> dict:
+    model_cfg, train_cfg, data, dist = run.model_cfg, run.train_cfg, run.data, run.dist
     # Tiny gradients and Adam moments early in training are denormal floats, which x86 CPUs
     # process ~5x slower; flushing them to zero changes nothing measurable in the result.
     torch.set_flush_denormal(True)
@@ -251,7 +266,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
         raise GenofmInputError(f"model vocab_size {model_cfg.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
     model_cfg.causal = train_cfg.objective == "clm"
     model_cfg.extra = {**model_cfg.extra, "tokenizer": asdict(tokenizer.spec), "objective": train_cfg.objective,
-                       "training": result_training(train_cfg), "provenance": provenance}
+                       "training": result_training(train_cfg), "provenance": run.provenance}
     weights = np.array([d.weight for d in data], dtype=float)
     valid = [load_pool(d.genome, d.valid)[0] for d in data if d.valid]
     valid_weights = np.array([d.weight for d in data if d.valid], dtype=float)
@@ -267,6 +282,7 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
                                   lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
     print_ = log.info if dist.main else (lambda *a, **k: None)
     fp = fingerprint(model_cfg, train_cfg, data)
+    checkpoint_dir = run.checkpoint_dir
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = load_checkpoint(checkpoint_dir, model, optimizer, fp, model_cfg)
     start = state["step"] if state else 0
@@ -338,9 +354,8 @@ def _train(dist, model_cfg, train_cfg, data, out_dir, checkpoint_dir, provenance
             dist.barrier()
     summary = {}
     if dist.main:
-        summary = _write_outputs(model, tokenizer, rows, entropy, out_dir, model_cfg, train_cfg, data,
-                                 provenance, time.perf_counter() - started, dist)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the run is complete: nothing to resume
+        summary = _write_outputs(run, model, tokenizer, rows, entropy, time.perf_counter() - started)
+        shutil.rmtree(run.checkpoint_dir, ignore_errors=True)  # the run is complete: nothing to resume
     dist.barrier()
     return summary
 
@@ -375,12 +390,13 @@ METRIC_COLUMNS = ["step", "train_loss", "val_loss", "val_ppl", "val_acc", "lr", 
                   "unigram_entropy"]
 
 
-def _write_outputs(model, tokenizer, rows, entropy, out_dir, model_cfg, train_cfg, data, provenance,
-                   seconds, dist) -> dict:
+def _write_outputs(run: TrainingRun, model: DNALM, tokenizer, rows: list[dict], entropy: float,
+                   seconds: float) -> dict:
     import pandas as pd
 
     from .plots import plot_loss
 
+    out_dir = run.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.safetensors") as tmp_weights:
         model.save_pretrained(tmp_weights.parent)  # writes model.safetensors + config.json there
@@ -393,12 +409,12 @@ def _write_outputs(model, tokenizer, rows, entropy, out_dir, model_cfg, train_cf
         plot_loss(metrics, entropy, tmp)
     last_val = metrics["val_loss"].dropna()
     summary = {
-        "parameters": model.num_parameters(), "steps": train_cfg.max_steps, "seconds": round(seconds, 1),
+        "parameters": model.num_parameters(), "steps": run.train_cfg.max_steps, "seconds": round(seconds, 1),
         "unigram_entropy": entropy, "final_train_loss": float(metrics["train_loss"].iloc[-1]) if len(metrics) else None,
         "final_val_loss": float(last_val.iloc[-1]) if len(last_val) else None,
-        "hardware": hardware(dist),
-        "torch": torch.__version__, "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
-        "data": [asdict(d) for d in data], **provenance,
+        "hardware": hardware(run.dist),
+        "torch": torch.__version__, "model_config": asdict(run.model_cfg), "train_config": asdict(run.train_cfg),
+        "data": [asdict(d) for d in run.data], **run.provenance,
     }
     with atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

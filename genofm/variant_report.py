@@ -9,7 +9,9 @@ the last layer over the region's first ~100 tokens.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+from pathlib import Path
 
 import matplotlib
 
@@ -96,9 +98,7 @@ def plot_score_distributions(table: pd.DataFrame, path, title: str) -> None:
 def training_line(summary_path) -> str:
     """"\nmodel: 1.0M parameters, 2000 steps on <hardware>" from a pretraining summary (the run
     time is in the summary and the report, not here: a figure stays the same on a rerun)."""
-    import json
-
-    summary = json.loads(open(summary_path).read())
+    summary = json.loads(Path(summary_path).read_text())
     return f"\nmodel: {summary['parameters'] / 1e6:.2f}M parameters, {summary['steps']} steps on {summary['hardware']}"
 
 
@@ -208,7 +208,7 @@ def ism_matrix(scorer: VariantScorer, contig: str, start: int, end: int) -> tupl
     alleles = saturation_alleles(scorer.fasta, contig, start, end)
     scorer.score(alleles)
     score = ism_score(scorer)
-    matrix = np.zeros((4, end - start))
+    matrix = np.zeros((len(BASES), end - start))
     for a in alleles:
         matrix[BASES.index(a.alt), a.pos - start] = a.scores.get(score, np.nan)
     return matrix, scorer.fasta.fetch(contig, start, end).upper()
@@ -222,7 +222,7 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
     axes[0].set_ylabel(f"mean -{score}", fontsize=8)
     limit = np.nanmax(np.abs(matrix)) or 1.0
     image = axes[1].imshow(matrix, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
-    axes[1].set_yticks(range(4), list(BASES))
+    axes[1].set_yticks(range(len(BASES)), list(BASES))
     step = max(1, width // 20)
     axes[1].set_xticks(range(0, width, step), [f"{start + i + 1:,}" for i in range(0, width, step)],
                        rotation=45, ha="right", fontsize=7)

@@ -28,6 +28,7 @@ import bisect
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pysam
@@ -45,11 +46,58 @@ from .vcf import SCORED_STATUSES, Allele
 log = logging.getLogger(__name__)
 
 
+class WindowKey(NamedTuple):
+    """A scoring window on the reference: contig and 0-based, half-open bounds."""
+
+    contig: str
+    start: int
+    end: int
+
+
+class _Job(NamedTuple):
+    """One allele to score, its window and the window's sequence."""
+
+    allele: Allele
+    window: WindowKey
+    seq: str
+
+
+class _Layout(NamedTuple):
+    """A window's body token ids, and each token's start in the window and length in bases."""
+
+    ids: np.ndarray
+    starts: list[int]
+    lengths: list[int]
+
+
+class _Strand(NamedTuple):
+    """An allele as one strand reads it: the window on that strand, where the allele starts in it
+    and its REF and ALT on that strand."""
+
+    name: str  # "fwd" or "rev"
+    seq: str
+    rel: int
+    ref: str
+    alt: str
+
+
+class PassKey(NamedTuple):
+    """One masked forward pass: a window on one strand, cropped to the model's context from token
+    `crop`, with token `token` masked. `allele` is the job's index when passes are not shared
+    (the naive scorer: one pass per variant), None when they are."""
+
+    window: WindowKey
+    strand: str
+    allele: int | None
+    crop: int
+    token: int
+
+
 @dataclass
 class _Site:
     """Where one allele is read off a masked pass: the pass's key and the two token ids."""
 
-    key: tuple
+    key: PassKey
     ref_id: int
     alt_id: int
 
@@ -110,9 +158,9 @@ class VariantScorer:
         cut = start < 0 or end > length
         return max(0, start), min(end, length), cut
 
-    def prepare(self, alleles: list[Allele]) -> list[tuple[Allele, tuple, str]]:
+    def prepare(self, alleles: list[Allele]) -> list[_Job]:
         """Windows of the scoreable alleles; sets NEAR_CONTIG_END / N_IN_WINDOW statuses."""
-        sequences: dict[tuple, str] = {}
+        sequences: dict[WindowKey, str] = {}
         jobs = []
         for a in alleles:
             if a.status not in SCORED_STATUSES:
@@ -122,7 +170,7 @@ class VariantScorer:
                 a.status = "NEAR_CONTIG_END"
                 if self.cfg.near_contig_end == "skip":
                     continue
-            key = (a.ref_chrom, start, end)
+            key = WindowKey(a.ref_chrom, start, end)
             if key not in sequences:
                 sequences[key] = self.fasta.fetch(a.ref_chrom, start, end).upper()
             seq = sequences[key]
@@ -130,7 +178,7 @@ class VariantScorer:
                 a.status = "N_IN_WINDOW"
                 continue
             a.scores["window"] = f"{a.ref_chrom}:{start + 1}-{end}"
-            jobs.append((a, key, seq))
+            jobs.append(_Job(a, key, seq))
         return jobs
 
     def score(self, alleles: list[Allele]) -> None:
@@ -147,7 +195,7 @@ class VariantScorer:
 
     # --- masked-marginal LLR ------------------------------------------------------------
 
-    def token_layouts(self, sequences: list[str]) -> list[tuple[np.ndarray, list[int], list[int]]]:
+    def token_layouts(self, sequences: list[str]) -> list[_Layout]:
         """Body token ids of each window and each token's start and length in bases (one
         tokenizer call for all: per-call overhead dominates on short windows)."""
         if not sequences:
@@ -158,45 +206,46 @@ class VariantScorer:
         starts = np.cumsum(lengths) - lengths
         layouts = []
         for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):  # lists: bisect beats numpy per call
-            layouts.append((ids[a:b], (starts[a:b] - starts[a]).tolist(), lengths[a:b].tolist()))
+            layouts.append(_Layout(ids[a:b], (starts[a:b] - starts[a]).tolist(), lengths[a:b].tolist()))
         return layouts
 
-    def masked_site(self, seq: str, layout, rel: int, ref: str, alt: str, tag: tuple) -> _Site | None:
-        """The pass and token ids scoring ref->alt at `rel` in `seq`; None across tokens."""
+    def masked_site(self, strand: _Strand, layout: _Layout, window: WindowKey, allele: int | None) -> _Site | None:
+        """The pass and token ids scoring the strand's ref->alt; None across tokens."""
         ids, starts, lengths = layout
-        j = bisect.bisect_right(starts, rel) - 1
-        if rel + len(ref) > starts[j] + lengths[j]:
+        j = bisect.bisect_right(starts, strand.rel) - 1
+        if strand.rel + len(strand.ref) > starts[j] + lengths[j]:
             return None  # the variant spans two tokens: no single masked token holds it
-        token = seq[starts[j]:starts[j] + lengths[j]]
-        offset = rel - starts[j]
-        alt_token = token[:offset] + alt + token[offset + len(ref):]
+        token = strand.seq[starts[j]:starts[j] + lengths[j]]
+        offset = strand.rel - starts[j]
+        alt_token = token[:offset] + strand.alt + token[offset + len(strand.ref):]
         crop = 0 if ids.size <= self.context else min(max(0, j - self.context // 2), ids.size - self.context)
-        return _Site(key=(*tag, crop, j), ref_id=int(ids[j]), alt_id=self.tokenizer.token_to_id[alt_token])
+        return _Site(key=PassKey(window, strand.name, allele, crop, j), ref_id=int(ids[j]),
+                     alt_id=self.tokenizer.token_to_id[alt_token])
 
-    def masked_llr(self, jobs) -> None:
-        jobs = [job for job in jobs if len(job[0].ref) == len(job[0].alt)]
-        windows: dict[tuple, str] = {}
+    def masked_llr(self, jobs: list[_Job]) -> None:
+        jobs = [job for job in jobs if len(job.allele.ref) == len(job.allele.alt)]
+        windows: dict[tuple[WindowKey, str], str] = {}
         for _, key, seq in jobs:
             windows[key, "fwd"] = seq
             if self.cfg.rc_average:
                 windows[key, "rev"] = reverse_complement(seq)
         layouts = dict(zip(windows, self.token_layouts(list(windows.values()))))
         sites: list[tuple[Allele, str, _Site]] = []
-        bodies: dict[tuple, np.ndarray] = {}
+        bodies: dict[PassKey, np.ndarray] = {}
         for n, (a, key, seq) in enumerate(jobs):
-            rel = a.pos - key[1]
-            strands = [("fwd", seq, rel, a.ref, a.alt)]
+            rel = a.pos - key.start
+            strands = [_Strand("fwd", seq, rel, a.ref, a.alt)]
             if self.cfg.rc_average:
-                strands.append(("rev", windows[key, "rev"], len(seq) - rel - len(a.ref), reverse_complement(a.ref),
-                                reverse_complement(a.alt)))
+                strands.append(_Strand("rev", windows[key, "rev"], len(seq) - rel - len(a.ref),
+                                       reverse_complement(a.ref), reverse_complement(a.alt)))
             found = []
-            for strand, s, r, ref, alt in strands:
-                tag = (key, strand) if self.share_passes else (key, strand, n)
-                site = self.masked_site(s, layouts[key, strand], r, ref, alt, tag)
+            for strand in strands:
+                layout = layouts[key, strand.name]
+                site = self.masked_site(strand, layout, key, None if self.share_passes else n)
                 if site is None:
                     break
-                found.append((a, strand, site))
-                bodies.setdefault(site.key, layouts[key, strand][0])
+                found.append((a, strand.name, site))
+                bodies.setdefault(site.key, layout.ids)
             if len(found) == len(strands):
                 sites += found
         values = self.run_masked(bodies, sites)
@@ -208,9 +257,9 @@ class VariantScorer:
                     else a.scores["llr_fwd"]
 
     @torch.no_grad()
-    def run_masked(self, bodies: dict[tuple, np.ndarray], sites) -> dict[int, float]:
+    def run_masked(self, bodies: dict[PassKey, np.ndarray], sites) -> dict[int, float]:
         """One masked pass per key; returns each site's log P(alt) - log P(ref)."""
-        by_key: dict[tuple, list] = {}
+        by_key: dict[PassKey, list] = {}
         for _, _, site in sites:
             by_key.setdefault(site.key, []).append(site)
         keys = sorted(by_key, key=lambda key: min(bodies[key].size, self.context))
@@ -222,7 +271,7 @@ class VariantScorer:
             ids[:, 0] = CLS
             where = torch.zeros_like(ids, dtype=torch.bool)
             for i, key in enumerate(batch):
-                crop, j = key[-2], key[-1]
+                crop, j = key.crop, key.token
                 body = bodies[key][crop:crop + self.context]
                 ids[i, 1:1 + body.size] = torch.from_numpy(body.astype(np.int64))
                 ids[i, 1 + j - crop] = MASK
@@ -265,7 +314,7 @@ class VariantScorer:
             self.passes["lldiff"] += len(batch)
         return out
 
-    def loglik_difference(self, jobs) -> None:
+    def loglik_difference(self, jobs: list[_Job]) -> None:
         """lldiff (both strands averaged when rc_average) and, for 1-mers, the influence."""
         strands = [False] + ([True] if self.cfg.rc_average else [])
         ref_keys = sorted({key for _, key, _ in jobs})
@@ -283,7 +332,7 @@ class VariantScorer:
                 if self.scores_influence:
                     # the bases after the variant in this strand's reading direction: after the
                     # allele on the forward strand, before it (in genome order) on the reverse
-                    rel = a.pos - key[1]
+                    rel = a.pos - key.start
                     alt_length = len(seq) - len(a.ref) + len(a.alt)  # before any cut to the context
                     if reverse:
                         ref_from, alt_from, count = len(seq) - rel, alt_length - rel, rel
@@ -299,7 +348,7 @@ class VariantScorer:
 
     # --- embedding distances ------------------------------------------------------------
 
-    def embedding_distances(self, jobs) -> None:
+    def embedding_distances(self, jobs: list[_Job]) -> None:
         ref_keys = sorted({key for _, key, _ in jobs})
         ref_seq = {key: seq for _, key, seq in jobs}
         strands = 2 if self.cfg.rc_average else 1
@@ -314,7 +363,7 @@ class VariantScorer:
             a.scores["emb_cosine"], a.scores["emb_l2"] = max(0.0, c), d
 
 
-def alt_window(a: Allele, key: tuple, seq: str) -> str:
+def alt_window(a: Allele, key: WindowKey, seq: str) -> str:
     """The window's sequence with the allele applied."""
-    rel = a.pos - key[1]
+    rel = a.pos - key.start
     return seq[:rel] + a.alt + seq[rel + len(a.ref):]

@@ -14,8 +14,9 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pysam
 
@@ -24,9 +25,12 @@ from .config import CallsetConfig
 from .errors import GenofmInputError
 from .loading import load_model_and_tokenizer
 from .markov import MarkovModel
+from .model import DNALM
 from .provenance import provenance
+from .tokenizer import KmerTokenizer
 from .variant_scoring import ScoringConfig, VariantScorer
-from .vcf import STATUSES, AlleleChecker, info_fields, iter_records, open_vcf, readable_vcf, scan_vcf
+from .vcf import (SCORED_STATUSES, STATUSES, AlleleChecker, InfoField, info_fields, iter_records, open_vcf,
+                  readable_vcf, scan_vcf)
 from .vcf_writer import annotated_header, annotated_line, write_bgzip_vcf_index
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,58 @@ _CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACG
 
 
 _SCORE_COLUMNS = TABLE_COLUMNS[TABLE_COLUMNS.index("llr"):]
+
+
+@dataclass(frozen=True)
+class ScoringInputs:
+    """What a scoring run reads: the model, the reference, the VCF and, optionally, a Markov
+    baseline whose score SNVs also get (column and INFO `markov`) beside the model's."""
+
+    model_dir: str | Path
+    fasta: str | Path
+    vcf: str | Path
+    baseline: MarkovModel | None = None
+
+
+@dataclass(frozen=True)
+class ScoringOutputs:
+    """What a scoring run writes: the annotated VCF (bgzip, tabix index beside it), the table (TSV)
+    and the summary (JSON)."""
+
+    vcf: str | Path
+    table: str | Path
+    summary: str | Path
+
+    @property
+    def tbi(self) -> Path:
+        return Path(str(self.vcf) + ".tbi")
+
+
+@dataclass(frozen=True)
+class _LoadedModel:
+    """The model a run scores with, its tokenizer and the device it runs on."""
+
+    model: DNALM
+    tokenizer: KmerTokenizer
+    device: str
+
+
+@dataclass(frozen=True)
+class _Sinks:
+    """Where scored records go: the bgzip VCF with its INFO fields, and the table."""
+
+    vcf: pysam.BGZFile
+    fields: list[InfoField]
+    table: Any  # a csv.writer
+
+
+@dataclass
+class _Tally:
+    """Records and alleles written so far, and the alleles' statuses."""
+
+    records: int = 0
+    alleles: int = 0
+    statuses: Counter = field(default_factory=Counter)
 
 
 def table_row(a) -> list:
@@ -62,78 +118,77 @@ def warn_on_mismatches(statuses: Counter, path) -> None:
                     "contig_aliases maps names", path, statuses["UNKNOWN_CONTIG"])
 
 
-def score_vcf(model_dir: str | Path, fasta_path: str | Path, vcf_path: str | Path, out_vcf: str | Path,
-              out_table: str | Path, out_summary: str | Path, cfg: ScoringConfig, callset: CallsetConfig,
-              meta: dict | None = None, device: str = "cpu", baseline: MarkovModel | None = None) -> dict:
-    """Score `vcf_path`; writes out_vcf (bgzip) + out_vcf.tbi, out_table (TSV), out_summary (JSON).
-    With a Markov `baseline`, SNVs also get its score (column and INFO `markov`) beside the model's."""
-    model, tokenizer = load_model_and_tokenizer(model_dir, device)
-    with readable_vcf(vcf_path) as readable:
-        return _score_vcf(model, tokenizer, model_dir, fasta_path, readable, vcf_path, out_vcf, out_table,
-                          out_summary, cfg, callset, meta, device, baseline)
+def score_vcf(inputs: ScoringInputs, outputs: ScoringOutputs, cfg: ScoringConfig, callset: CallsetConfig,
+              meta: dict | None = None, device: str = "cpu") -> dict:
+    """Score `inputs.vcf`; writes `outputs`: the VCF (bgzip) + its .tbi, the table (TSV), the summary (JSON)."""
+    model, tokenizer = load_model_and_tokenizer(inputs.model_dir, device)
+    with readable_vcf(inputs.vcf) as readable:
+        return _score_vcf(_LoadedModel(model, tokenizer, device), readable, inputs, outputs, cfg, callset, meta)
 
 
-def _score_vcf(model, tokenizer, model_dir, fasta_path, readable, vcf_path, out_vcf, out_table, out_summary,
-               cfg, callset, meta, device, baseline=None) -> dict:
+def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: ScoringOutputs, cfg: ScoringConfig,
+               callset: CallsetConfig, meta: dict | None) -> dict:
+    model, tokenizer, baseline, vcf_path = loaded.model, loaded.tokenizer, inputs.baseline, inputs.vcf
     scan = scan_vcf(readable, vcf_path)
     log.info("%s: %d records on %d contigs", vcf_path, scan.n_records, len(scan.contigs))
-    out_tbi = Path(str(out_vcf) + ".tbi")
     started = time.perf_counter()
-    with pysam.FastaFile(str(fasta_path)) as fasta, \
-            atomic_paths(out_vcf, out_table, out_summary, out_tbi) as (tmp_vcf, tmp_table, tmp_summary, tmp_tbi):
+    with pysam.FastaFile(str(inputs.fasta)) as fasta, \
+            atomic_paths(outputs.vcf, outputs.table, outputs.summary, outputs.tbi) as tmp_paths:
+        tmp_vcf, tmp_table, tmp_summary, tmp_tbi = tmp_paths
         checker = AlleleChecker(fasta, callset.contig_aliases, callset.regions, callset.class_info_key)
-        scorer = VariantScorer(model, tokenizer, fasta, cfg, device)
+        scorer = VariantScorer(model, tokenizer, fasta, cfg, loaded.device)
+        window_bases = scorer.window_tokens * tokenizer.k
         score_names = scorer.score_names + (["markov"] if baseline else [])
         fields = info_fields(score_names, baseline.order if baseline else 0)
         score_baseline = (lambda alleles: markov_scores(baseline, fasta, alleles)) if baseline else (lambda _: None)
         header_meta = {
-            "genofm_model": {"Path": str(model_dir), "Objective": "clm" if model.cfg.causal else "mlm",
+            "genofm_model": {"Path": str(inputs.model_dir), "Objective": "clm" if model.cfg.causal else "mlm",
                              "Parameters": model.num_parameters(), "Tokenizer": f"k={tokenizer.k}"},
-            "genofm_scoring": {"Window": scorer.window_tokens * tokenizer.k, "Reference": str(fasta_path),
+            "genofm_scoring": {"Window": window_bases, "Reference": str(inputs.fasta),
                                **{k: v for k, v in asdict(cfg).items() if k != "window"}},
             **(meta or {}),
         }
-        statuses: Counter = Counter()
-        n_out = n_alleles = 0
+        tally = _Tally()
         with open_vcf(readable, vcf_path) as vcf, pysam.BGZFile(str(tmp_vcf), "wb") as out, \
                 open(tmp_table, "w", newline="") as table_file:
             out.write(annotated_header(scan.header_text, fields, header_meta).encode())
             table = csv.writer(table_file, delimiter="\t", lineterminator="\n")
             table.writerow(TABLE_COLUMNS)
+            sinks = _Sinks(out, fields, table)
             chunk: list = []
             for number, record in iter_records(vcf, vcf_path):
                 chunk.append((number, record))
                 if len(chunk) == cfg.chunk_records:
-                    n_out, n_alleles = _flush(chunk, checker, scorer, score_baseline, fields, out, table, statuses,
-                                              n_out, n_alleles)
+                    _flush(chunk, checker, scorer, score_baseline, sinks, tally)
                     chunk = []
-                    rate = n_alleles / (time.perf_counter() - started)
-                    log.info("scored %d/%d records (%.0f variants/s, ETA %.0f s)", n_out, scan.n_records, rate,
-                             (scan.n_records - n_out) * n_alleles / n_out / rate)
+                    rate = tally.alleles / (time.perf_counter() - started)
+                    log.info("scored %d/%d records (%.0f variants/s, ETA %.0f s)", tally.records, scan.n_records,
+                             rate, (scan.n_records - tally.records) * tally.alleles / tally.records / rate)
             if chunk:
-                n_out, n_alleles = _flush(chunk, checker, scorer, score_baseline, fields, out, table, statuses,
-                                          n_out, n_alleles)
-        if n_out != scan.n_records:
-            raise GenofmInputError(f"{vcf_path}: read {n_out} records but the first pass counted {scan.n_records}")
+                _flush(chunk, checker, scorer, score_baseline, sinks, tally)
+        statuses = tally.statuses
+        if tally.records != scan.n_records:
+            raise GenofmInputError(f"{vcf_path}: read {tally.records} records but the first pass counted "
+                                   f"{scan.n_records}")
         os.replace(write_bgzip_vcf_index(tmp_vcf), tmp_tbi)
         warn_on_mismatches(statuses, vcf_path)
         seconds = time.perf_counter() - started
         summary = {
-            "vcf": str(vcf_path), "records_in": scan.n_records, "records_out": n_out, "alleles": n_alleles,
-            "statuses": {s: statuses[s] for s in STATUSES if statuses[s]},
+            "vcf": str(vcf_path), "records_in": scan.n_records, "records_out": tally.records,
+            "alleles": tally.alleles, "statuses": {s: statuses[s] for s in STATUSES if statuses[s]},
             "forward_passes": dict(sorted(scorer.passes.items())),
-            "scores": score_names, "markov_order": baseline.order if baseline else None, "window_bases": scorer.window_tokens * tokenizer.k,
-            "scoring": asdict(cfg), "callset": asdict(callset), "model": str(model_dir),
+            "scores": score_names, "markov_order": baseline.order if baseline else None, "window_bases": window_bases,
+            "scoring": asdict(cfg), "callset": asdict(callset), "model": str(inputs.model_dir),
             "provenance": provenance(),
         }
         Path(tmp_summary).write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("%d records, %d alleles in %.1f s; statuses %s", n_out, n_alleles, seconds, dict(statuses))
+    log.info("%d records, %d alleles in %.1f s; statuses %s", tally.records, tally.alleles, seconds, dict(statuses))
     return summary
 
 
 def markov_scores(baseline: MarkovModel, fasta: pysam.FastaFile, alleles) -> None:
     """The Markov baseline's log-likelihood difference of each scorable SNV, into a.scores."""
-    snvs = [a for a in alleles if a.status in ("OK", "NEAR_CONTIG_END") and a.kind == "snv"]
+    snvs = [a for a in alleles if a.status in SCORED_STATUSES and a.kind == "snv"]
     k = baseline.order
     windows = [fasta.fetch(a.ref_chrom, a.pos - k, a.pos + k + 1) if a.pos >= k else "" for a in snvs]
     for a, score in zip(snvs, baseline.score_windows(windows, [a.alt for a in snvs])):
@@ -141,14 +196,17 @@ def markov_scores(baseline: MarkovModel, fasta: pysam.FastaFile, alleles) -> Non
             a.scores["markov"] = float(score)
 
 
-def _flush(chunk, checker, scorer, score_baseline, fields, out, table, statuses, n_out, n_alleles):
-    """Check, score and write one chunk of records; returns the updated counts."""
+def _flush(chunk, checker: AlleleChecker, scorer: VariantScorer, score_baseline, sinks: _Sinks,
+           tally: _Tally) -> None:
+    """Check, score and write one chunk of records; counts them into `tally`."""
     per_record = [checker.alleles(number, record) for number, record in chunk]
-    scorer.score([a for alleles in per_record for a in alleles])
-    score_baseline([a for alleles in per_record for a in alleles])
-    for (_, record), alleles in zip(chunk, per_record):
-        out.write(annotated_line(record, alleles, fields).encode())
-        for a in alleles:
-            table.writerow(table_row(a))
-            statuses[a.status] += 1
-    return n_out + len(chunk), n_alleles + sum(len(a) for a in per_record)
+    alleles = [a for record_alleles in per_record for a in record_alleles]
+    scorer.score(alleles)
+    score_baseline(alleles)
+    for (_, record), record_alleles in zip(chunk, per_record):
+        sinks.vcf.write(annotated_line(record, record_alleles, sinks.fields).encode())
+        for a in record_alleles:
+            sinks.table.writerow(table_row(a))
+            tally.statuses[a.status] += 1
+    tally.records += len(chunk)
+    tally.alleles += len(alleles)

@@ -60,6 +60,12 @@ def test_shipped_configs_validate_and_get_defaults(config):
             assert "max_n_fraction" in region_set
 
 
+def test_python_lint_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_snakefmt_is_clean():
     proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO,
                           capture_output=True, text=True)

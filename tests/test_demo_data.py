@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import pytest

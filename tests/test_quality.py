@@ -15,7 +15,7 @@ import pysam
 import pytest
 import torch
 
-from conftest import REPO, TESTDATA
+from conftest import TESTDATA
 from genofm.consequence import Cds, coding_snvs, labelled_snv_set, read_genbank_cds, write_vcf
 from genofm.errors import GenofmInputError
 from genofm.markov import MarkovModel

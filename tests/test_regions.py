@@ -3,7 +3,6 @@ annotation and tiling sets; bad inputs give errors naming file and line."""
 
 from __future__ import annotations
 
-import gzip
 import subprocess
 
 import numpy as np

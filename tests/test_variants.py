@@ -24,7 +24,7 @@ from genofm.tokenizer import CLS, MASK, KmerTokenizer
 from genofm.variant_report import (class_pair_aurocs, figure_region, ism_matrix, ism_score, read_scores,
                                    saturation_alleles, top_variants)
 from genofm.variant_scoring import ScoringConfig, VariantScorer
-from genofm.variants import CallsetConfig, score_vcf
+from genofm.variants import CallsetConfig, ScoringInputs, ScoringOutputs, score_vcf
 from genofm.vcf import Allele, contig_resolver
 
 HEADER = """##fileformat=VCFv4.2
@@ -275,7 +275,8 @@ def status_vcf(tmp_path, seqs) -> tuple[Path, list[list[str]]]:
 
 def run_scoring(model_dir, fasta, vcf, out: Path, **cfg):
     callset = cfg.pop("callset", CallsetConfig(class_info_key="CLASS"))
-    return score_vcf(model_dir, fasta, vcf, out / "out.vcf.gz", out / "out.tsv", out / "summary.json",
+    return score_vcf(ScoringInputs(model_dir, fasta, vcf),
+                     ScoringOutputs(out / "out.vcf.gz", out / "out.tsv", out / "summary.json"),
                      ScoringConfig(**cfg), callset)
 
 

@@ -186,20 +186,38 @@ def test_demo_sequences_equal_bedtools(demo_run, tmp_path):
         assert [line.split("\t")[1] for line in out.splitlines()] == list(regions["sequence"])
 
 
-def test_rerun_from_scratch_gives_identical_files(demo_run, tmp_path):
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    snakemake(tmp_path)
-    outputs = sorted(p.relative_to(demo_run) for top in ("resources", "results")
-                     for p in (demo_run / top).rglob("*") if p.is_file())
+def small_demo_config() -> dict:
+    """The demo made small: every stage in about a minute on 2 cores (a short pretraining, two
+    folds of one fine-tuning epoch, a fifth of the variants scored, a smaller figure)."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["models"]["demo_mlm"]["training"].update(max_steps=40, eval_every=20, checkpoint_every=20,
+                                                    metrics_every=10, eval_windows=32)
+    config["probes"]["promoters"].update(folds=2)
+    config["probes"]["promoters"]["finetune"]["epochs"] = 1
+    config["variants"]["demo_variants"]["regions"] = ["chr1:1-300000"]
+    config["variant_scoring"]["figure_tokens"] = 40
+    return config
+
+
+def test_two_runs_from_scratch_give_identical_files(tmp_path):
+    """Every stage twice from scratch, in two directories: the same files, byte for byte."""
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run in runs:
+        run.mkdir()
+        for name in WORKFLOW_FILES:
+            src = REPO / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, run / name)
+        snakemake(run, "--configfile", str(write_config(run, small_demo_config())))
+    first, second = runs
+    outputs = sorted(p.relative_to(first) for top in ("resources", "results")
+                     for p in (first / top).rglob("*") if p.is_file())
     assert len(outputs) > 40
     for rel in outputs:
         if rel.name in TIME_DEPENDENT:
             continue
-        assert (tmp_path / rel).read_bytes() == (demo_run / rel).read_bytes(), rel
+        assert (second / rel).read_bytes() == (first / rel).read_bytes(), rel
     # metrics.tsv records speed, summary.json the run time: everything else in them is equal
-    ours, theirs = (pd.read_csv(d / "results/models/demo_mlm/metrics.tsv", sep="\t") for d in (demo_run, tmp_path))
+    ours, theirs = (pd.read_csv(d / "results/models/demo_mlm/metrics.tsv", sep="\t") for d in runs)
     pd.testing.assert_frame_equal(ours.drop(columns="tokens_per_s"), theirs.drop(columns="tokens_per_s"))
 
 
@@ -339,3 +357,27 @@ def test_checksum_mismatch_leaves_no_reference(tmp_path):
     assert proc.returncode != 0
     assert "checksum" in (tmp_path / "logs/demo/download_reference.log").read_text().lower()
     assert not list((tmp_path / "resources").rglob("genome.fa.gz*"))
+
+
+def test_two_training_processes_through_the_rule_equal_one(tmp_path):
+    """resources.processes: 2 runs the pretrain rule's script under torchrun (gloo on the CPU);
+    the model equals the one-process model at the same batch size."""
+    weights = {}
+    for processes in (1, 2):
+        run = tmp_path / f"p{processes}"
+        run.mkdir()
+        for name in WORKFLOW_FILES:
+            src = REPO / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, run / name)
+        config = small_demo_config()
+        config["models"]["demo_mlm"]["training"].update(max_steps=8, eval_every=4, checkpoint_every=100,
+                                                        micro_batch_size=16)
+        config["models"]["demo_mlm"]["resources"] = {"processes": processes, "threads": 2}
+        snakemake(run, "results/models/demo_mlm/model.safetensors", "--configfile", str(write_config(run, config)))
+        log = (run / "logs/models/demo_mlm/pretrain.log").read_text()
+        assert f"{processes} process(es)" in log
+        from genofm.model import DNALM
+
+        weights[processes] = DNALM.from_pretrained(run / "results/models/demo_mlm").state_dict()
+    for name, tensor in weights[1].items():
+        torch.testing.assert_close(weights[2][name], tensor, atol=2e-5, rtol=1e-4, msg=name)

@@ -4,7 +4,7 @@ from genofm.devices import torch_device
 from genofm.markov import fit_markov
 from genofm.provenance import provenance
 from genofm.variant_scoring import ScoringConfig
-from genofm.variants import CallsetConfig, score_vcf
+from genofm.variants import CallsetConfig, ScoringInputs, ScoringOutputs, score_vcf
 from genofm.workflow import run_script
 
 
@@ -18,9 +18,10 @@ def main(smk):
     baseline = None
     if smk.params.markov_order:
         baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
-    score_vcf(smk.params.model_dir, smk.input.fasta, smk.input.vcf, smk.output.vcf, smk.output.table,
-              smk.output.summary, ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset),
-              meta=meta, baseline=baseline, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
+    score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline),
+              ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary),
+              ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset),
+              meta=meta, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
 
 
 run_script(main, snakemake)  # noqa: F821

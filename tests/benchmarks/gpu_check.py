@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from genofm.embed import EmbedConfig, embed_regions  # noqa: E402
 from genofm.model import DNALM, ModelConfig  # noqa: E402
 from genofm.variant_scoring import ScoringConfig  # noqa: E402
-from genofm.variants import CallsetConfig, score_vcf  # noqa: E402
+from genofm.variants import CallsetConfig, ScoringInputs, ScoringOutputs, score_vcf  # noqa: E402
 
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
 FAILED: list[str] = []
@@ -125,12 +125,14 @@ def compare_scores(workdir: Path, config: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()
-        score_vcf(model_dir, fasta, vcf, tmp / "cpu.vcf.gz", tmp / "cpu.tsv", tmp / "cpu.json",
+        score_vcf(ScoringInputs(model_dir, fasta, vcf),
+                  ScoringOutputs(tmp / "cpu.vcf.gz", tmp / "cpu.tsv", tmp / "cpu.json"),
                   ScoringConfig(**scoring), CallsetConfig(class_info_key="CLASS"), device="cpu")
         cpu_seconds = time.perf_counter() - started
         on_cpu = pd.read_csv(tmp / "cpu.tsv", sep="\t")
         started = time.perf_counter()
-        score_vcf(model_dir, fasta, vcf, tmp / "gpu.vcf.gz", tmp / "gpu.tsv", tmp / "gpu.json",
+        score_vcf(ScoringInputs(model_dir, fasta, vcf),
+                  ScoringOutputs(tmp / "gpu.vcf.gz", tmp / "gpu.tsv", tmp / "gpu.json"),
                   ScoringConfig(**scoring), CallsetConfig(class_info_key="CLASS"), device="cuda")
         gpu_seconds = time.perf_counter() - started
     print(f"variant scoring, {len(on_cpu)} records: CPU {cpu_seconds:.1f} s, GPU {gpu_seconds:.1f} s (in this process)")

@@ -137,14 +137,15 @@ def write_stream_vcf(path: Path, seqs: dict[str, str], n_records: int) -> None:
 def stream_child(model_dir, fasta, vcf, out_dir, only_load, threads):
     torch.set_num_threads(threads)
     from genofm.loading import load_model_and_tokenizer
-    from genofm.variants import CallsetConfig, score_vcf
+    from genofm.variants import CallsetConfig, ScoringInputs, ScoringOutputs, score_vcf
 
     out = Path(out_dir)
     records = [0, 0]
     if only_load:
         load_model_and_tokenizer(model_dir)
     else:
-        summary = score_vcf(model_dir, fasta, vcf, out / "out.vcf.gz", out / "out.tsv", out / "summary.json",
+        summary = score_vcf(ScoringInputs(model_dir, fasta, vcf),
+                            ScoringOutputs(out / "out.vcf.gz", out / "out.tsv", out / "summary.json"),
                             ScoringConfig(embedding=False, batch_size=256, chunk_records=4000), CallsetConfig())
         records = [summary["records_in"], summary["records_out"]]
     # VmHWM, not getrusage's ru_maxrss: that one survives fork + exec, so a child would report
