@@ -2,7 +2,7 @@
 # Stages live in rules/*.smk; helpers in rules/common.smk; config/schema.yaml documents every key.
 from snakemake.utils import min_version, validate
 
-from genofm.config import check_config_keys
+from genofm.schema import check_config_keys
 
 min_version("9.0")
 

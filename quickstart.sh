@@ -76,7 +76,7 @@ case "$command" in
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+from collections import Counter
 import logging
 import zlib
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ LINE_WIDTH = 60
 SOFT_MASK_MODES = ("keep", "upper")
 AMBIGUOUS_MODES = ("error", "to_n")
 _WRITE_BATCH = LINE_WIDTH * 4096  # bases buffered before a write: few, large BGZF writes
+# bytes.translate deletion table: everything except the IUPAC ambiguity codes (C-speed count)
+_NOT_IUPAC = bytes(b for b in range(256) if chr(b) not in IUPAC_AMBIGUITY)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class _Contig:
     keep: bool
     length: int = 0
     n_count: int = 0
+    converted: Counter | None = None  # IUPAC code -> count turned into N (ambiguous_bases=to_n)
 
 
 def prepare_reference(
@@ -152,6 +156,8 @@ def _convert(
     rows: list[dict[str, object]] = []
     current: _Contig | None = None
     buffer = bytearray()  # sequence not yet written, always < _WRITE_BATCH + one line
+    converted_total: Counter = Counter()
+    converted_contigs = 0
 
     def fail(line_no: int, what: str, contig: str | None = None) -> GenofmInputError:
         contig = contig or (current.source_name if current is not None else None)
@@ -159,10 +165,15 @@ def _convert(
         return GenofmInputError(f"{source}: line {line_no}:{where} {what}")
 
     def finish() -> None:
+        nonlocal converted_contigs
         if current is None:
             return
         if current.length == 0:
             raise fail(current.header_line, "header has no sequence")
+        if current.keep and current.converted:
+            converted_total.update(current.converted)
+            converted_contigs += 1
+            log.info("%s: %s: %s turned into N", source, current.name, _describe_counts(current.converted))
         if current.keep:
             _write_wrapped(out, buffer, final=True)
             rows.append(
@@ -206,7 +217,12 @@ def _convert(
         if current is None:
             raise fail(line_no, "text before the first '>' header (is this a FASTA file?)")
         if ambiguous_bases == "to_n":
-            line = line.translate(IUPAC_TO_N)
+            ambiguous = line.translate(None, _NOT_IUPAC)
+            if ambiguous:
+                if current.converted is None:
+                    current.converted = Counter()
+                current.converted.update(ambiguous.decode("ascii"))
+                line = line.translate(IUPAC_TO_N)
         bad = line.translate(None, VALID_BASES)  # C-speed check: whatever survives is invalid
         if bad:
             column = line.index(bad[:1]) + 1
@@ -225,6 +241,11 @@ def _convert(
 
     if not seen_source:
         raise GenofmInputError(f"{source}: no FASTA records (empty file?)")
+    if converted_total:
+        log.info(
+            "%s: %d IUPAC ambiguity code(s) turned into N in %d contig(s) (ambiguous_bases: to_n): %s",
+            source, sum(converted_total.values()), converted_contigs, _describe_counts(converted_total),
+        )
     if wanted is not None:
         missing = [c for c in contigs if c not in seen_source]
         if missing:
@@ -237,6 +258,12 @@ def _convert(
     if unused:
         log.warning("%s: rename names contigs not in the file: %s", source, unused)
     return pd.DataFrame(rows, columns=["name", "length", "n_count", "source_name"])
+
+
+def _describe_counts(counts: Counter) -> str:
+    """'3 R, 1 Y': upper case first, then lower case (soft-masked), each alphabetically."""
+    order = sorted(counts, key=lambda code: (code.islower(), code))
+    return ", ".join(f"{counts[code]} {code}" for code in order)
 
 
 def _write_wrapped(out: BinaryIO, buffer: bytearray, *, final: bool) -> None:

@@ -118,10 +118,19 @@ class KmerTokenizer:
         Sequences without N are tokenized as 2-D blocks, one per distinct length (a tiling
         is a single block); sequences with N go through the general piece-wise path.
         """
+        sequences = sequences if isinstance(sequences, list) else list(sequences)
+        names = None if names is None else list(names)
+        # "replace" turns each non-ASCII character into one '?' (an invalid byte), so positions
+        # still match the str; error messages show the original character.
         raws = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
+        return self._encode_raws(raws, sequences, names, add_special_tokens, dtype, 0)
+
+    def _encode_raws(self, raws, sequences, names, add_special_tokens, dtype, first: int):
+        """encode_batch of the encoded `raws`; `sequences` are the originals (for messages),
+        `first` the batch index of raws[0]."""
         lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
         if lengths.sum() > _CHUNK_BASES and len(raws) > 1:
-            return self._encode_in_chunks(raws, lengths, names, add_special_tokens, dtype)
+            return self._encode_in_chunks(raws, sequences, lengths, names, add_special_tokens, dtype, first)
         seq_starts = np.concatenate([[0], np.cumsum(lengths)])
         codes = np.frombuffer(b"".join(raws).translate(_CODE_TABLE), dtype=np.uint8)
         bad = np.flatnonzero(codes == 255)
@@ -129,10 +138,17 @@ class KmerTokenizer:
             i = int(np.searchsorted(seq_starts, bad[0], side="right") - 1)
             pos = int(bad[0] - seq_starts[i])
             name = names[i] if names is not None else None
-            where = f"sequence {name!r}" if name else f"sequence {i + 1}"
-            raise GenofmInputError(
-                f"{where}: character {chr(raws[i][pos])!r} at position {pos + 1} is not one of "
-                f"ACGTN (upper or lower case)")
+            where = f"sequence {first + i + 1}" + (f" ({name!r})" if name else "")
+            original = sequences[i]
+            if isinstance(original, str):
+                char = original[pos]
+                what = f"character {char!r} at position {pos + 1} (U+{ord(char):04X})"
+            elif raws[i][pos] >= 0x80:
+                what = f"byte 0x{raws[i][pos]:02X} (not ASCII) at position {pos + 1}"
+            else:
+                char = chr(raws[i][pos])
+                what = f"character {char!r} at position {pos + 1} (U+{ord(char):04X})"
+            raise GenofmInputError(f"{where}: {what} is not one of ACGTN (upper or lower case)")
         head = int(add_special_tokens and self.spec.add_cls)
         tail = int(add_special_tokens and self.spec.add_eos)
         dtype = dtype or self.dtype
@@ -206,13 +222,14 @@ class KmerTokenizer:
             out[offsets[1:] - 1] = EOS
         return out, counts + head + tail
 
-    def _encode_in_chunks(self, raws, lengths, names, add_special_tokens, dtype):
+    def _encode_in_chunks(self, raws, sequences, lengths, names, add_special_tokens, dtype, first):
         """encode_batch over groups of ~_CHUNK_BASES bases: small temporaries stay in cache
         and in the allocator's pool, which is faster than one pass over a huge batch."""
         bounds = np.searchsorted(np.cumsum(lengths), np.arange(_CHUNK_BASES, lengths.sum(), _CHUNK_BASES))
         bounds = np.unique(np.concatenate([[0], np.maximum(bounds, 1), [len(raws)]]))
-        parts = [self.encode_batch(raws[lo:hi], names[lo:hi] if names is not None else None,
-                                   add_special_tokens, dtype) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        parts = [self._encode_raws(raws[lo:hi], sequences[lo:hi], names[lo:hi] if names is not None else None,
+                                   add_special_tokens, dtype, first + int(lo))
+                 for lo, hi in zip(bounds[:-1], bounds[1:])]
         ids = np.concatenate([p[0] for p in parts])
         sizes = np.concatenate([np.diff(p[1]) for p in parts])
         return ids, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

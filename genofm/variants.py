@@ -39,6 +39,9 @@ TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", 
                  "llr", "llr_fwd", "llr_rev", "lldiff", "influence", "emb_cosine", "emb_l2", "markov"]
 # REF checks that count towards the "another genome build?" warning
 _CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACGT", "OUTSIDE_REGIONS")
+# statuses of records left out by choice (regions) or by nature (no ALT, symbolic): they do not
+# count towards CallsetConfig.max_unscored_fraction
+_LEFT_OUT = ("OUTSIDE_REGIONS", "NO_ALT", "SYMBOLIC_ALLELE")
 
 
 _SCORE_COLUMNS = TABLE_COLUMNS[TABLE_COLUMNS.index("llr"):]
@@ -89,11 +92,29 @@ class _Sinks:
 
 @dataclass
 class _Tally:
-    """Records and alleles written so far, and the alleles' statuses."""
+    """Records and alleles written so far, the alleles' statuses, and the records: how many were
+    scored (an allele of them was), and by status why the others were not, those that count
+    against max_unscored_fraction (not_scored) apart from those left out (left_out)."""
 
     records: int = 0
     alleles: int = 0
     statuses: Counter = field(default_factory=Counter)
+    scored: Counter = field(default_factory=Counter)  # scored records ("records": n)
+    not_scored: Counter = field(default_factory=Counter)
+    left_out: Counter = field(default_factory=Counter)
+    left_out_statuses: tuple = _LEFT_OUT
+    scored_statuses: tuple = SCORED_STATUSES
+
+    def count_record(self, alleles) -> None:
+        statuses = [a.status for a in alleles]
+        if any(s in self.scored_statuses for s in statuses):
+            self.scored["records"] += 1
+            return
+        counted = [s for s in statuses if s not in self.left_out_statuses]
+        if counted:
+            self.not_scored[counted[0]] += 1
+        else:
+            self.left_out[statuses[0]] += 1
 
 
 def table_row(a) -> list:
@@ -115,7 +136,37 @@ def warn_on_mismatches(statuses: Counter, path) -> None:
                     path, mismatched, checked)
     if statuses["UNKNOWN_CONTIG"]:
         log.warning("%s: %d alleles are on contigs the reference does not have (UNKNOWN_CONTIG); "
-                    "contig_aliases maps names", path, statuses["UNKNOWN_CONTIG"])
+                    "variants.<callset>.contig_aliases maps VCF names to reference names", path,
+                    statuses["UNKNOWN_CONTIG"])
+
+
+def check_scored(tally: _Tally, callset: CallsetConfig, path, contig_notes: list[str]) -> None:
+    """Fail when no record was scored, or when more than callset.max_unscored_fraction of the records
+    (those left out by choice or by nature aside) were not; `contig_notes` say why VCF contigs
+    have no reference contig."""
+    scored = tally.scored["records"]
+    not_scored = sum(tally.not_scored.values())
+    considered = scored + not_scored
+    if scored and not_scored <= callset.max_unscored_fraction * considered:
+        return
+    if not tally.records:
+        raise GenofmInputError(f"{path}: the VCF has no records: nothing to score")
+    counts = ", ".join(f"{s}: {n}" for s, n in tally.not_scored.most_common())
+    what = f"{not_scored} of {considered} records were not scored ({counts})" if not_scored else "no record was scored"
+    if tally.left_out:
+        left_out = ", ".join(f"{s}: {n}" for s, n in tally.left_out.most_common())
+        what += f"; {sum(tally.left_out.values())} more left out ({left_out})"
+    fix = ("Check that the VCF's contig names are the reference's (map them with variants.<callset>.contig_aliases) "
+           "and that the VCF is on the reference build of the genome")
+    if scored:
+        fix += (f"; if these records are expected, raise variants.<callset>.max_unscored_fraction "
+                f"(now {callset.max_unscored_fraction}; {not_scored / considered:.0%} were not scored)")
+    else:
+        what += "; a run that scores nothing fails"
+    notes = [f"  {note}" for note in contig_notes[:5]]
+    if len(contig_notes) > 5:
+        notes.append(f"  ... and {len(contig_notes) - 5} more VCF contigs not in the reference")
+    raise GenofmInputError("\n".join([f"{path}: {what}.", *notes, fix + "."]))
 
 
 def score_vcf(inputs: ScoringInputs, outputs: ScoringOutputs, cfg: ScoringConfig, callset: CallsetConfig,
@@ -148,7 +199,9 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: S
                                **{k: v for k, v in asdict(cfg).items() if k != "window"}},
             **(meta or {}),
         }
-        tally = _Tally()
+        left_out = _LEFT_OUT + (("NEAR_CONTIG_END",) if cfg.near_contig_end == "skip" else ())
+        tally = _Tally(left_out_statuses=left_out,
+                       scored_statuses=tuple(s for s in SCORED_STATUSES if s not in left_out))
         with open_vcf(readable, vcf_path) as vcf, pysam.BGZFile(str(tmp_vcf), "wb") as out, \
                 open(tmp_table, "w", newline="") as table_file:
             out.write(annotated_header(scan.header_text, fields, header_meta).encode())
@@ -170,12 +223,18 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: S
         if tally.records != scan.n_records:
             raise GenofmInputError(f"{vcf_path}: read {tally.records} records but the first pass counted "
                                    f"{scan.n_records}")
-        os.replace(write_bgzip_vcf_index(tmp_vcf), tmp_tbi)
         warn_on_mismatches(statuses, vcf_path)
+        log.info("%s: %d of %d records scored; not scored: %s; left out: %s", vcf_path, tally.scored["records"],
+                 tally.records, dict(tally.not_scored), dict(tally.left_out))
+        check_scored(tally, callset, vcf_path, [checker.resolve.why_unmatched(c) for c in checker.resolve.unmatched])
+        os.replace(write_bgzip_vcf_index(tmp_vcf), tmp_tbi)
         seconds = time.perf_counter() - started
         summary = {
             "vcf": str(vcf_path), "records_in": scan.n_records, "records_out": tally.records,
             "alleles": tally.alleles, "statuses": {s: statuses[s] for s in STATUSES if statuses[s]},
+            "records_scored": tally.scored["records"],
+            "records_not_scored": {s: tally.not_scored[s] for s in STATUSES if tally.not_scored[s]},
+            "records_left_out": {s: tally.left_out[s] for s in STATUSES if tally.left_out[s]},
             "forward_passes": dict(sorted(scorer.passes.items())),
             "scores": score_names, "markov_order": baseline.order if baseline else None, "window_bases": window_bases,
             "scoring": asdict(cfg), "callset": asdict(callset), "model": str(inputs.model_dir),
@@ -208,5 +267,6 @@ def _flush(chunk, checker: AlleleChecker, scorer: VariantScorer, score_baseline,
         for a in record_alleles:
             sinks.table.writerow(table_row(a))
             tally.statuses[a.status] += 1
+        tally.count_record(record_alleles)
     tally.records += len(chunk)
     tally.alleles += len(alleles)

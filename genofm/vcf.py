@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pysam
 
@@ -70,23 +70,94 @@ class Allele:
         return "indel"
 
 
-def contig_resolver(reference: dict[str, int], aliases: dict[str, str]) -> Callable[[str], str | None]:
-    """Map a VCF contig name to the reference's: the alias map first, then the name itself,
-    then with or without a 'chr' prefix (chrM and MT count as the same)."""
-    for source, target in aliases.items():
-        if target not in reference:
-            raise GenofmInputError(f"contig alias {source!r} -> {target!r}: {target!r} is not a reference contig")
-    cache: dict[str, str | None] = {}
+# an NCBI FASTA name: gi|88193823|ref|NC_007795.1| (the accession is the part after ref|, gb|, emb| or dbj|)
+_NCBI_NAME = re.compile(r"^(?:gi\|\d+\|)?(?:ref|gb|emb|dbj)\|([^|]+)(?:\||$)")
+_VERSION = re.compile(r"\.\d+$")
+_MITO = ("chrM", "chrMT", "M", "MT")
 
-    def resolve(name: str) -> str | None:
-        if name not in cache:
-            candidates = [aliases.get(name), name, name[3:] if name.startswith("chr") else "chr" + name]
-            if name in ("chrM", "chrMT", "M", "MT"):
-                candidates += ["chrM", "MT", "chrMT", "M"]
-            cache[name] = next((c for c in candidates if c and c in reference), None)
-        return cache[name]
 
-    return resolve
+def accession_of(name: str) -> str:
+    """The accession of an NCBI FASTA name (gi|88193823|ref|NC_007795.1| -> NC_007795.1), else the name."""
+    match = _NCBI_NAME.match(name)
+    return match.group(1) if match else name
+
+
+class ContigResolver:
+    """Maps a VCF contig name to the reference's: the alias map first, then the name itself, then
+    with or without a 'chr' prefix (chrM and MT count as the same), then by accession: the
+    accession of an NCBI FASTA name (gi|...|ref|NC_007795.1|, also gb|, emb|, dbj|) and an
+    accession with or without its version suffix (NC_007795 for NC_007795.1, and the reverse;
+    two different versions do not match). A name that more than one reference contig matches is
+    not matched: genofm does not guess. Each mapping other than the identity is logged once."""
+
+    def __init__(self, reference, aliases: dict[str, str]):
+        for source, target in aliases.items():
+            if target not in reference:
+                raise GenofmInputError(f"contig alias {source!r} -> {target!r}: {target!r} is not a reference contig")
+        self.reference = list(reference)
+        self._names = set(self.reference)
+        self.aliases = aliases
+        self._cache: dict[str, str | None] = {}
+        self._ambiguous: dict[str, list[str]] = {}
+        self.unmatched: list[str] = []  # VCF contigs matched to nothing, in the order met
+        self._by_accession: dict[str, list[str]] = {}
+        self._by_unversioned: dict[str, list[str]] = {}
+        for contig in self.reference:
+            accession = accession_of(contig)
+            self._by_accession.setdefault(accession, []).append(contig)
+            self._by_unversioned.setdefault(_VERSION.sub("", accession), []).append(contig)
+
+    def __call__(self, name: str) -> str | None:
+        if name not in self._cache:
+            found, how = self._match(name)
+            self._cache[name] = found
+            if found is not None and how:
+                log.info("VCF contig %s read as reference contig %s (%s)", name, found, how)
+            elif found is None:
+                self.unmatched.append(name)
+                log.warning("%s", self.why_unmatched(name))
+        return self._cache[name]
+
+    def _match(self, name: str) -> tuple[str | None, str]:
+        if name in self.aliases:
+            return self.aliases[name], "contig_aliases"
+        if name in self._names:
+            return name, ""
+        prefixed = name[3:] if name.startswith("chr") else "chr" + name
+        if prefixed in self._names:
+            return prefixed, "'chr' prefix"
+        if name in _MITO:
+            found = next((c for c in ("chrM", "MT", "chrMT", "M") if c in self._names), None)
+            if found:
+                return found, "chrM/MT"
+        accession = accession_of(name)
+        candidates = self._by_accession.get(accession, [])
+        how = "NCBI FASTA name"
+        if not candidates:
+            unversioned = _VERSION.sub("", accession)
+            how = "accession version"
+            candidates = [c for c in self._by_unversioned.get(unversioned, [])  # one side without a version
+                          if unversioned in (accession, accession_of(c))]
+        if len(candidates) == 1:
+            return candidates[0], how
+        if len(candidates) > 1:
+            self._ambiguous[name] = candidates
+        return None, ""
+
+    def why_unmatched(self, name: str) -> str:
+        """Why the VCF contig `name` has no reference contig, and the setting that fixes it."""
+        fix = "map it with variants.<callset>.contig_aliases (VCF name: reference name)"
+        if name in self._ambiguous:
+            return (f"VCF contig {name} matches more than one reference contig "
+                    f"({', '.join(self._ambiguous[name])}), so none is used; {fix}")
+        shown = ", ".join(self.reference[:5]) + (", ..." if len(self.reference) > 5 else "")
+        return (f"VCF contig {name} is not in the reference, which has {len(self.reference)} contigs "
+                f"({shown}); if it is one of them under another name, {fix}")
+
+
+def contig_resolver(reference, aliases: dict[str, str]) -> ContigResolver:
+    """The VCF-to-reference contig name map of `reference` (its contig names) and `aliases`."""
+    return ContigResolver(reference, aliases)
 
 
 def parse_regions(regions: list[str]) -> dict[str, list[tuple[int, int]]]:
@@ -141,11 +212,48 @@ def iter_records(vcf: pysam.VariantFile, path) -> Iterator[tuple[int, pysam.Vari
         except StopIteration:
             return
         except (OSError, ValueError) as err:
+            bad = bad_field(vcf.filename.decode() if isinstance(vcf.filename, bytes) else vcf.filename, n + 1)
+            if bad:
+                raise GenofmInputError(f"{path}: {bad} (record {n + 1})") from err
             raise GenofmInputError(f"{path}: cannot read the record after {last} (record {n + 1}): {err}; "
                                    "is the file truncated or corrupt?") from err
         yield n, record
         n += 1
         last = f"record {n} ({record.chrom}:{record.pos})"
+
+
+def bad_field(path: str | Path, record: int) -> str | None:
+    """For a text VCF (plain or bgzip) that htslib cannot read: "line N: what is wrong" for record
+    number `record` (1-based) when one of the fields htslib chokes on is malformed (too few
+    columns, an empty CHROM or REF, a POS that is not a number); None otherwise."""
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rt", errors="replace") if gzipped else open(path, errors="replace")) as lines:
+            seen = 0
+            for number, line in enumerate(lines, 1):
+                if line.startswith("#"):
+                    continue
+                seen += 1
+                if seen == record:
+                    return _field_problem(line.rstrip("\r\n").split("\t"), number)
+    except (OSError, EOFError, UnicodeError):
+        pass
+    return None
+
+
+def _field_problem(columns: list[str], line: int) -> str | None:
+    if len(columns) < 8:
+        return (f"line {line}: {len(columns)} tab-separated columns, a VCF record has at least 8 "
+                "(CHROM POS ID REF ALT QUAL FILTER INFO); are they separated by spaces?")
+    chrom, pos, _, ref = columns[:4]
+    if not chrom:
+        return f"line {line}: CHROM is empty"
+    if not pos.isdigit():
+        return f"line {line}: POS {pos!r} is not a number" + (" >= 0" if re.fullmatch(r"-\d+", pos) else "")
+    if not ref:
+        return f"line {line}: REF is empty"
+    return None
 
 
 @dataclass

@@ -92,13 +92,14 @@ def format_score(value) -> str:
 
 def annotated_line(record: pysam.VariantRecord, alleles, fields) -> str:
     """The record's VCF line with the INFO fields of `fields` (one value per ALT allele:
-    its status, or its score) appended."""
+    its status, or its score) appended; a record without ALT gets its status (NO_ALT) only."""
     columns = str(record).rstrip("\n").split("\t")
     keep = [kv for kv in columns[7].split(";") if kv != "." and kv.split("=", 1)[0] not in {f.key for f in fields}]
-    if record.alts:
-        for f in fields:
-            values = [a.status if not f.score else format_score(a.scores.get(f.score)) for a in alleles]
-            keep.append(f"{f.key}={','.join(values)}")
+    for f in fields:
+        if not f.score:  # every record carries its status, a record without ALT (NO_ALT) too
+            keep.append(f"{f.key}={','.join(a.status for a in alleles)}")
+        elif record.alts:
+            keep.append(f"{f.key}={','.join(format_score(a.scores.get(f.score)) for a in alleles)}")
     columns[7] = info_column(keep)
     return "\t".join(columns) + "\n"
 

@@ -38,13 +38,24 @@ def log_stream():
     return sys.stderr
 
 
+def limit_threads(threads: int) -> None:
+    """Use the threads Snakemake gave the job, no more, so that `--cores N` holds: torch's
+    pool and the BLAS / OpenMP pools numpy and scikit-learn bring (threadpoolctl)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it the BLAS pools keep their size
+        return
+    threadpool_limits(threads)
+
+
 def run_script(main: Callable[[Any], None], smk: Any) -> None:
     """Run main(snakemake) with logging to the rule's first log file."""
     from .errors import GenofmInputError
 
     log = setup_logging(smk.log[0] if len(smk.log) else None)
-    if "torch" in sys.modules:  # the threads Snakemake gave the job, no more (--cores N holds)
-        sys.modules["torch"].set_num_threads(smk.threads)
+    limit_threads(smk.threads)
     started = time.perf_counter()
     try:
         main(smk)

@@ -73,10 +73,10 @@ def test_snakefmt_is_clean():
 
 
 def test_committed_schema_is_generated_from_the_dataclasses():
-    from genofm.config import schema_yaml
+    from genofm.schema import schema_yaml
 
     assert (REPO / "config/schema.yaml").read_text() == schema_yaml(), \
-        "config/schema.yaml is stale: run `python -m genofm.config > config/schema.yaml`"
+        "config/schema.yaml is stale: run `python -m genofm.schema > config/schema.yaml`"
 
 
 def test_stage_dataclasses_and_schema_share_defaults():

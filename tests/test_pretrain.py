@@ -241,3 +241,25 @@ def test_too_short_token_sets(tmp_path):
     directory = make_token_set(tmp_path / "short", 2, 3, 0)  # one single-base token per region... or less
     with pytest.raises(GenofmInputError, match="too few to train on"):
         load_pool("g", [directory], min_tokens=100)
+
+
+# --- threads ------------------------------------------------------------------------------
+
+def python_says(code: str, **env) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_job_uses_the_threads_snakemake_gives_it():
+    code = ("import numpy, torch\nfrom genofm.workflow import limit_threads\nlimit_threads(1)\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()}))")
+    assert python_says(code) == "1 [1]"
+
+
+def test_openmp_spins_briefly_unless_the_user_chose():
+    code = "import os, genofm; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    assert python_says(code) == "10000 None"
+    assert python_says(code, OMP_WAIT_POLICY="ACTIVE") == "None ACTIVE"
+    assert python_says(code, GOMP_SPINCOUNT="5") == "5 None"

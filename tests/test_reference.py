@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import logging
 import random
 from pathlib import Path
 
@@ -154,6 +155,17 @@ def test_iupac_codes_become_n_when_asked(tmp_path):
     with pysam.FastaFile(str(out)) as fasta:
         assert fasta.fetch("x") == "AC" + "N" * 10 + "n" + "nnnn"
     assert table["n_count"].tolist() == [15]
+
+
+def test_iupac_conversion_is_logged_per_contig(tmp_path, caplog):
+    text = ">x\nACRRYn\nrA\n>y\nACGT\n>z\nKKK\n"
+    with caplog.at_level(logging.INFO, logger="genofm.reference"):
+        prepare(tmp_path, text, ambiguous_bases="to_n")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("x: 2 R, 1 Y, 1 r turned into N" in m for m in messages), messages
+    assert any("z: 3 K turned into N" in m for m in messages), messages
+    assert not any(m.startswith(f"{tmp_path / 'in.fa'}: y:") for m in messages), messages
+    assert any("7 IUPAC ambiguity code(s) turned into N in 2 contig(s)" in m for m in messages), messages
 
 
 def test_good_checksum(tmp_path):

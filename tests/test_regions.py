@@ -3,6 +3,7 @@ annotation and tiling sets; bad inputs give errors naming file and line."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 
 import numpy as np
@@ -142,10 +143,48 @@ def test_missing_label_column(tmp_path):
 def test_gtf_without_needed_attributes(tmp_path):
     gtf = tmp_path / "noattr.gtf"
     gtf.write_text('a\tt\texon\t1\t10\t.\t+\t.\tgene_name "x";\na\tt\texon\t20\t30\t.\t+\t.\tgene_name "x";\n')
-    with pytest.raises(GenofmInputError, match=r"noattr\.gtf: the intron regions need the attribute 'transcript_id'"):
-        regions_from_annotation(read_annotation(gtf), str(gtf), "intron", {"a": 100})
-    with pytest.raises(GenofmInputError, match=r"noattr\.gtf: no transcript, mRNA or gene features"):
-        regions_from_annotation(read_annotation(gtf), str(gtf), "promoter", {"a": 100})
+    with pytest.raises(GenofmInputError, match=r"noattr\.gtf, line 1: exon feature has no gene_id attribute"):
+        read_annotation(gtf)
+    gtf.write_text('a\tt\texon\t1\t10\t.\t+\t.\tgene_id "g"; transcript_id "t";\n'
+                   'a\tt\texon\t20\t30\t.\t+\t.\tgene_id "g"; transcript_id "";\n')
+    with pytest.raises(GenofmInputError, match=r"noattr\.gtf, line 2: exon feature has no transcript_id attribute"):
+        read_annotation(gtf)
+    # gene lines need no transcript_id (Ensembl leaves it out, RefSeq writes it empty)
+    gtf.write_text('a\tt\tgene\t1\t30\t.\t+\t.\tgene_id "g"; transcript_id "";\n'
+                   'a\tt\tgene\t40\t50\t.\t+\t.\tgene_id "h";\n'
+                   'a\tt\texon\t1\t10\t.\t+\t.\tgene_id g; transcript_id t;\n')
+    ann = read_annotation(gtf)
+    assert sorted(ann["gene_id"]) == ["g", "g", "h"]
+
+
+@pytest.mark.parametrize("lines,message", [
+    (["c\tt\texon\t11\t30\t.\t-\t.\tID=e1"], r"line 4: exon feature has no Parent attribute"),
+    (["c\tt\texon\t11\t30\t.\t-\t.\tParent=transcript:T9"],
+     r"line 4: Parent 'transcript:T9' names no feature's ID in the file"),
+    (["c\tt\tCDS\t11\t30\t.\t-\t0\tParent=transcript:T1,transcript:T7"],
+     r"line 4: Parent 'transcript:T7' names no feature's ID in the file"),
+])
+def test_gff3_with_missing_or_dangling_parent(tmp_path, lines, message):
+    gff = tmp_path / "p.gff3"
+    gff.write_text("##gff-version 3\n"
+                   "c\tt\tgene\t11\t100\t.\t-\t.\tID=gene:G1;Name=ABC\n"
+                   "c\tt\tmRNA\t11\t100\t.\t-\t.\tID=transcript:T1;Parent=gene:G1\n"
+                   + "\n".join(lines) + "\n")
+    with pytest.raises(GenofmInputError, match=r"p\.gff3, " + message):
+        read_annotation(gff)
+
+
+def test_gff3_transcript_without_parent_is_its_own_gene(tmp_path, caplog):
+    gff = tmp_path / "top.gff3"
+    gff.write_text("##gff-version 3\n"
+                   "c\tt\tregion\t1\t1000\t.\t+\t.\tID=c\n"
+                   "c\tt\tmRNA\t11\t100\t.\t+\t.\tID=T1\n"
+                   "c\tt\texon\t11\t30\t.\t+\t.\tParent=T1\n"
+                   "c\tt\texon\t61\t100\t.\t+\t.\tParent=T1\n")
+    with caplog.at_level(logging.INFO, logger="genofm.annotation"):
+        ann = read_annotation(gff)
+    assert set(ann.loc[ann["Feature"] == "exon", "gene_id"]) == {"T1"}
+    assert any("1 transcript(s) without a Parent" in r.getMessage() for r in caplog.records)
 
 
 def test_empty_region_set_is_an_error_and_writes_nothing(tmp_path):
@@ -197,6 +236,6 @@ def test_annotation_feature_past_contig_end(tmp_path):
 ])
 def test_malformed_gtf_lines(tmp_path, line, message):
     gtf = tmp_path / "bad.gtf"
-    gtf.write_text('a\tt\texon\t1\t5\t.\t+\t.\tgene_id "g";\n' + line + "\n")
+    gtf.write_text('a\tt\texon\t1\t5\t.\t+\t.\tgene_id "g"; transcript_id "t";\n' + line + "\n")
     with pytest.raises(GenofmInputError, match=r"bad\.gtf, " + message):
         read_annotation(gtf)

@@ -45,6 +45,28 @@ def test_bad_character_names_sequence_and_position():
         KmerTokenizer().encode("ACGRT", name="region7")
 
 
+def test_bad_non_ascii_character_is_shown_as_it_is():
+    with pytest.raises(GenofmInputError, match=r"'region7'.*'é' at position 4 \(U\+00E9\)") as err:
+        KmerTokenizer().encode("ACGéT", name="region7")
+    assert "'?'" not in str(err.value)
+    with pytest.raises(GenofmInputError, match=r"byte 0xC3 \(not ASCII\) at position 2"):
+        KmerTokenizer().encode("Aé".encode())
+
+
+def test_bad_sequence_is_numbered_within_the_whole_batch():
+    from genofm import tokenizer as tokenizer_module
+
+    n = 3 * tokenizer_module._CHUNK_BASES // 1000  # several internal chunks
+    sequences = ["ACGT" * 250] * n
+    bad = n - 2
+    sequences[bad] = "ACGT" * 100 + "X" + "ACGT" * 150
+    with pytest.raises(GenofmInputError, match=rf"^sequence {bad + 1}: character 'X' at position 401 \(U\+0058\) "):
+        KmerTokenizer().encode_batch(sequences)
+    names = [f"r{i}" for i in range(n)]
+    with pytest.raises(GenofmInputError, match=rf"^sequence {bad + 1} \('r{bad}'\): character 'X'"):
+        KmerTokenizer().encode_batch(sequences, names)
+
+
 @pytest.mark.parametrize("k,overlapping", [(6, False), (3, False), (1, False), (4, True), (6, True)])
 def test_decode_roundtrip(k, overlapping):
     tok = KmerTokenizer(k=k, overlapping=overlapping)

@@ -335,7 +335,7 @@ def test_skip_near_contig_end_and_regions(genome, model_dir, tmp_path):
     path, seqs = genome
     vcf, _ = status_vcf(tmp_path, seqs)
     run_scoring(model_dir, path, vcf, tmp_path, near_contig_end="skip",
-                callset=CallsetConfig(regions=["chr1:1-1200"]))
+                callset=CallsetConfig(regions=["chr1:1-1200"], max_unscored_fraction=1.0))
     table = read_scores(tmp_path / "out.tsv")
     near = table[table["id"] == "near_start"]
     assert (near["status"] == "NEAR_CONTIG_END").all() and near["llr"].isna().all()
@@ -401,7 +401,8 @@ def test_a_vcf_on_another_build_warns_loudly_with_the_count(genome, model_dir, t
               "A" if seqs["chr1"][p] != "A" else "C", ".", ".", "."] for i, p in enumerate(positions)]
     vcf = write_vcf(tmp_path / "other_build.vcf", lines)
     with caplog.at_level(logging.WARNING):
-        summary = run_scoring(model_dir, path, vcf, tmp_path, embedding=False)
+        summary = run_scoring(model_dir, path, vcf, tmp_path, embedding=False,  # 75% unscored: allowed here
+                              callset=CallsetConfig(max_unscored_fraction=1.0))
     assert summary["records_out"] == 40 and summary["statuses"]["REF_MISMATCH"] == 30
     assert "30 of 40 checked alleles (75%) have a REF that differs" in caplog.text
     assert "another genome build" in caplog.text
@@ -456,3 +457,73 @@ def test_real_chr20_indels_every_record_out_and_ref_checks_pass(chr20, tmp_path)
     table = read_scores(tmp_path / "out.tsv")
     assert table["emb_cosine"].notna().sum() >= 0.9 * len(table)
     assert json.loads((tmp_path / "summary.json").read_text())["statuses"]["OK"] >= 0.9 * len(table)
+
+
+# --- real-world inputs: contig names, runs that score nothing, messages ---------------------
+
+def test_contig_resolver_accession_versions_and_ncbi_names(caplog):
+    reference = {"gi|88193823|ref|NC_007795.1|": 10, "NC_000913.3": 10, "CP000001": 10, "AB000001.1": 5,
+                 "AB000001.2": 5, "emb|X00001.1|": 5, "dbj|D00001.1|": 5}
+    with caplog.at_level(logging.INFO, logger="genofm.vcf"):
+        resolve = contig_resolver(reference, {})
+        got = [resolve(n) for n in ("NC_007795", "NC_007795.1", "NC_007795", "NC_000913", "CP000001.2",
+                                    "X00001.1", "D00001", "AB000001", "NC_999999")]
+    assert got == ["gi|88193823|ref|NC_007795.1|", "gi|88193823|ref|NC_007795.1|", "gi|88193823|ref|NC_007795.1|",
+                   "NC_000913.3", "CP000001", "emb|X00001.1|", "dbj|D00001.1|", None, None]
+    assert caplog.text.count("VCF contig NC_007795 read as reference contig gi|88193823|ref|NC_007795.1| "
+                             "(accession version)") == 1  # once per contig
+    assert "VCF contig NC_000913 read as reference contig NC_000913.3 (accession version)" in caplog.text
+    # two candidates: no guess, and the message says so
+    assert "AB000001.1" in resolve.why_unmatched("AB000001") and "AB000001.2" in resolve.why_unmatched("AB000001")
+    assert "more than one" in resolve.why_unmatched("AB000001")
+    unmatched = resolve.why_unmatched("NC_999999")
+    assert "7 contigs" in unmatched and "contig_aliases" in unmatched and "NC_000913.3" in unmatched
+
+
+def test_a_run_that_scores_too_little_fails_and_leaves_nothing(genome, model_dir, tmp_path):
+    path, seqs = genome
+    renamed = write_vcf(tmp_path / "renamed.vcf", [
+        ["NC_000001", p, ".", seqs["chr1"][p - 1], "A" if seqs["chr1"][p - 1] != "A" else "C", ".", ".", "."]
+        for p in (100, 200, 300)], header=HEADER.replace("chr1,", "NC_000001,"))
+    callset = CallsetConfig(max_unscored_fraction=1.0)
+    with pytest.raises(GenofmInputError) as err:  # nothing scored: fails whatever the setting
+        run_scoring(model_dir, path, renamed, tmp_path / "out", callset=callset)
+    message = str(err.value)
+    assert "renamed.vcf" in message and "3 of 3 records" in message and "UNKNOWN_CONTIG: 3" in message
+    assert "variants.<callset>.contig_aliases" in message and "chr1" in message and "reference build" in message
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    # mostly REF mismatches: more than max_unscored_fraction (0.5) unscored
+    lines = [["chr1", p + 1, ".", "ACGT"[("ACGT".index(seqs["chr1"][p]) + 1) % 4] if i % 4 else seqs["chr1"][p],
+              "A" if seqs["chr1"][p] != "A" else "C", ".", ".", "."] for i, p in enumerate(range(200, 2800, 100))]
+    mismatched = write_vcf(tmp_path / "mismatched.vcf", lines)
+    with pytest.raises(GenofmInputError, match=r"(?s)mismatched.vcf: 19 of 26 records .*REF_MISMATCH: 19.*"
+                                               r"max_unscored_fraction"):
+        run_scoring(model_dir, path, mismatched, tmp_path / "out", embedding=False)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    summary = run_scoring(model_dir, path, mismatched, tmp_path / "out", embedding=False,
+                          callset=CallsetConfig(max_unscored_fraction=0.8))
+    assert summary["records_scored"] == 7 and summary["records_not_scored"] == {"REF_MISMATCH": 19}
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["records_scored"] == 7
+
+
+def test_every_output_record_carries_its_status_in_info(genome, model_dir, tmp_path):
+    path, seqs = genome
+    vcf, expected = status_vcf(tmp_path, seqs)
+    run_scoring(model_dir, path, vcf, tmp_path, embedding=False)
+    with gzip.open(tmp_path / "out.vcf.gz", "rt") as lines:
+        infos = [line.rstrip("\n").split("\t")[7] for line in lines if not line.startswith("#")]
+    statuses = [dict(kv.split("=", 1) for kv in info.split(";") if "=" in kv).get("GFM_STATUS") for info in infos]
+    assert [s.split(",") if s else None for s in statuses] == expected
+
+
+def test_a_bad_field_is_named_with_its_line(genome, model_dir, tmp_path):
+    path, seqs = genome
+    good = ["chr1", 5, ".", seqs["chr1"][4], "A", ".", ".", "."]
+    bad_pos = write_vcf(tmp_path / "bad_pos.vcf", [good, ["chr1", "abc", ".", "A", "C", ".", ".", "."]])
+    with pytest.raises(GenofmInputError, match=r"bad_pos.vcf: line 7: POS 'abc' is not a number"):
+        run_scoring(model_dir, path, bad_pos, tmp_path)
+    short = write_vcf(tmp_path / "short.vcf", [good, good, ["chr1", 9, ".", "A"]])
+    with pytest.raises(GenofmInputError, match=r"short.vcf: line 8: 4 tab-separated columns, a VCF record has "
+                                               r"at least 8"):
+        run_scoring(model_dir, path, short, tmp_path)
+    assert not list(tmp_path.glob("out.*"))

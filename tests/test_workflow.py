@@ -381,3 +381,22 @@ def test_two_training_processes_through_the_rule_equal_one(tmp_path):
         weights[processes] = DNALM.from_pretrained(run / "results/models/demo_mlm").state_dict()
     for name, tensor in weights[1].items():
         torch.testing.assert_close(weights[2][name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+
+
+def test_a_callset_that_scores_nothing_fails_on_the_terminal_and_leaves_nothing(demo_run, tmp_path):
+    """Contig names that match nothing: the job fails, the terminal says why and which config
+    key fixes it, and no output is left."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    lines = (workdir / "config/demo/variants.vcf").read_text().splitlines()
+    renamed = [line.replace("chr1", "scaffold_1").replace("chr2", "scaffold_2") for line in lines]
+    (workdir / "renamed.vcf").write_text("\n".join(renamed) + "\n")
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    config["variants"]["renamed"] = {**config["variants"]["demo_variants"], "vcf": "renamed.vcf"}
+    target = "results/demo/variants/demo_mlm/renamed.vcf.gz"
+    proc = snakemake(workdir, target, "--configfile", str(write_config(workdir, config)), check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "530 of 530 records were not scored (UNKNOWN_CONTIG: 530); a run that scores nothing fails" in out, out[-3000:]
+    assert "variants.renamed.contig_aliases" in out
+    assert not list((workdir / "results/demo/variants/demo_mlm").glob("renamed*"))

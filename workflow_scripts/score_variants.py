@@ -1,6 +1,8 @@
 """Rule score_variants: every record of a VCF scored zero-shot; annotated VCF, table, summary."""
 
+from genofm.config import run_settings
 from genofm.devices import torch_device
+from genofm.errors import GenofmInputError
 from genofm.markov import fit_markov
 from genofm.provenance import provenance
 from genofm.variant_scoring import ScoringConfig
@@ -18,10 +20,14 @@ def main(smk):
     baseline = None
     if smk.params.markov_order:
         baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
-    score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline),
-              ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary),
-              ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset),
-              meta=meta, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
+    checks = run_settings(CallsetConfig, smk.config["variants"][smk.wildcards.callset])  # not tracked params
+    try:
+        score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline),
+                  ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary),
+                  ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset, **checks),
+                  meta=meta, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
+    except GenofmInputError as err:  # the library does not know the call set's name in the config
+        raise GenofmInputError(str(err).replace("variants.<callset>.", f"variants.{smk.wildcards.callset}.")) from None
 
 
 run_script(main, snakemake)  # noqa: F821
