@@ -54,7 +54,7 @@ def main() -> int:
                 training = model["training"]
                 training["max_steps"] = args.max_steps
                 training["warmup_steps"] = min(training.get("warmup_steps", 100), args.max_steps // 2)
-                for key in ("eval_every", "checkpoint_every", "log_every"):
+                for key in ("eval_every", "checkpoint_every", "metrics_every", "log_every"):
                     training[key] = min(training.get(key, 100), args.max_steps)
         for callset in config["variants"].values():
             if args.per_class:
