@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -79,15 +80,23 @@ def plot_score_distributions(table: pd.DataFrame, path, title: str) -> None:
     fig, axes = plt.subplots(1, max(1, len(scores)), figsize=(4.5 * max(1, len(scores)), 0.45 * len(classes) + 2),
                              squeeze=False)
     for ax, score in zip(axes[0], scores):
-        data = [table.loc[(table["class"] == c) & table[score].notna(), score].to_numpy() for c in classes]
+        label, sign = SCORES[score]
+        # plotted with the sign of its label, so that larger means more disruptive in every panel
+        data = [sign * table.loc[(table["class"] == c) & table[score].notna(), score].to_numpy() for c in classes]
         keep = [i for i, d in enumerate(data) if len(d)]
         ax.boxplot([data[i] for i in keep], vert=False, showfliers=False)
         for row, i in enumerate(keep, start=1):  # every point, jittered, over the box
             jitter = np.random.default_rng(row).uniform(-0.15, 0.15, len(data[i]))
             ax.scatter(data[i], row + jitter, s=4, alpha=0.4, color="tab:blue")
         ax.set_yticks(range(1, len(keep) + 1), [f"{classes[i]} (n={len(data[i])})" for i in keep])
-        ax.set_xlabel(score)
-        ax.set_title(SCORES[score][0], fontsize=9)
+        values = np.concatenate([data[i] for i in keep])
+        positive = values[values > 0]
+        if sign > 0 and len(positive) and values.min() >= 0 and values.max() > 10 * np.median(positive):
+            # distances of indels dwarf those of SNVs: a log axis keeps both readable
+            ax.set_xscale("symlog", linthresh=float(np.quantile(positive, 0.05)))
+            ax.set_xlim(left=0)
+        ax.set_xlabel(score if sign > 0 else f"−{score}", fontsize=8)
+        ax.set_title(textwrap.fill(f"{label}: larger = more disruptive", 38), fontsize=9)
     if not scores:
         axes[0][0].text(0.5, 0.5, "no variant could be scored", ha="center")
     fig.suptitle(title)
