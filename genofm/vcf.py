@@ -24,7 +24,7 @@ from typing import Iterator
 import pysam
 
 from .errors import GenofmInputError
-from .files import is_plain_gzip
+from .files import is_plain_gzip, open_text
 
 log = logging.getLogger(__name__)
 
@@ -227,9 +227,7 @@ def bad_field(path: str | Path, record: int) -> str | None:
     number `record` (1-based) when one of the fields htslib chokes on is malformed (too few
     columns, an empty CHROM or REF, a POS that is not a number); None otherwise."""
     try:
-        with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rt", errors="replace") if gzipped else open(path, errors="replace")) as lines:
+        with open_text(path) as lines:
             seen = 0
             for number, line in enumerate(lines, 1):
                 if line.startswith("#"):
