@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # GFF3 features that belong to a transcript and so must name it in Parent
 _GFF3_CHILD_FEATURES = {"exon", "cds", "five_prime_utr", "three_prime_utr", "utr", "5utr", "3utr",
                         "start_codon", "stop_codon"}
+# GFF3 features that are genes: named by their ID
+_GFF3_GENE_FEATURES = {"gene", "pseudogene", "ncrna_gene"}
 _GTF_ATTRIBUTE = {name: re.compile(rf'(?:^|;)\s*{name}\s+(?:"([^"]*)"|([^;\s]+))')
                   for name in ("gene_id", "transcript_id")}
 
@@ -84,7 +86,7 @@ def check_lines(path: Path, fmt: str | None = None) -> None:
 
     With fmt "gtf", every line needs a gene_id and, except gene lines, a transcript_id
     (GTF2.2). With "gff3", transcript parts (exon, CDS, UTRs, start/stop codons) need a
-    Parent, and every Parent must name an ID in the file; other features without a Parent
+    Parent, every Parent must name an ID in the file, and genes need an ID; other features without a Parent
     (gene, region, a lone mRNA) are top-level (see _gff3_roles for transcripts)."""
     ids: set[str] = set()
     parents: dict[str, int] = {}  # Parent value -> first line naming it
@@ -111,8 +113,11 @@ def check_lines(path: Path, fmt: str | None = None) -> None:
             elif fmt == "gff3":
                 attributes = {key.strip(): value for key, value in
                               (item.split("=", 1) for item in fields[8].split(";") if "=" in item)}
-                if attributes.get("ID"):
+                if attributes.get("ID", "").strip():
                     ids.add(attributes["ID"].strip())
+                elif fields[2].lower() in _GFF3_GENE_FEATURES:
+                    raise GenofmInputError(f"{where}: {fields[2]} feature has no ID attribute (genofm names a "
+                                           "gene's regions by it, and its transcripts name it in Parent)")
                 parent = attributes.get("Parent", "").strip()
                 if parent:
                     for value in parent.split(","):
@@ -149,7 +154,7 @@ def _gff3_roles(df: pd.DataFrame, source: str = "annotation") -> pd.DataFrame:
     exon_parents = set(parent[feature == "exon"].dropna())
     is_tx = ids.isin(exon_parents).fillna(False) | feature.isin(["mrna", "transcript"])
     tx_parents = set(parent[is_tx].dropna())
-    is_gene = (ids.isin(tx_parents).fillna(False) | feature.isin(["gene", "pseudogene", "ncrna_gene"])) & ~is_tx
+    is_gene = (ids.isin(tx_parents).fillna(False) | feature.isin(_GFF3_GENE_FEATURES)) & ~is_tx
     df = df.copy()
     df["is_gene"], df["is_transcript"] = is_gene.to_numpy(bool), is_tx.to_numpy(bool)
     df["transcript_id"] = np.where(is_tx, ids, np.where(is_gene, None, parent))

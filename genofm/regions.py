@@ -79,7 +79,10 @@ def read_bed(path: str | Path, lengths: dict[str, int], label_column: int | None
             if label_column is not None:
                 if len(fields) < label_column:
                     raise GenofmInputError(f"{where}: label column {label_column} is missing (the line has {len(fields)} columns)")
-                label = fields[label_column - 1]
+                label = fields[label_column - 1].strip()
+                if label in ("", "."):
+                    raise GenofmInputError(f"{where}: label column {label_column} is empty ({label!r}): every region "
+                                           "of a labelled set needs its label (drop the line or give it one)")
             rows.append((chrom, start, end, strand, name, label))
     return pd.DataFrame(rows, columns=REGION_COLUMNS[:6])
 

@@ -74,29 +74,39 @@ def class_pair_aurocs(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["score", "positive", "negative", "n_positive", "n_negative", "auroc"])
 
 
+def distribution_panel(table: pd.DataFrame, score: str) -> dict:
+    """What one panel of score_distributions.png plots: the title, axis label, each class's values
+    with the sign of the label applied (larger = more disruptive) and whether the axis is
+    logarithmic (indel distances dwarf those of SNVs)."""
+    label, sign = SCORES[score]
+    classes = sorted(table["class"].unique())
+    data = {c: sign * table.loc[(table["class"] == c) & table[score].notna(), score].to_numpy() for c in classes}
+    data = {c: d for c, d in data.items() if len(d)}
+    values = np.concatenate(list(data.values())) if data else np.zeros(0)
+    positive = values[values > 0]
+    log_axis = bool(sign > 0 and len(positive) and values.min() >= 0 and values.max() > 10 * np.median(positive))
+    return {"title": textwrap.fill(f"{label}: larger = more disruptive", 38), "xlabel": score if sign > 0 else f"−{score}",
+            "data": data, "log_axis": log_axis, "linthresh": float(np.quantile(positive, 0.05)) if log_axis else None}
+
+
 def plot_score_distributions(table: pd.DataFrame, path, title: str) -> None:
     scores = present_scores(table)
     classes = sorted(table["class"].unique())
     fig, axes = plt.subplots(1, max(1, len(scores)), figsize=(4.5 * max(1, len(scores)), 0.45 * len(classes) + 2),
                              squeeze=False)
     for ax, score in zip(axes[0], scores):
-        label, sign = SCORES[score]
-        # plotted with the sign of its label, so that larger means more disruptive in every panel
-        data = [sign * table.loc[(table["class"] == c) & table[score].notna(), score].to_numpy() for c in classes]
-        keep = [i for i, d in enumerate(data) if len(d)]
-        ax.boxplot([data[i] for i in keep], vert=False, showfliers=False)
-        for row, i in enumerate(keep, start=1):  # every point, jittered, over the box
-            jitter = np.random.default_rng(row).uniform(-0.15, 0.15, len(data[i]))
-            ax.scatter(data[i], row + jitter, s=4, alpha=0.4, color="tab:blue")
-        ax.set_yticks(range(1, len(keep) + 1), [f"{classes[i]} (n={len(data[i])})" for i in keep])
-        values = np.concatenate([data[i] for i in keep])
-        positive = values[values > 0]
-        if sign > 0 and len(positive) and values.min() >= 0 and values.max() > 10 * np.median(positive):
-            # distances of indels dwarf those of SNVs: a log axis keeps both readable
-            ax.set_xscale("symlog", linthresh=float(np.quantile(positive, 0.05)))
+        panel = distribution_panel(table, score)
+        data = list(panel["data"].values())
+        ax.boxplot(data, vert=False, showfliers=False)
+        for row, values in enumerate(data, start=1):  # every point, jittered, over the box
+            jitter = np.random.default_rng(row).uniform(-0.15, 0.15, len(values))
+            ax.scatter(values, row + jitter, s=4, alpha=0.4, color="tab:blue")
+        ax.set_yticks(range(1, len(data) + 1), [f"{c} (n={len(d)})" for c, d in panel["data"].items()])
+        if panel["log_axis"]:
+            ax.set_xscale("symlog", linthresh=panel["linthresh"])
             ax.set_xlim(left=0)
-        ax.set_xlabel(score if sign > 0 else f"−{score}", fontsize=8)
-        ax.set_title(textwrap.fill(f"{label}: larger = more disruptive", 38), fontsize=9)
+        ax.set_xlabel(panel["xlabel"], fontsize=8)
+        ax.set_title(panel["title"], fontsize=9)
     if not scores:
         axes[0][0].text(0.5, 0.5, "no variant could be scored", ha="center")
     fig.suptitle(title)

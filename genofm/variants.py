@@ -56,6 +56,7 @@ class ScoringInputs:
     fasta: str | Path
     vcf: str | Path
     baseline: MarkovModel | None = None
+    callset_key: str = "variants.<callset>"  # where the config sets the call set: messages name its keys
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def table_row(a) -> list:
             scores.get("window", "")] + [f"{scores[c]:.6g}" if c in scores else "" for c in _SCORE_COLUMNS]
 
 
-def warn_on_mismatches(statuses: Counter, path) -> None:
+def warn_on_mismatches(statuses: Counter, path, callset_key: str = "variants.<callset>") -> None:
     checked = sum(statuses[s] for s in _CHECKED)
     mismatched = statuses["REF_MISMATCH"]
     if mismatched and mismatched > 0.2 * checked:
@@ -136,11 +137,12 @@ def warn_on_mismatches(statuses: Counter, path) -> None:
                     path, mismatched, checked)
     if statuses["UNKNOWN_CONTIG"]:
         log.warning("%s: %d alleles are on contigs the reference does not have (UNKNOWN_CONTIG); "
-                    "variants.<callset>.contig_aliases maps VCF names to reference names", path,
-                    statuses["UNKNOWN_CONTIG"])
+                    "%s.contig_aliases maps VCF names to reference names", path,
+                    statuses["UNKNOWN_CONTIG"], callset_key)
 
 
-def check_scored(tally: _Tally, callset: CallsetConfig, path, contig_notes: list[str]) -> None:
+def check_scored(tally: _Tally, callset: CallsetConfig, path, contig_notes: list[str],
+                 callset_key: str = "variants.<callset>") -> None:
     """Fail when no record was scored, or when more than callset.max_unscored_fraction of the records
     (those left out by choice or by nature aside) were not; `contig_notes` say why VCF contigs
     have no reference contig."""
@@ -156,10 +158,10 @@ def check_scored(tally: _Tally, callset: CallsetConfig, path, contig_notes: list
     if tally.left_out:
         left_out = ", ".join(f"{s}: {n}" for s, n in tally.left_out.most_common())
         what += f"; {sum(tally.left_out.values())} more left out ({left_out})"
-    fix = ("Check that the VCF's contig names are the reference's (map them with variants.<callset>.contig_aliases) "
+    fix = (f"Check that the VCF's contig names are the reference's (map them with {callset_key}.contig_aliases) "
            "and that the VCF is on the reference build of the genome")
     if scored:
-        fix += (f"; if these records are expected, raise variants.<callset>.max_unscored_fraction "
+        fix += (f"; if these records are expected, raise {callset_key}.max_unscored_fraction "
                 f"(now {callset.max_unscored_fraction}; {not_scored / considered:.0%} were not scored)")
     else:
         what += "; a run that scores nothing fails"
@@ -186,7 +188,8 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: S
     with pysam.FastaFile(str(inputs.fasta)) as fasta, \
             atomic_paths(outputs.vcf, outputs.table, outputs.summary, outputs.tbi) as tmp_paths:
         tmp_vcf, tmp_table, tmp_summary, tmp_tbi = tmp_paths
-        checker = AlleleChecker(fasta, callset.contig_aliases, callset.regions, callset.class_info_key)
+        checker = AlleleChecker(fasta, callset.contig_aliases, callset.regions, callset.class_info_key,
+                                inputs.callset_key)
         scorer = VariantScorer(model, tokenizer, fasta, cfg, loaded.device)
         window_bases = scorer.window_tokens * tokenizer.k
         score_names = scorer.score_names + (["markov"] if baseline else [])
@@ -223,10 +226,11 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: S
         if tally.records != scan.n_records:
             raise GenofmInputError(f"{vcf_path}: read {tally.records} records but the first pass counted "
                                    f"{scan.n_records}")
-        warn_on_mismatches(statuses, vcf_path)
+        warn_on_mismatches(statuses, vcf_path, inputs.callset_key)
         log.info("%s: %d of %d records scored; not scored: %s; left out: %s", vcf_path, tally.scored["records"],
                  tally.records, dict(tally.not_scored), dict(tally.left_out))
-        check_scored(tally, callset, vcf_path, [checker.resolve.why_unmatched(c) for c in checker.resolve.unmatched])
+        check_scored(tally, callset, vcf_path, [checker.resolve.why_unmatched(c) for c in checker.resolve.unmatched],
+                     inputs.callset_key)
         os.replace(write_bgzip_vcf_index(tmp_vcf), tmp_tbi)
         seconds = time.perf_counter() - started
         summary = {

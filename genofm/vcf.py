@@ -90,10 +90,12 @@ class ContigResolver:
     two different versions do not match). A name that more than one reference contig matches is
     not matched: genofm does not guess. Each mapping other than the identity is logged once."""
 
-    def __init__(self, reference, aliases: dict[str, str]):
+    def __init__(self, reference, aliases: dict[str, str], aliases_key: str = "variants.<callset>.contig_aliases"):
+        self.aliases_key = aliases_key  # where the config sets the aliases, named in every message
         for source, target in aliases.items():
             if target not in reference:
-                raise GenofmInputError(f"contig alias {source!r} -> {target!r}: {target!r} is not a reference contig")
+                raise GenofmInputError(f"{aliases_key}: {source!r} -> {target!r}: {target!r} is not a reference "
+                                       "contig")
         self.reference = list(reference)
         self._names = set(self.reference)
         self.aliases = aliases
@@ -146,7 +148,7 @@ class ContigResolver:
 
     def why_unmatched(self, name: str) -> str:
         """Why the VCF contig `name` has no reference contig, and the setting that fixes it."""
-        fix = "map it with variants.<callset>.contig_aliases (VCF name: reference name)"
+        fix = f"map it with {self.aliases_key} (VCF name: reference name)"
         if name in self._ambiguous:
             return (f"VCF contig {name} matches more than one reference contig "
                     f"({', '.join(self._ambiguous[name])}), so none is used; {fix}")
@@ -155,9 +157,11 @@ class ContigResolver:
                 f"({shown}); if it is one of them under another name, {fix}")
 
 
-def contig_resolver(reference, aliases: dict[str, str]) -> ContigResolver:
-    """The VCF-to-reference contig name map of `reference` (its contig names) and `aliases`."""
-    return ContigResolver(reference, aliases)
+def contig_resolver(reference, aliases: dict[str, str],
+                    aliases_key: str = "variants.<callset>.contig_aliases") -> ContigResolver:
+    """The VCF-to-reference contig name map of `reference` (its contig names) and `aliases`, set
+    in the config at `aliases_key`."""
+    return ContigResolver(reference, aliases, aliases_key)
 
 
 def parse_regions(regions: list[str]) -> dict[str, list[tuple[int, int]]]:
@@ -333,10 +337,10 @@ class AlleleChecker:
     """Turns records into alleles with a status, checking them against the reference."""
 
     def __init__(self, fasta: pysam.FastaFile, aliases: dict[str, str], regions: list[str],
-                 class_info_key: str = ""):
+                 class_info_key: str = "", callset_key: str = "variants.<callset>"):
         self.fasta = fasta
         self.lengths = dict(zip(fasta.references, fasta.lengths))
-        self.resolve = contig_resolver(self.lengths, aliases)
+        self.resolve = contig_resolver(self.lengths, aliases, f"{callset_key}.contig_aliases")
         self.regions = parse_regions(regions)
         self.class_info_key = class_info_key
         self._annotation_layout = None  # (allele field, consequence field) of a VEP/snpEff key, () for plain

@@ -68,6 +68,12 @@ rule variant_report:
             category="4. Variant scores",
             subcategory="{callset}",
         ),
+        findings=report(
+            "results/{genome}/variants/{model}/{callset}/findings.tsv",
+            caption="../report/variant_findings.rst",
+            category="4. Variant scores",
+            subcategory="{callset}",
+        ),
         auroc_plot=report(
             "results/{genome}/variants/{model}/{callset}/class_auroc.png",
             caption="../report/variant_class_auroc.rst",
@@ -93,6 +99,8 @@ rule variant_report:
     resources:
         mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=30,
+    params:
+        seed=config["seed"],
     script:
         "../workflow_scripts/variant_report.py"
 

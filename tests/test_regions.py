@@ -4,6 +4,7 @@ annotation and tiling sets; bad inputs give errors naming file and line."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 
 import numpy as np
@@ -138,6 +139,10 @@ def test_missing_label_column(tmp_path):
     bed.write_text("a\t0\t10\tn\t0\t+\tpos\na\t0\t10\tn\t0\t+\n")
     with pytest.raises(GenofmInputError, match=r"line 2: label column 7 is missing"):
         read_bed(bed, {"a": 100}, label_column=7)
+    for empty in (".", ""):  # a placeholder is no label: said, not taken as a class named "."
+        bed.write_text(f"a\t0\t10\tn\t0\t+\tpos\na\t20\t30\tm\t0\t+\t{empty}\n")
+        with pytest.raises(GenofmInputError, match=rf"l\.bed, line 2: label column 7 is empty \('{re.escape(empty)}'\)"):
+            read_bed(bed, {"a": 100}, label_column=7)
 
 
 def test_gtf_without_needed_attributes(tmp_path):
@@ -159,6 +164,7 @@ def test_gtf_without_needed_attributes(tmp_path):
 
 @pytest.mark.parametrize("lines,message", [
     (["c\tt\texon\t11\t30\t.\t-\t.\tID=e1"], r"line 4: exon feature has no Parent attribute"),
+    (["c\tt\tgene\t200\t300\t.\t+\t.\tName=XYZ"], r"line 4: gene feature has no ID attribute"),
     (["c\tt\texon\t11\t30\t.\t-\t.\tParent=transcript:T9"],
      r"line 4: Parent 'transcript:T9' names no feature's ID in the file"),
     (["c\tt\tCDS\t11\t30\t.\t-\t0\tParent=transcript:T1,transcript:T7"],

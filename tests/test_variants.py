@@ -234,8 +234,11 @@ def test_contig_aliases():
     resolve = contig_resolver({"chr1": 10, "MT": 5, "scaffold_7": 3}, {"seven": "scaffold_7"})
     assert [resolve(n) for n in ("chr1", "1", "chrM", "MT", "seven", "chr9")] == ["chr1", "chr1", "MT", "MT",
                                                                                  "scaffold_7", None]
-    with pytest.raises(GenofmInputError, match="not a reference contig"):
-        contig_resolver({"chr1": 10}, {"x": "chrX"})
+    with pytest.raises(GenofmInputError, match="variants.mine.contig_aliases: 'x' -> 'chrX': 'chrX' is not a "
+                                               "reference contig"):
+        contig_resolver({"chr1": 10}, {"x": "chrX"}, "variants.mine.contig_aliases")
+    named = contig_resolver({"chr1": 10}, {}, "variants.mine.contig_aliases")
+    assert named("chr9") is None and "map it with variants.mine.contig_aliases" in named.why_unmatched("chr9")
 
 
 def write_vcf(path: Path, lines: list[str], header: str = HEADER) -> Path:

@@ -62,6 +62,25 @@ def test_dry_run_of_the_grch38_example():
     assert "results/demo/" not in out  # the example replaces the demo config, not extends it
 
 
+def test_the_grch38_example_is_one_uncommented_block_from_published_attention(tmp_path):
+    """The commented block at the end of the chr11 example, uncommented with a local checkpoint
+    and a VCF, plans the published model's scores and its attention map over chr11."""
+    from test_hf import make_nt_checkpoint
+
+    text = (REPO / "config/examples/grch38_chr11.yaml").read_text()
+    block = text[text.index("# models:"):]
+    config = yaml.safe_load(text) | yaml.safe_load("\n".join(line[2:] for line in block.splitlines()))
+    config["models"]["nt_v2_50m"]["huggingface"] = str(make_nt_checkpoint(tmp_path / "nt"))
+    (tmp_path / "chr11.vcf").write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    config["variants"]["chr11_variants"]["vcf"] = str(tmp_path / "chr11.vcf")
+    proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)))
+    out = proc.stdout + proc.stderr
+    for planned in ("score_variants", "variant_figures", "results/grch38_chr11/variants/nt_v2_50m/chr11_variants/"
+                    "attention.png"):
+        assert planned in out, out[-2000:]
+    assert "rule pretrain" not in out  # the published model is read, not trained
+
+
 def test_typo_in_a_config_key_names_the_key(tmp_path):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["genomes"]["demo"]["region_sets"]["promoters"]["upstraem"] = 100
@@ -131,6 +150,9 @@ def test_demo_probe_finetune_and_baseline(demo_run):
     summary = pd.read_csv(demo_run / "results/probes_summary.tsv", sep="\t")
     assert list(summary["method"]) == ["probe", "kmer4_baseline", "finetune_ia3"]
     assert summary["auroc"].str.match(r"0\.\d{3} ± 0\.\d{3}").all()
+    # each method's standing against the k-mer baseline, in words
+    assert summary.loc[0, "finding"].startswith("AUROC 0.")
+    assert " the k-mer baseline (" in summary.loc[0, "finding"]
     probe_dir = demo_run / "results/demo/probes/demo_mlm/promoters"
     metrics = json.loads((probe_dir / "metrics.json").read_text())
     assert metrics["results"]["probe"]["auroc"]["mean"] > 0.8  # the embeddings carry the signal
@@ -166,6 +188,11 @@ def test_demo_variants_scored_and_read_by_bcftools(demo_run):
     for wanted in [("stop_gained", "synonymous"), ("missense", "synonymous"), ("motif_disrupting", "neutral")]:
         assert wanted in pairs
     assert {"llr", "emb_cosine", "markov"} <= set(aurocs["score"])  # the Markov baseline beside the model
+    findings = pd.read_csv(base / "findings.tsv", sep="\t").set_index(["class_a", "class_b", "score"])
+    stop = findings.loc["stop_gained", "synonymous", "llr"]  # in words, with an interval and the baseline
+    assert stop["ci_low"] <= stop["auroc"] <= stop["ci_high"] and "markov baseline" in stop["finding"]
+    assert findings.loc["frameshift", "synonymous", "emb_cosine"]["finding"].startswith(
+        "embedding cosine distance scores frameshift as more disruptive than synonymous")
     for name in ("score_distributions.png", "class_auroc.png", "along_genome.png", "ism.png", "attention.png"):
         assert (base / name).read_bytes()[:4] == b"\x89PNG", name
     assert len(pd.read_csv(base / "ism.tsv", sep="\t")) == 600  # 100 tokens of 6 bases
@@ -227,7 +254,7 @@ def test_report_holds_the_plots_and_tables(demo_run):
 
     names = zipfile.ZipFile(demo_run / "report.zip").namelist()
     for wanted in ("loss.png", "roc.png", "probes_summary.tsv", "score_distributions.png", "class_auroc.tsv",
-                   "ism.png", "attention.png", "top_variants.tsv"):
+                   "findings.tsv", "ism.png", "attention.png", "top_variants.tsv"):
         assert any(n.endswith(wanted) for n in names), (wanted, names[:20])
 
 
@@ -399,4 +426,7 @@ def test_a_callset_that_scores_nothing_fails_on_the_terminal_and_leaves_nothing(
     out = proc.stdout + proc.stderr
     assert "530 of 530 records were not scored (UNKNOWN_CONTIG: 530); a run that scores nothing fails" in out, out[-3000:]
     assert "variants.renamed.contig_aliases" in out
+    log = (workdir / "logs/demo/score_variants_demo_mlm_renamed.log").read_text()
+    assert "<callset>" not in log  # every message, the warnings too, names the call set's own keys
+    assert "(UNKNOWN_CONTIG); variants.renamed.contig_aliases maps" in log
     assert not list((workdir / "results/demo/variants/demo_mlm").glob("renamed*"))

@@ -2,7 +2,6 @@
 
 from genofm.config import run_settings
 from genofm.devices import torch_device
-from genofm.errors import GenofmInputError
 from genofm.markov import fit_markov
 from genofm.provenance import provenance
 from genofm.variant_scoring import ScoringConfig
@@ -21,13 +20,11 @@ def main(smk):
     if smk.params.markov_order:
         baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
     checks = run_settings(CallsetConfig, smk.config["variants"][smk.wildcards.callset])  # not tracked params
-    try:
-        score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline),
-                  ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary),
-                  ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset, **checks),
-                  meta=meta, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
-    except GenofmInputError as err:  # the library does not know the call set's name in the config
-        raise GenofmInputError(str(err).replace("variants.<callset>.", f"variants.{smk.wildcards.callset}.")) from None
+    score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline,
+                            callset_key=f"variants.{smk.wildcards.callset}"),
+              ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary),
+              ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset, **checks),
+              meta=meta, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
 
 
 run_script(main, snakemake)  # noqa: F821

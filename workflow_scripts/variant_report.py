@@ -1,10 +1,15 @@
 """Rule variant_report: score distributions by class, class-pair AUROCs, scores along the
-genome and the top variants, from the scores table."""
+genome, the top variants and the findings in words, from the scores table."""
+
+import logging
 
 from genofm.atomic import atomic_path
-from genofm.variant_report import (class_pair_aurocs, plot_along_genome, plot_class_aurocs,
+from genofm.findings import class_pair_findings
+from genofm.variant_report import (SCORES, class_pair_aurocs, plot_along_genome, plot_class_aurocs,
                                    plot_score_distributions, read_scores, top_variants, training_line)
 from genofm.workflow import run_script
+
+log = logging.getLogger("genofm.variant_report")
 
 
 def main(smk):
@@ -13,6 +18,11 @@ def main(smk):
     aurocs = class_pair_aurocs(table)
     with atomic_path(smk.output.aurocs) as tmp:
         aurocs.to_csv(tmp, sep="\t", index=False)
+    findings = class_pair_findings(table, SCORES, seed=smk.params.seed)
+    with atomic_path(smk.output.findings) as tmp:
+        findings.to_csv(tmp, sep="\t", index=False)
+    for finding in findings["finding"]:
+        log.info(finding)
     with atomic_path(smk.output.top) as tmp:
         top_variants(table).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     with atomic_path(smk.output.distributions) as tmp:

@@ -1,0 +1,101 @@
+"""The report's findings in words (class pairs with bootstrap intervals against the Markov
+baseline; probes against the k-mer baseline) and what score_distributions.png plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from genofm.findings import auroc_by_rank, class_pair_findings, probe_findings
+from genofm.variant_report import SCORES, distribution_panel
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scored_table(seed: int = 0, n: int = 80) -> pd.DataFrame:
+    """stop_gained: low LLR (disruptive) and a baseline that knows nothing; synonymous and
+    missense: the same distribution; indels: embedding distances 100x those of SNVs."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cls, llr_mean in (("stop_gained", -3.0), ("synonymous", 0.0), ("missense", 0.0)):
+        for _ in range(n):
+            rows.append({"class": cls, "llr": rng.normal(llr_mean, 1.0), "markov": rng.normal(0, 1),
+                         "emb_cosine": rng.uniform(0.001, 0.01)})
+    for _ in range(20):
+        rows.append({"class": "frameshift", "llr": np.nan, "markov": np.nan, "emb_cosine": rng.uniform(0.5, 1.0)})
+    return pd.DataFrame(rows)
+
+
+def test_auroc_by_rank_equals_sklearn_with_ties():
+    rng = np.random.default_rng(1)
+    pos, neg = rng.integers(0, 5, 40).astype(float), rng.integers(0, 4, 30).astype(float)
+    y = np.r_[np.ones(40), np.zeros(30)]
+    assert auroc_by_rank(pos, neg)[0] == pytest.approx(roc_auc_score(y, np.r_[pos, neg]))
+
+
+def test_class_pairs_say_what_was_and_was_not_learned():
+    findings = class_pair_findings(scored_table(), SCORES)
+    row = findings.set_index(["class_a", "class_b", "score"])
+    stop = row.loc["stop_gained", "synonymous", "llr"]
+    # llr is negated: stop_gained's low LLR means more disruptive, far from chance with an interval
+    assert stop["auroc"] > 0.9 and 0.5 < stop["ci_low"] <= stop["auroc"] <= stop["ci_high"]
+    assert "scores stop_gained as more disruptive than synonymous" in stop["finding"]
+    assert "further from chance than the markov baseline" in stop["finding"]
+    assert 0.35 < stop["baseline_auroc"] < 0.65 and stop["baseline_ci_low"] < 0.5 < stop["baseline_ci_high"]
+    same = row.loc["missense", "synonymous", "llr"]
+    assert same["ci_low"] < 0.5 < same["ci_high"]
+    assert "does not separate missense from synonymous" in same["finding"]
+    assert "level with the markov baseline" in same["finding"]
+    # the baseline scores no indel: said, not left blank
+    indel = row.loc["frameshift", "synonymous", "emb_cosine"]
+    assert "scores frameshift as more disruptive" in indel["finding"]
+    assert "markov baseline scores none of frameshift" in indel["finding"]
+    assert "markov" not in set(findings["score"])  # the baseline is beside each score, not a row of its own
+
+
+def test_findings_are_reproducible_and_follow_the_seed():
+    table = scored_table()
+    first, again = class_pair_findings(table, SCORES, seed=3), class_pair_findings(table, SCORES, seed=3)
+    pd.testing.assert_frame_equal(first, again)
+    other = class_pair_findings(table, SCORES, seed=4)
+    assert not first["ci_low"].equals(other["ci_low"]) and first["auroc"].equals(other["auroc"])
+
+
+def test_probe_below_its_baseline_is_said_in_words():
+    summary = pd.DataFrame([
+        {"task": "promoters", "model": "m", "method": "probe", "auroc": "0.820 ± 0.030"},
+        {"task": "promoters", "model": "m", "method": "kmer4_baseline", "auroc": "0.910 ± 0.010"},
+        {"task": "promoters", "model": "m", "method": "finetune_ia3", "auroc": "0.950 ± 0.020"},
+    ])
+    found = probe_findings(summary).set_index("method")["finding"]
+    assert found["probe"].startswith("AUROC 0.820, below the k-mer baseline (0.910) by 0.090")
+    assert "adds nothing here that k-mer counts do not give" in found["probe"]
+    assert found["finetune_ia3"] == "AUROC 0.950, above the k-mer baseline (0.910) by 0.040"
+    assert "baseline" in found["kmer4_baseline"]
+
+
+def test_distribution_panels_plot_the_sign_of_their_label():
+    table = scored_table()
+    llr = distribution_panel(table, "llr")
+    # the title says −LLR and larger = more disruptive: stop_gained (LLR about −3) plots about +3
+    assert llr["title"].startswith("-LLR") and "larger = more disruptive" in llr["title"].replace("\n", " ")
+    assert llr["data"]["stop_gained"].mean() > 2 and llr["xlabel"] == "−llr"
+    assert "frameshift" not in llr["data"]  # no LLR for indels: no empty row
+    assert not llr["log_axis"]
+    distance = distribution_panel(table, "emb_cosine")
+    assert distance["log_axis"] and 0 < distance["linthresh"] < 0.01  # indels dwarf SNVs: a log axis
+    assert set(distance["data"]) == {"stop_gained", "synonymous", "missense", "frameshift"}
+    for score in SCORES:  # no title line is cut off at the panel's width
+        assert all(len(line) <= 38 for line in distribution_panel(table.assign(**{score: 1.0}), score)["title"]
+                   .splitlines())
+
+
+def test_distributions_caption_names_every_panel():
+    caption = (REPO / "report/variant_distributions.rst").read_text().replace("\n", " ")
+    for label, _ in SCORES.values():
+        words = label.lstrip("-").split(" (")[0]
+        assert words.lower() in caption.lower(), label
