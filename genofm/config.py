@@ -266,10 +266,11 @@ class ModelSettings:
     """One model: pretrained by the workflow on `genomes` (default), or a published checkpoint
     read from a local directory (`huggingface`), which then needs no genomes."""
 
-    huggingface: str = setting("", "Local directory of a Hugging Face EsmForMaskedLM checkpoint (e.g. a downloaded "
-                                   "Nucleotide Transformer: config.json, model.safetensors, vocab.txt), read "
-                                   "offline; its own vocab.txt gives the tokenizer. Empty: the workflow pretrains "
-                                   "the model.")
+    huggingface: str = setting("", "Local directory of a Hugging Face checkpoint, read offline: an EsmForMaskedLM "
+                                   "(a downloaded Nucleotide Transformer: config.json, model.safetensors, "
+                                   "vocab.txt) or a GPN masked LM (config.json, model.safetensors, tokenizer.json; "
+                                   "needs the gpn package). Its own tokenizer files give the tokenizer. Empty: the "
+                                   "workflow pretrains the model.")
     export_huggingface: bool = setting(False, "Also write the trained model as a Hugging Face EsmForMaskedLM "
                                               "checkpoint in results/models/{model}/huggingface/ "
                                               "(AutoModelForMaskedLM and AutoTokenizer load it).")

@@ -39,3 +39,10 @@ def is_plain_gzip(path: str | Path) -> bool:
 def open_text(path: str | Path) -> IO[str]:
     """A plain, gzip or bgzip text file, opened for reading text."""
     return gzip.open(path, "rt") if is_gzip(path) else open(path, "rt")
+
+
+def tokenizer_files(directory: Path) -> list[str]:
+    """The tokenizer files a Hugging Face checkpoint directory has: vocab.txt (Nucleotide
+    Transformer) or the tokenizers library's files (GPN)."""
+    names = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+    return [name for name in names if (Path(directory) / name).exists()]

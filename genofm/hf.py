@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from .errors import GenofmInputError
+from .files import tokenizer_files
 from .model import DNALM, ModelOutput
 from .tokenizer import MASK, PAD, SPECIAL_TOKENS, KmerTokenizer
 
@@ -119,22 +120,36 @@ class HFMaskedLM(nn.Module):
                            attentions=list(out.attentions) if output_attentions else None)
 
 
-def load_hf_checkpoint(directory: str | Path, device="cpu") -> tuple[HFMaskedLM, KmerTokenizer]:
-    """A local EsmForMaskedLM checkpoint (no network, safetensors weights only)."""
+def checkpoint_model_type(directory: Path) -> str:
+    """The checkpoint's model_type, read from config.json as data (no code is run)."""
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise GenofmInputError(f"{path}: not a readable Hugging Face checkpoint config: {err}") from err
+    if "model_type" not in config:
+        raise GenofmInputError(f"{path}: no model_type: not a Hugging Face checkpoint config")
+    return config["model_type"]
+
+
+def load_hf_checkpoint(directory: str | Path, device="cpu") -> tuple[nn.Module, KmerTokenizer]:
+    """A local EsmForMaskedLM or GPN checkpoint (no network, safetensors weights only)."""
     from transformers import AutoConfig, EsmForMaskedLM
 
+    from .gpn import GPN_MODEL_TYPES, load_gpn_checkpoint
+
     directory = Path(directory)
-    tokenizer = tokenizer_of_checkpoint(directory)
-    try:
-        config = AutoConfig.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise GenofmInputError(f"{directory}: not a readable Hugging Face checkpoint: {err}") from err
-    if config.model_type != "esm":
-        raise GenofmInputError(f"{directory}: model_type {config.model_type!r}; genofm reads EsmForMaskedLM "
-                               "checkpoints (Nucleotide Transformer's architecture)")
+    model_type = checkpoint_model_type(directory)
     if not (directory / "model.safetensors").exists():
         raise GenofmInputError(f"{directory}: no model.safetensors; genofm does not unpickle pytorch_model.bin "
                                "(convert it once, e.g. with transformers' save_pretrained(safe_serialization=True))")
+    if model_type in GPN_MODEL_TYPES:
+        return load_gpn_checkpoint(directory, device)
+    if model_type != "esm":
+        raise GenofmInputError(f"{directory}: model_type {model_type!r}; genofm reads EsmForMaskedLM "
+                               "(Nucleotide Transformer) and GPN (ConvNet, GPN) checkpoints")
+    tokenizer = tokenizer_of_checkpoint(directory)
+    config = AutoConfig.from_pretrained(directory, local_files_only=True)
     if config.vocab_size != tokenizer.vocab_size:
         raise GenofmInputError(f"{directory}: vocab_size {config.vocab_size} differs from vocab.txt's {tokenizer.vocab_size}")
     model = EsmForMaskedLM.from_pretrained(directory, local_files_only=True, use_safetensors=True)
@@ -146,7 +161,7 @@ def checkpoint_pointer(directory: str | Path) -> dict:
     directory = Path(directory)
     load_hf_checkpoint(directory)  # fails here, naming the problem, rather than in every rule
     files = {}
-    for name in ("config.json", "model.safetensors", "vocab.txt"):
+    for name in ("config.json", "model.safetensors", *tokenizer_files(directory)):
         digest = hashlib.sha256()
         with open(directory / name, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -162,9 +177,9 @@ def load_pointer(path: str | Path) -> Path:
         directory = Path(pointer["path"])
     except (OSError, json.JSONDecodeError, KeyError) as err:
         raise GenofmInputError(f"{path}: not a genofm checkpoint pointer: {err}") from err
-    for name in ("config.json", "vocab.txt"):
+    for name in ("config.json", *tokenizer_files(directory)):
         digest = "sha256:" + hashlib.sha256((directory / name).read_bytes()).hexdigest()
-        if digest != pointer["files"][name]:
+        if digest != pointer["files"].get(name):
             raise GenofmInputError(f"{directory / name} changed since it was imported ({path}); rerun the import")
     return directory
 

@@ -17,6 +17,7 @@ from genofm.config import (
     ArchitectureConfig,
     result_settings,
 )
+from genofm.files import tokenizer_files
 
 
 def sorted_keys(value):
@@ -124,6 +125,15 @@ def model_file(model):
 
 def huggingface_file(model, name):
     return os.path.join(model_config(model)["huggingface"], name)
+
+
+def huggingface_tokenizer_files(model):
+    """The checkpoint's tokenizer files: vocab.txt (Nucleotide Transformer) or the tokenizers
+    library's (GPN); vocab.txt when there are none, so that the missing file is named.
+    """
+    directory = model_config(model)["huggingface"]
+    found = tokenizer_files(directory) if os.path.isdir(directory) else []
+    return [os.path.join(directory, name) for name in found or ["vocab.txt"]]
 
 
 def token_set_dir(genome, name):

@@ -6,7 +6,7 @@ rule import_huggingface:
     input:
         config=lambda w: huggingface_file(w.model, "config.json"),
         weights=lambda w: huggingface_file(w.model, "model.safetensors"),
-        vocab=lambda w: huggingface_file(w.model, "vocab.txt"),
+        tokenizer=lambda w: huggingface_tokenizer_files(w.model),
     output:
         pointer="results/models/{model}/huggingface.json",
     log:

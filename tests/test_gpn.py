@@ -1,0 +1,217 @@
+"""GPN checkpoints (the `gpn` package's ConvNetForMaskedLM): a tiny random checkpoint built here,
+read by genofm, and every output compared with what gpn's own code gives for the same
+checkpoint: logits, embeddings and the strand-averaged masked-marginal LLR."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pysam
+import pytest
+import torch
+
+from conftest import write_fasta
+from genofm.embed import EmbedConfig, Embedder
+from genofm.errors import GenofmInputError
+from genofm.hf import checkpoint_pointer, load_pointer
+from genofm.loading import load_model_and_tokenizer
+from genofm.sequence import reverse_complement
+from genofm.variant_scoring import ScoringConfig, VariantScorer
+from genofm.vcf import Allele
+
+import gpn  # noqa: F401  (a test dependency: quickstart.sh test installs it; missing, these tests fail)
+
+
+def make_gpn_checkpoint(directory, hidden=32, layers=3, seed=0):
+    """A tiny random GPN (ConvNetForMaskedLM) with GPN's character tokenizer: [PAD] [MASK] [UNK]
+    a c g t, upper case folded to lower by its normalizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from gpn import register_auto_classes
+
+    register_auto_classes("ss")
+    from gpn.ss.model import ConvNetConfig, ConvNetForMaskedLM
+
+    vocab = {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "a": 3, "c": 4, "g": 5, "t": 6}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", mask_token="[MASK]",
+                            unk_token="[UNK]").save_pretrained(directory)
+    torch.manual_seed(seed)
+    config = ConvNetConfig(vocab_size=len(vocab), hidden_size=hidden, n_layers=layers, kernel_size=5,
+                           dilation_max=4, dilation_cycle=3, architectures=["ConvNetForMaskedLM"])
+    model = ConvNetForMaskedLM(config)
+    with torch.no_grad():  # opinions, so that scores differ between bases
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    model.save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def gpn_own(directory):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from gpn import register_auto_classes
+
+    register_auto_classes("ss")
+    return (AutoTokenizer.from_pretrained(directory, local_files_only=True),
+            AutoModelForMaskedLM.from_pretrained(directory, local_files_only=True).eval())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_gpn_checkpoint(tmp_path_factory.mktemp("gpn_tiny"))
+
+
+def random_seq(n, seed):
+    return "".join(np.random.default_rng(seed).choice(list("ACGT"), n))
+
+
+def test_logits_and_embeddings_equal_gpn(checkpoint):
+    model, tokenizer = load_model_and_tokenizer(checkpoint)
+    assert tokenizer.k == 1 and model.cfg.max_len == 513 and model.cfg.extra["architecture"] == "ConvNetForMaskedLM"
+    hf_tokenizer, hf = gpn_own(checkpoint)
+    seq = random_seq(300, 1).lower()  # soft-masked bases: both sides read them as the base
+    with torch.no_grad():
+        ours = model(torch.as_tensor(np.array([tokenizer.encode(seq)])))
+        theirs = hf(input_ids=torch.tensor([hf_tokenizer(seq)["input_ids"]])).logits[0]  # (L, V_gpn)
+        hidden = hf.model(input_ids=torch.tensor([hf_tokenizer(seq)["input_ids"]])).last_hidden_state[0]
+    columns = hf_tokenizer("ACGT", add_special_tokens=False)["input_ids"]
+    acgt = [tokenizer.token_to_id[b] for b in "ACGT"]
+    torch.testing.assert_close(ours.logits[0, 1:, acgt], theirs[:, columns])
+    torch.testing.assert_close(ours.last_hidden[0, 1:], hidden)
+    # region embeddings: GPN's mean over the sequence, whatever the batch's other lengths
+    sequences = [random_seq(n, i) for i, n in enumerate((60, 133, 301, 90))]
+    embedded = Embedder(model, tokenizer, EmbedConfig()).embed_sequences(sequences)
+    with torch.no_grad():
+        expected = torch.stack([hf.model(input_ids=torch.tensor([hf_tokenizer(s)["input_ids"]]))
+                                .last_hidden_state[0].mean(0) for s in sequences])
+    torch.testing.assert_close(embedded, expected, atol=1e-5, rtol=1e-4)
+
+
+def gpn_llr(hf_tokenizer, hf, window: str, rel: int, ref: str, alt: str) -> float:
+    """gpn's rule (gpn.ss.inference.MLMforVEPModel with gpn.scoring): mask the variant's base,
+    logit(ALT) - logit(REF), on the window and on its reverse complement, averaged."""
+    from gpn.scoring import log_likelihood_ratio
+
+    scores = []
+    for seq, pos, r, a in ((window, rel, ref, alt),
+                           (reverse_complement(window), len(window) - 1 - rel, reverse_complement(ref),
+                            reverse_complement(alt))):
+        masked = seq[:pos] + hf_tokenizer.mask_token + seq[pos + 1:]
+        ids = torch.tensor([hf_tokenizer(masked)["input_ids"]])
+        assert ids.shape[1] == len(seq)
+        with torch.no_grad():
+            logits = hf(input_ids=ids).logits[0, pos]
+        scores.append(float(log_likelihood_ratio(logits, hf_tokenizer.convert_tokens_to_ids(r.lower()),
+                                                 hf_tokenizer.convert_tokens_to_ids(a.lower()))))
+    return sum(scores) / 2
+
+
+def test_variant_llr_equals_gpn_on_the_same_window(checkpoint, tmp_path):
+    genome = random_seq(3000, 5)
+    fasta = write_fasta(tmp_path / "g.fa", {"chr1": genome})
+    model, tokenizer = load_model_and_tokenizer(checkpoint)
+    hf_tokenizer, hf = gpn_own(checkpoint)
+    positions = [40, 700, 1500, 2980]  # near both contig ends too
+    alleles = [Allele(record=i, chrom="chr1", pos=p, vcf_id=".", ref=genome[p], alt="A" if genome[p] != "A" else "G",
+                      ref_chrom="chr1") for i, p in enumerate(positions)]
+    with pysam.FastaFile(str(fasta)) as handle:
+        VariantScorer(model, tokenizer, handle, ScoringConfig(embedding=False, rc_average=True)).score(alleles)
+    for allele in alleles:
+        start, end = (int(x) for x in allele.scores["window"].split(":")[1].split("-"))
+        expected = gpn_llr(hf_tokenizer, hf, genome[start - 1:end], allele.pos - (start - 1), allele.ref, allele.alt)
+        assert allele.scores["llr"] == pytest.approx(expected, abs=1e-5), allele.pos
+
+
+def test_gpn_checkpoint_pointer_and_problems(checkpoint, tmp_path, monkeypatch):
+    pointer = checkpoint_pointer(checkpoint)
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(pointer["files"])
+    (tmp_path / "huggingface.json").write_text(json.dumps(pointer))
+    assert load_pointer(tmp_path / "huggingface.json") == checkpoint.resolve()
+    model, _ = load_model_and_tokenizer(checkpoint)
+    with pytest.raises(GenofmInputError, match="GPN gives its last layer only"):
+        Embedder(model, *load_model_and_tokenizer(checkpoint)[1:], EmbedConfig(layer=1)).embed_sequences(["ACGT" * 10])
+    bad = make_gpn_checkpoint(tmp_path / "protein")
+    tokenizer = json.loads((bad / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"] = {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "l": 3, "k": 4, "a": 5, "g": 6}
+    (bad / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(GenofmInputError, match="cannot encode A, C, G and T"):
+        load_model_and_tokenizer(bad)
+    monkeypatch.setitem(sys.modules, "gpn", None)  # gpn not installed: the message says how
+    with pytest.raises(GenofmInputError, match="need the gpn package.*pip install --no-deps --ignore-requires-python"):
+        load_model_and_tokenizer(checkpoint)
+
+
+@pytest.mark.workflow
+def test_workflow_with_a_gpn_checkpoint_equals_gpn(tmp_path):
+    """Embeddings, a probe, IA3 fine-tuning and variant scoring through the workflow with a local
+    GPN checkpoint, compared against gpn's own code."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from conftest import REPO
+    from genofm.embed import load_embeddings
+    from genofm.regions import read_regions
+
+    for name in ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    checkpoint = make_gpn_checkpoint(tmp_path / "gpn_tiny")
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    demo = config["genomes"]["demo"]
+    demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
+    config["models"] = {"gpn_tiny": {"huggingface": str(checkpoint)}}
+    config["probes"]["promoters"].update(model="gpn_tiny", finetune={"method": "ia3", "epochs": 1})
+    config["variants"]["demo_variants"]["model"] = "gpn_tiny"
+    config["variant_scoring"].update(rc_average=True, embedding=False)
+    config["tokenizer"] = {"k": 1}
+    (tmp_path / "gpn.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "gpn.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    hf_tokenizer, hf = gpn_own(checkpoint)
+
+    matrix, _ = load_embeddings(tmp_path / "results/demo/embeddings/gpn_tiny/promoters_vs_background.npy",
+                                tmp_path / "results/demo/embeddings/gpn_tiny/promoters_vs_background.index.parquet")
+    regions = read_regions(tmp_path / "results/demo/regions/promoters_vs_background.parquet")
+    with torch.no_grad():
+        expected = torch.stack([hf.model(input_ids=torch.tensor([hf_tokenizer(s)["input_ids"]]))
+                                .last_hidden_state[0].mean(0) for s in regions["sequence"][:8]])
+    torch.testing.assert_close(torch.from_numpy(np.array(matrix[:8])), expected, atol=1e-5, rtol=1e-4)
+
+    table = pd.read_csv(tmp_path / "results/demo/variants/gpn_tiny/demo_variants.tsv", sep="\t")
+    assert len(table) == 530 and (table["status"] == "OK").all()
+    with pysam.FastaFile(str(tmp_path / "resources/demo/genome.fa.gz")) as fasta:
+        for row in table[table["kind"] == "snv"].head(5).itertuples():
+            contig, span = row.window.split(":")
+            start, end = (int(x) for x in span.split("-"))
+            window = fasta.fetch(contig, start - 1, end).upper()
+            assert row.llr == pytest.approx(gpn_llr(hf_tokenizer, hf, window, row.pos - start, row.ref, row.alt),
+                                            abs=1e-4)
+    metrics = json.loads((tmp_path / "results/demo/finetune/gpn_tiny/promoters/metrics.json").read_text())
+    assert "finetune_ia3" in metrics["results"]
+    figures = tmp_path / "results/demo/variants/gpn_tiny/demo_variants"
+    assert (figures / "ism.png").exists() and (figures / "attention.png").exists()  # "no attention layer"
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_gpn_takes_peft_adapters(checkpoint, method):
+    from genofm.finetune import FinetuneConfig, SequenceClassifier, batch, encode, trainable_parameters, wrap
+
+    model, tokenizer = load_model_and_tokenizer(checkpoint)
+    adapted = wrap(SequenceClassifier(model, 2), FinetuneConfig(method=method))
+    trainable, total = trainable_parameters(adapted)
+    assert 0 < trainable < total  # adapters and the head, not the whole network
+    ids = batch(encode([random_seq(50, 1), random_seq(80, 2)], tokenizer, model.cfg.max_len))
+    adapted(ids).sum().backward()  # gradients reach the adapters through GPN's modules
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in adapted.named_parameters()
+               if p.requires_grad and method in n)
