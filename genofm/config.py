@@ -271,6 +271,9 @@ class ModelSettings:
                                    "vocab.txt) or a GPN masked LM (config.json, model.safetensors, tokenizer.json; "
                                    "needs the gpn package). Its own tokenizer files give the tokenizer. Empty: the "
                                    "workflow pretrains the model.")
+    trust_remote_code: bool = setting(False, "huggingface: let the checkpoint run its own Python code (auto_map in "
+                                             "its config.json: Caduceus, HyenaDNA, DNABERT-2). That code runs with the "
+                                             "workflow's rights: read it first. Off, such checkpoints are refused.")
     export_huggingface: bool = setting(False, "Also write the trained model as a Hugging Face EsmForMaskedLM "
                                               "checkpoint in results/models/{model}/huggingface/ "
                                               "(AutoModelForMaskedLM and AutoTokenizer load it).")

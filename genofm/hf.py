@@ -132,8 +132,10 @@ def checkpoint_model_type(directory: Path) -> str:
     return config["model_type"]
 
 
-def load_hf_checkpoint(directory: str | Path, device="cpu") -> tuple[nn.Module, KmerTokenizer]:
-    """A local EsmForMaskedLM or GPN checkpoint (no network, safetensors weights only)."""
+def load_hf_checkpoint(directory: str | Path, device="cpu",
+                       trust_remote_code: bool = False) -> tuple[nn.Module, KmerTokenizer]:
+    """A local checkpoint (no network, safetensors weights only): EsmForMaskedLM (Nucleotide
+    Transformer), GPN, or another masked or causal LM over bases or k-mers (genofm.hf_lm)."""
     from transformers import AutoConfig, EsmForMaskedLM
 
     from .gpn import GPN_MODEL_TYPES, load_gpn_checkpoint
@@ -146,8 +148,10 @@ def load_hf_checkpoint(directory: str | Path, device="cpu") -> tuple[nn.Module, 
     if model_type in GPN_MODEL_TYPES:
         return load_gpn_checkpoint(directory, device)
     if model_type != "esm":
-        raise GenofmInputError(f"{directory}: model_type {model_type!r}; genofm reads EsmForMaskedLM "
-                               "(Nucleotide Transformer) and GPN (ConvNet, GPN) checkpoints")
+        from .hf_lm import load_mapped_lm
+
+        architectures = json.loads((directory / "config.json").read_text()).get("architectures") or [""]
+        return load_mapped_lm(directory, architectures[0], trust_remote_code, device)
     tokenizer = tokenizer_of_checkpoint(directory)
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
     if config.vocab_size != tokenizer.vocab_size:
@@ -156,32 +160,42 @@ def load_hf_checkpoint(directory: str | Path, device="cpu") -> tuple[nn.Module, 
     return HFMaskedLM(model.to(device).eval(), tokenizer, str(directory)), tokenizer
 
 
-def checkpoint_pointer(directory: str | Path) -> dict:
-    """What the import rule records about a checkpoint: its path and file checksums."""
+def checkpoint_pointer(directory: str | Path, trust_remote_code: bool = False) -> dict:
+    """What the import rule records about a checkpoint: its path, file checksums and whether
+    its own code may run."""
     directory = Path(directory)
-    load_hf_checkpoint(directory)  # fails here, naming the problem, rather than in every rule
+    load_hf_checkpoint(directory, trust_remote_code=trust_remote_code)  # fails here rather than in every rule
     files = {}
-    for name in ("config.json", "model.safetensors", *tokenizer_files(directory)):
+    for name in ("model.safetensors", *checked_files(directory, trust_remote_code)):
         digest = hashlib.sha256()
         with open(directory / name, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         files[name] = f"sha256:{digest.hexdigest()}"
-    return {"format": "genofm-huggingface-pointer/1", "path": str(directory.resolve()), "files": files}
+    return {"format": "genofm-huggingface-pointer/1", "path": str(directory.resolve()), "files": files,
+            "trust_remote_code": trust_remote_code}
 
 
-def load_pointer(path: str | Path) -> Path:
-    """The checkpoint directory an import recorded, checked unchanged since (config and vocab)."""
+def checked_files(directory: Path, trust_remote_code: bool) -> list[str]:
+    """The files an import vouches for besides the weights: config, tokenizer, and the
+    checkpoint's own Python code when it may run."""
+    code = sorted(p.name for p in directory.glob("*.py")) if trust_remote_code else []
+    return ["config.json", *tokenizer_files(directory), *code]
+
+
+def load_pointer(path: str | Path) -> tuple[Path, bool]:
+    """(checkpoint directory, trust_remote_code) as an import recorded them, the directory's
+    config, tokenizer and code checked unchanged since."""
     try:
         pointer = json.loads(Path(path).read_text())
-        directory = Path(pointer["path"])
+        directory, trust = Path(pointer["path"]), bool(pointer.get("trust_remote_code", False))
     except (OSError, json.JSONDecodeError, KeyError) as err:
         raise GenofmInputError(f"{path}: not a genofm checkpoint pointer: {err}") from err
-    for name in ("config.json", *tokenizer_files(directory)):
+    for name in checked_files(directory, trust):
         digest = "sha256:" + hashlib.sha256((directory / name).read_bytes()).hexdigest()
         if digest != pointer["files"].get(name):
             raise GenofmInputError(f"{directory / name} changed since it was imported ({path}); rerun the import")
-    return directory
+    return directory, trust
 
 
 # --- export ---------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ def load_model_and_tokenizer(model_dir: str | Path, device="cpu") -> tuple[DNALM
     from .hf import POINTER_NAME, is_hf_checkpoint, load_hf_checkpoint, load_pointer
 
     if (Path(model_dir) / POINTER_NAME).exists():
-        return load_hf_checkpoint(load_pointer(Path(model_dir) / POINTER_NAME), device)
+        directory, trust_remote_code = load_pointer(Path(model_dir) / POINTER_NAME)
+        return load_hf_checkpoint(directory, device, trust_remote_code)
     if is_hf_checkpoint(model_dir):
         return load_hf_checkpoint(model_dir, device)
     model = DNALM.from_pretrained(model_dir, map_location=device).eval()

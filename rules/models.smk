@@ -18,6 +18,7 @@ rule import_huggingface:
         runtime=30,
     params:
         checkpoint=lambda w: model_config(w.model)["huggingface"],
+        trust_remote_code=lambda w: model_config(w.model)["trust_remote_code"],
     script:
         "../workflow_scripts/import_huggingface.py"
 

@@ -132,7 +132,7 @@ def test_gpn_checkpoint_pointer_and_problems(checkpoint, tmp_path, monkeypatch):
     pointer = checkpoint_pointer(checkpoint)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(pointer["files"])
     (tmp_path / "huggingface.json").write_text(json.dumps(pointer))
-    assert load_pointer(tmp_path / "huggingface.json") == checkpoint.resolve()
+    assert load_pointer(tmp_path / "huggingface.json") == (checkpoint.resolve(), False)
     model, _ = load_model_and_tokenizer(checkpoint)
     with pytest.raises(GenofmInputError, match="GPN gives its last layer only"):
         Embedder(model, *load_model_and_tokenizer(checkpoint)[1:], EmbedConfig(layer=1)).embed_sequences(["ACGT" * 10])

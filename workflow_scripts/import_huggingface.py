@@ -9,7 +9,7 @@ from genofm.workflow import run_script
 
 
 def main(smk):
-    pointer = checkpoint_pointer(smk.params.checkpoint)
+    pointer = checkpoint_pointer(smk.params.checkpoint, smk.params.trust_remote_code)
     with atomic_path(smk.output.pointer) as tmp:
         tmp.write_text(json.dumps(pointer, indent=2) + "\n")
 

@@ -1,0 +1,222 @@
+"""Hugging Face masked and causal DNA LMs whose tokens are single bases or k-mers (e.g. a BERT
+or Caduceus masked LM over characters, a Llama, Mamba or HyenaDNA causal LM over characters,
+GENERator-style causal LMs over 6-mers), behind the interface of `genofm.model.DNALM`.
+
+genofm's stages speak `KmerTokenizer` ids with a <cls> slot first. `MappedLM` feeds the
+checkpoint its own ids for the same tokens (mapped by token string, and checked at load time
+against the checkpoint's own tokenizer on a probe sequence: a tokenizer that splits
+differently, such as BPE, is refused), its own <cls>/<s> token in the slot when it has one,
+and maps the outputs back:
+
+- logits become the checkpoint's log-probabilities of genofm's tokens; the probability mass of
+  the checkpoint's other tokens goes to one genofm slot, so log_softmax over genofm's
+  vocabulary gives exactly the checkpoint's own log P (log-likelihood differences of causal
+  LMs then equal a direct computation); that slot is <cls>'s, which is never predicted;
+- without a <cls>/<s> token the slot is dropped: its hidden state is the mean of the
+  sequence's (mean pooling then equals the checkpoint's mean), and a causal model predicts the
+  first base uniformly (it cancels in REF/ALT differences unless the variant is the first base).
+
+Remote code (`auto_map` in config.json: Caduceus, HyenaDNA, DNABERT-2's modeling files) runs
+only when the model's config says `trust_remote_code: true`: that code is Python from the
+checkpoint's directory, run with the workflow's rights.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import GenofmInputError
+from .model import ModelOutput
+from .tokenizer import BOS, CLS, EOS, MASK, PAD, SPECIAL_TOKENS, UNK, KmerTokenizer
+
+MISSING_LOGIT = -1e4  # a genofm token the checkpoint has no id for: never predicted
+DEFAULT_CONTEXT = 1024  # tokens, for checkpoints whose config states no maximum length
+PROBE = "".join(np.random.default_rng(0).choice(list("ACGT"), 101))  # the tokenizer check's sequence
+
+
+@dataclass
+class TokenMap:
+    """How genofm ids become the checkpoint's and back."""
+
+    to_hf: torch.Tensor  # (V,) the checkpoint id fed for each genofm id (0 where none is used)
+    reads_logit: torch.Tensor  # (V,) bool: genofm ids that read the checkpoint's log P (one per checkpoint id)
+    rest_slot: int  # a genofm id never predicted (<cls>): holds the mass of the checkpoint's other tokens
+    cls_id: int | None  # the checkpoint's <cls> or <s>, fed in genofm's <cls> slot; None: the slot is dropped
+
+
+def vocab_k(vocab: dict[str, int], source: str) -> int:
+    """k of a checkpoint's nucleotide tokens: the longest token made of A/C/G/T only, all 4^k
+    present (1: single bases)."""
+    lengths = {len(t) for t in vocab if t and set(t.upper()) <= set("ACGT")}
+    k = max(lengths, default=0)
+    upper = {t.upper() for t in vocab}
+    if not 1 <= k <= 8 or not all(b in upper for b in "ACGT"):
+        raise GenofmInputError(f"{source}: the vocabulary has no single-base or k-mer tokens for A, C, G and T; "
+                               "genofm reads checkpoints whose tokens are bases or k-mers")
+    return k
+
+
+def special_id(hf_tokenizer, *names: str) -> int | None:
+    for name in names:
+        value = getattr(hf_tokenizer, f"{name}_token_id", None)
+        if value is not None:
+            return int(value)
+    return None
+
+
+def token_map(hf_tokenizer, tokenizer: KmerTokenizer, source: str, masked: bool) -> TokenMap:
+    vocab = hf_tokenizer.get_vocab()
+    lookup = {**{t.upper(): i for t, i in vocab.items()}, **vocab}  # exact case first, then either case
+    unk = special_id(hf_tokenizer, "unk")
+    to_hf = torch.zeros(tokenizer.vocab_size, dtype=torch.long)
+    reads = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+    taken: set[int] = set()
+    specials = {MASK: special_id(hf_tokenizer, "mask"), PAD: special_id(hf_tokenizer, "pad", "eos", "unk"),
+                UNK: unk, EOS: special_id(hf_tokenizer, "eos", "sep"), BOS: special_id(hf_tokenizer, "bos")}
+    if masked and specials[MASK] is None:
+        raise GenofmInputError(f"{source}: a masked LM whose tokenizer has no mask token")
+    for ours, token in enumerate(tokenizer.vocab):
+        theirs = specials.get(ours) if token in SPECIAL_TOKENS else lookup.get(token, lookup.get(token.lower()))
+        if theirs is None and token == "N":
+            theirs = unk  # as the checkpoint's own tokenizer reads an N it has no token for
+        if theirs is None:
+            continue
+        to_hf[ours] = theirs
+        if theirs not in taken and theirs != unk or ours == UNK:
+            reads[ours] = True
+            taken.add(theirs)
+    # <cls> is never a prediction target: its logit holds the mass of the checkpoint's other tokens
+    return TokenMap(to_hf, reads, CLS, special_id(hf_tokenizer, "cls", "bos"))
+
+
+def check_same_tokens(hf_tokenizer, tokenizer: KmerTokenizer, mapping: TokenMap, source: str) -> None:
+    ours = mapping.to_hf[torch.as_tensor(tokenizer.encode(PROBE, add_special_tokens=False))].tolist()
+    theirs = hf_tokenizer(PROBE, add_special_tokens=False)["input_ids"]
+    if ours != theirs:
+        raise GenofmInputError(f"{source}: the checkpoint's tokenizer splits sequences differently from genofm's "
+                               f"{'single bases' if tokenizer.k == 1 else f'{tokenizer.k}-mers'} (e.g. BPE): ids "
+                               f"{theirs[:8]} against {ours[:8]}; genofm reads base and k-mer tokenizers")
+
+
+@dataclass
+class MappedConfig:
+    """What genofm reads off the checkpoint (the fields of ModelConfig that its code uses)."""
+
+    vocab_size: int
+    max_len: int
+    n_layers: int
+    d_model: int
+    n_heads: int
+    causal: bool
+    pad_id: int = PAD
+    extra: dict | None = None
+
+
+class MappedLM(nn.Module):
+    """A Hugging Face masked or causal LM behind DNALM's interface (see the module docstring)."""
+
+    def __init__(self, hf_model, mapping: TokenMap, tokenizer: KmerTokenizer, causal: bool, source: str):
+        super().__init__()
+        self.hf = hf_model
+        self.mapping = mapping
+        self.register_buffer("to_hf", mapping.to_hf, persistent=False)
+        self.register_buffer("reads_logit", mapping.reads_logit, persistent=False)
+        c = hf_model.config
+        positions = next((getattr(c, n) for n in ("max_position_embeddings", "n_positions", "max_seq_len")
+                          if isinstance(getattr(c, n, None), int)), DEFAULT_CONTEXT)
+        self.drops_cls = mapping.cls_id is None
+        self.cfg = MappedConfig(vocab_size=tokenizer.vocab_size, max_len=positions + int(self.drops_cls),
+                                n_layers=getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", 1),
+                                d_model=getattr(c, "hidden_size", None) or getattr(c, "d_model", 0),
+                                n_heads=getattr(c, "num_attention_heads", 1), causal=causal,
+                                extra={"tokenizer": {"k": tokenizer.k, "overlapping": False}, "source": source,
+                                       "architecture": (c.architectures or [c.model_type])[0]})
+        self.takes_mask = "attention_mask" in inspect.signature(hf_model.forward).parameters
+
+    def num_parameters(self, embeddings: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, ids, attention_mask=None, output_hidden_states=False, output_attentions=False,
+                logits_at=None, return_logits=True) -> ModelOutput:
+        if ids.shape[1] > self.cfg.max_len:
+            raise GenofmInputError(f"sequence of {ids.shape[1]} tokens is longer than the model's {self.cfg.max_len}")
+        implementation = getattr(self.hf.config, "_attn_implementation", None)
+        if output_attentions and implementation not in (None, "eager"):  # only eager attention returns maps
+            self.hf.set_attn_implementation("eager")
+            try:
+                return self.forward(ids, attention_mask, output_hidden_states, True, logits_at, return_logits)
+            finally:
+                self.hf.set_attn_implementation(implementation)
+        mask = (ids != PAD) if attention_mask is None else attention_mask.bool()  # (B, L)
+        hf_ids = self.to_hf[ids]
+        if self.drops_cls:
+            hf_ids, mask = hf_ids[:, 1:], mask[:, 1:]  # (B, L-1)
+        else:
+            hf_ids[:, 0] = self.mapping.cls_id
+        extra = {"attention_mask": mask.long()} if self.takes_mask else {}
+        out = self.hf(input_ids=hf_ids, output_hidden_states=True, output_attentions=output_attentions,
+                      return_dict=True, **extra)
+        states = [self.with_cls_slot(h, mask) for h in out.hidden_states]  # n_layers + 1 of (B, L, D)
+        logits = None
+        if return_logits:
+            logp = out.logits.float().log_softmax(-1)  # (B, L', V_hf)
+            ours = logp[..., self.to_hf].masked_fill(~self.reads_logit, MISSING_LOGIT)  # (B, L', V)
+            kept = torch.logsumexp(ours, -1).clamp(max=-1e-6)  # the mass of the checkpoint's other tokens
+            ours[..., self.mapping.rest_slot] = torch.log(-torch.expm1(kept)).clamp(min=MISSING_LOGIT)
+            if self.drops_cls:  # the slot predicts the first base uniformly
+                first = torch.zeros_like(ours[:, :1]).masked_fill(~self.reads_logit, MISSING_LOGIT)
+                ours = torch.cat([first, ours], dim=1)
+            logits = ours if logits_at is None else ours[logits_at]
+        attentions = None
+        if output_attentions:
+            attentions = [None if a is None else (F.pad(a, (1, 0, 1, 0)) if self.drops_cls else a)
+                          for a in (out.attentions or [None] * self.cfg.n_layers)]
+        return ModelOutput(logits=logits, last_hidden=states[-1], attentions=attentions,
+                           hidden_states=states if output_hidden_states else None)
+
+    def with_cls_slot(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, L, D): as is, or with the dropped <cls> slot holding the mean of the real tokens."""
+        if not self.drops_cls:
+            return hidden
+        weights = mask[..., None].to(hidden.dtype)
+        mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D)
+        return torch.cat([mean[:, None], hidden], dim=1)
+
+
+def needs_remote_code(directory: Path) -> bool:
+    config = json.loads((directory / "config.json").read_text())
+    return bool(config.get("auto_map"))
+
+
+def load_mapped_lm(directory: Path, architecture: str, trust_remote_code: bool = False,
+                   device="cpu") -> tuple[MappedLM, KmerTokenizer]:
+    """A local masked (…ForMaskedLM) or causal (…ForCausalLM) LM checkpoint."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    if needs_remote_code(directory) and not trust_remote_code:
+        raise GenofmInputError(f"{directory}: this checkpoint runs its own Python code (auto_map in config.json); "
+                               "genofm runs it only when the model's config says trust_remote_code: true "
+                               "(read that code first: it runs with the workflow's rights)")
+    causal = architecture.endswith("ForCausalLM")
+    if not causal and not architecture.endswith("ForMaskedLM"):
+        raise GenofmInputError(f"{directory}: architecture {architecture!r}; genofm reads masked LMs "
+                               "(...ForMaskedLM) and causal LMs (...ForCausalLM)")
+    options = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    try:
+        hf_tokenizer = AutoTokenizer.from_pretrained(directory, **options)
+    except (OSError, ValueError) as err:
+        raise GenofmInputError(f"{directory}: cannot read the checkpoint's tokenizer: {err}") from err
+    tokenizer = KmerTokenizer(k=vocab_k(hf_tokenizer.get_vocab(), str(directory)))
+    mapping = token_map(hf_tokenizer, tokenizer, str(directory), masked=not causal)
+    check_same_tokens(hf_tokenizer, tokenizer, mapping, str(directory))
+    auto = AutoModelForCausalLM if causal else AutoModelForMaskedLM
+    model = auto.from_pretrained(directory, use_safetensors=True, **options)
+    return MappedLM(model.to(device).eval(), mapping, tokenizer, causal, str(directory)).to(device), tokenizer
