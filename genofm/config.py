@@ -416,7 +416,11 @@ class CallsetSettings(CallsetConfig):
 
     vcf: str = setting("", "VCF, bgzip/gzip VCF or BCF (sorted; an index is not needed).", required=True)
     genome: str = setting("", "The genome (a key of `genomes`) the VCF's positions refer to.", required=True)
-    model: str = setting("", "The model (a key of `models`) that scores the variants.", required=True)
+    model: str = setting("", "The model (a key of `models`) that scores the variants; or `models`.")
+    models: list[str] = setting(doc="Several models (keys of `models`) that each score the call set in their own "
+                                    "job, compared in one report (class-pair AUROCs, rank correlations, time "
+                                    "per 1,000 variants) and one VCF with every model's INFO fields "
+                                    "(GFM_LLR_<model>). Set `model` or `models`, not both.", factory=list)
     labelled_snvs: LabelledSnvSettings = setting(doc=LabelledSnvSettings.__doc__, factory=LabelledSnvSettings)
     figure_region: str = setting("", 'Region ("chr:start-end", 1-based) of the in-silico mutagenesis heatmap and '
                                      'the attention map. Empty: around the variant with the lowest LLR.')

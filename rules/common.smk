@@ -251,17 +251,36 @@ def callset_config(callset):
     return config["variants"][callset]
 
 
+def callset_models(callset):
+    """The models that score a call set: `model`, or the list `models`."""
+    cs = callset_config(callset)
+    if bool(cs.get("model")) == bool(cs.get("models")):
+        raise ValueError(
+            f"call set {callset!r}: set variants.{callset}.model (one model) or "
+            f"variants.{callset}.models (several, compared), not both nor neither"
+        )
+    models = cs["models"] or [cs["model"]]
+    for model in models:
+        if model not in config["models"]:
+            raise ValueError(
+                f"call set {callset!r} names model {model!r}, which is not configured "
+                f"(models: {sorted(config['models'])})"
+            )
+    return models
+
+
 def callset_inputs(wildcards):
     """The model, the reference (with its indexes) and the VCF of a call set."""
     cs = callset_config(wildcards.callset)
-    for key in ("genome", "model"):
-        if cs[key] != getattr(wildcards, key):
-            raise ValueError(
-                f"call set {wildcards.callset!r} is configured for {key} {cs[key]!r}, "
-                f"not {getattr(wildcards, key)!r}"
-            )
+    if cs["genome"] != wildcards.genome or wildcards.model not in callset_models(
+        wildcards.callset
+    ):
+        raise ValueError(
+            f"call set {wildcards.callset!r} is configured for genome {cs['genome']!r} and "
+            f"models {callset_models(wildcards.callset)}, not {wildcards.genome!r} and {wildcards.model!r}"
+        )
     return {
-        "model": model_file(cs["model"]),
+        "model": model_file(wildcards.model),
         "fasta": f"resources/{cs['genome']}/genome.fa.gz",
         "fai": f"resources/{cs['genome']}/genome.fa.gz.fai",
         "gzi": f"resources/{cs['genome']}/genome.fa.gz.gzi",
@@ -315,12 +334,30 @@ def callset_options(callset):
 
 def variant_outputs(callset):
     cs = callset_config(callset)
-    base = f"results/{cs['genome']}/variants/{cs['model']}/{callset}"
-    return [
-        f"{base}.vcf.gz",
-        f"{base}/score_distributions.png",
-        f"{base}/ism.png",
-    ]
+    models = callset_models(callset)
+    outputs = []
+    for model in models:
+        base = f"results/{cs['genome']}/variants/{model}/{callset}"
+        outputs += [
+            f"{base}.vcf.gz",
+            f"{base}/score_distributions.png",
+            f"{base}/ism.png",
+        ]
+    if len(models) > 1:
+        outputs.append(f"results/{cs['genome']}/comparisons/{callset}/class_pairs.tsv")
+    return outputs
+
+
+def compared_files(suffix):
+    """The per-model files of the call set of a comparison, in the order of its models."""
+
+    def files(wildcards):
+        return [
+            f"results/{wildcards.genome}/variants/{model}/{wildcards.callset}{suffix}"
+            for model in callset_models(wildcards.callset)
+        ]
+
+    return files
 
 
 def all_outputs():

@@ -141,3 +141,53 @@ rule variant_figures:
         model_dir=lambda w, input: os.path.dirname(input.model),
     script:
         "../workflow_scripts/variant_figures.py"
+
+
+rule compare_models:
+    input:
+        tables=compared_files(".tsv"),
+        summaries=compared_files(".summary.json"),
+        vcfs=compared_files(".vcf.gz"),
+    output:
+        pairs=report(
+            "results/{genome}/comparisons/{callset}/class_pairs.tsv",
+            caption="../report/comparison.rst",
+            category="5. Model comparison",
+            subcategory="{callset}",
+        ),
+        plot=report(
+            "results/{genome}/comparisons/{callset}/class_pairs.png",
+            caption="../report/comparison.rst",
+            category="5. Model comparison",
+            subcategory="{callset}",
+        ),
+        correlations=report(
+            "results/{genome}/comparisons/{callset}/rank_correlation.tsv",
+            caption="../report/comparison.rst",
+            category="5. Model comparison",
+            subcategory="{callset}",
+        ),
+        speed=report(
+            "results/{genome}/comparisons/{callset}/speed.tsv",
+            caption="../report/comparison.rst",
+            category="5. Model comparison",
+            subcategory="{callset}",
+        ),
+        vcf="results/{genome}/comparisons/{callset}/{callset}.vcf.gz",
+        tbi="results/{genome}/comparisons/{callset}/{callset}.vcf.gz.tbi",
+    log:
+        "logs/{genome}/compare_models_{callset}.log",
+    conda:
+        "../envs/model.yaml"
+    resources:
+        mem_mb=lambda w, attempt: 4000 * attempt,
+        runtime=30,
+    params:
+        models=lambda w: callset_models(w.callset),
+        benchmarks=lambda w: [
+            f"benchmarks/{w.genome}/score_variants_{model}_{w.callset}.tsv"
+            for model in callset_models(w.callset)
+        ],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/compare_models.py"

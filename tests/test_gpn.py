@@ -171,7 +171,7 @@ def test_workflow_with_a_gpn_checkpoint_equals_gpn(tmp_path):
     demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
     config["models"] = {"gpn_tiny": {"huggingface": str(checkpoint)}}
     config["probes"]["promoters"].update(model="gpn_tiny", finetune={"method": "ia3", "epochs": 1})
-    config["variants"]["demo_variants"]["model"] = "gpn_tiny"
+    config["variants"]["demo_variants"].update(model="gpn_tiny", models=[])
     config["variant_scoring"].update(rc_average=True, embedding=False)
     config["tokenizer"] = {"k": 1}
     (tmp_path / "gpn.yaml").write_text(yaml.safe_dump(config))

@@ -186,7 +186,7 @@ def test_workflow_with_a_local_checkpoint_equals_direct_transformers_calls(tmp_p
     demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
     config["models"] = {"nt_tiny": {"huggingface": str(checkpoint)}}
     config["probes"]["promoters"].update(model="nt_tiny", finetune={"method": "ia3", "epochs": 1})
-    config["variants"]["demo_variants"]["model"] = "nt_tiny"
+    config["variants"]["demo_variants"].update(model="nt_tiny", models=[])
     (tmp_path / "nt.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "nt.yaml"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)

@@ -61,6 +61,19 @@ def make_llama(directory, k=1, seed=0, positions=256):
     return directory
 
 
+def make_mamba(directory, seed=0):
+    """A tiny random MambaForCausalLM (a state-space model, no attention) over single bases."""
+    from transformers import MambaConfig, MambaForCausalLM
+
+    vocab = {t: i for i, t in enumerate(CHAR_SPECIALS + list("ACGTN"))}
+    save_tokenizer(directory, vocab, ".", pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    config = MambaConfig(vocab_size=len(vocab), hidden_size=32, state_size=4, num_hidden_layers=2, expand=2,
+                         conv_kernel=4, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                         architectures=["MambaForCausalLM"])
+    opinions(MambaForCausalLM(config), seed).save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
 def make_bert(directory, seed=0, positions=200):
     """A tiny random BertForMaskedLM over single bases, [CLS] first."""
     from transformers import BertConfig, BertForMaskedLM
@@ -95,11 +108,11 @@ def causal_loglik(hf_tokenizer, hf, seq: str) -> float:
     return float(logp.gather(-1, ids[0, 1:, None]).sum())
 
 
-@pytest.mark.parametrize("k", [1, 6])
-def test_causal_lm_lldiff_and_embeddings_equal_direct_calls(tmp_path, k):
-    checkpoint = make_llama(tmp_path / f"llama_k{k}", k=k)
+@pytest.mark.parametrize("family, k", [("llama", 1), ("llama", 6), ("mamba", 1)])
+def test_causal_lm_lldiff_and_embeddings_equal_direct_calls(tmp_path, family, k):
+    checkpoint = make_llama(tmp_path / f"llama_k{k}", k=k) if family == "llama" else make_mamba(tmp_path / family)
     model, tokenizer = load_model_and_tokenizer(checkpoint)
-    assert tokenizer.k == k and model.cfg.causal and model.cfg.max_len == 256
+    assert tokenizer.k == k and model.cfg.causal and model.cfg.max_len == (256 if family == "llama" else 1024)
     hf_tokenizer, hf = direct(checkpoint)
     genome = random_seq(1500, 3)
     fasta = write_fasta(tmp_path / "g.fa", {"chr1": genome})
@@ -223,7 +236,7 @@ def test_the_demo_workflow_runs_each_family(tmp_path, family):
     demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
     config["models"] = {family: {"huggingface": str(checkpoint)}}
     config["probes"]["promoters"].update(model=family, finetune={"method": "none"})
-    config["variants"]["demo_variants"]["model"] = family
+    config["variants"]["demo_variants"].update(model=family, models=[])
     config["variant_scoring"].update(rc_average=True, window=240)
     (tmp_path / "family.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "family.yaml"],

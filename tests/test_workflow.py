@@ -22,7 +22,7 @@ from genofm.tokens import load_token_set
 
 pytestmark = pytest.mark.workflow
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
-TIME_DEPENDENT = {"metrics.tsv", "summary.json"}  # they record speed and run time
+TIME_DEPENDENT = {"metrics.tsv", "summary.json", "speed.tsv"}  # they record speed and run time
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -99,6 +99,17 @@ def test_a_resource_setting_of_an_old_config_says_where_it_moved(tmp_path):
     proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
     assert proc.returncode != 0
     assert "'models.demo_mlm.threads'; it moved to models.demo_mlm.resources.threads" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model": "demo_mlm"}, "set variants.demo_variants.model (one model) or variants.demo_variants.models"),
+    ({"models": ["demo_mlm", "nt_typo"]}, "call set 'demo_variants' names model 'nt_typo', which is not configured"),
+])
+def test_a_callset_names_its_models_clearly(tmp_path, change, message):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["variants"]["demo_variants"].update(change)
+    proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
 def test_demo_outputs(demo_run):
@@ -217,8 +228,9 @@ def small_demo_config() -> dict:
     """The demo made small: every stage in about a minute on 2 cores (a short pretraining, two
     folds of one fine-tuning epoch, a fifth of the variants scored, a smaller figure)."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["models"]["demo_mlm"]["training"].update(max_steps=40, eval_every=20, checkpoint_every=20,
-                                                    metrics_every=10, eval_windows=32)
+    for model in ("demo_mlm", "demo_conv"):
+        config["models"][model]["training"].update(max_steps=40, eval_every=20, checkpoint_every=20,
+                                                   metrics_every=10, eval_windows=32)
     config["probes"]["promoters"].update(folds=2)
     config["probes"]["promoters"]["finetune"]["epochs"] = 1
     config["variants"]["demo_variants"]["regions"] = ["chr1:1-300000"]
@@ -246,6 +258,32 @@ def test_two_runs_from_scratch_give_identical_files(tmp_path):
     # metrics.tsv records speed, summary.json the run time: everything else in them is equal
     ours, theirs = (pd.read_csv(d / "results/models/demo_mlm/metrics.tsv", sep="\t") for d in runs)
     pd.testing.assert_frame_equal(ours.drop(columns="tokens_per_s"), theirs.drop(columns="tokens_per_s"))
+    ours, theirs = (pd.read_csv(d / "results/demo/comparisons/demo_variants/speed.tsv", sep="\t") for d in runs)
+    pd.testing.assert_frame_equal(ours[["model", "alleles"]], theirs[["model", "alleles"]])
+
+
+def test_demo_compares_its_two_models(demo_run):
+    require_tool("bcftools")
+    base = demo_run / "results/demo/comparisons/demo_variants"
+    pairs = pd.read_csv(base / "class_pairs.tsv", sep="\t")
+    assert set(pairs["model"]) == {"demo_mlm", "demo_conv"}
+    stop = pairs[(pairs["class_a"] == "stop_gained") & (pairs["class_b"] == "synonymous") & (pairs["score"] == "llr")]
+    assert len(stop) == 2 and stop["baseline_auroc"].notna().all() and (stop["ci_low"] <= stop["ci_high"]).all()
+    correlation = pd.read_csv(base / "rank_correlation.tsv", sep="\t").iloc[0]
+    assert (correlation["model_a"], correlation["model_b"], correlation["score_a"]) == ("demo_mlm", "demo_conv", "llr")
+    assert correlation["n"] == 500 and -1 <= correlation["spearman"] <= 1  # every SNV, scored by both
+    speed = pd.read_csv(base / "speed.tsv", sep="\t")
+    assert list(speed["model"]) == ["demo_mlm", "demo_conv"] and (speed["seconds_per_1000"] > 0).all()
+    proc = subprocess.run(["bcftools", "query", "-f", "%ID\t%INFO/GFM_LLR_demo_mlm\t%INFO/GFM_LLR_demo_conv\n",
+                           str(base / "demo_variants.vcf.gz")], capture_output=True, text=True, check=True)
+    assert "[W::" not in proc.stderr and "[E::" not in proc.stderr, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    table = pd.read_csv(demo_run / "results/demo/variants/demo_conv/demo_variants.tsv", sep="\t")
+    assert len(rows) == 530 and [r[0] for r in rows] == list(dict.fromkeys(table["id"]))  # every record, in order
+    snv = table[table["kind"] == "snv"].iloc[0]
+    row = next(r for r in rows if r[0] == snv["id"])
+    assert float(row[2]) == pytest.approx(snv["llr"], rel=1e-4) and row[1] != row[2]  # each model's own score
+    assert (base / "class_pairs.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_report_holds_the_plots_and_tables(demo_run):
@@ -254,7 +292,8 @@ def test_report_holds_the_plots_and_tables(demo_run):
 
     names = zipfile.ZipFile(demo_run / "report.zip").namelist()
     for wanted in ("loss.png", "roc.png", "probes_summary.tsv", "score_distributions.png", "class_auroc.tsv",
-                   "findings.tsv", "ism.png", "attention.png", "top_variants.tsv"):
+                   "findings.tsv", "ism.png", "attention.png", "top_variants.tsv", "class_pairs.png",
+                   "rank_correlation.tsv", "speed.tsv"):
         assert any(n.endswith(wanted) for n in names), (wanted, names[:20])
 
 
@@ -273,7 +312,7 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
 
 
 MODEL_AND_AFTER = {"pretrain", "export_huggingface", "embed", "probe", "finetune", "probe_summary", "score_variants",
-                   "variant_report", "variant_figures"}
+                   "variant_report", "variant_figures", "compare_models"}
 RESOURCES = {"threads": 1, "mem_mb": 1234, "runtime": 7}
 
 
@@ -287,7 +326,8 @@ RESOURCES = {"threads": 1, "mem_mb": 1234, "runtime": 7}
     ({"embeddings": {"pooling": "cls"}}, {"embed", "probe", "probe_summary"}),
     ({"probes": {"promoters": {"classifier": "mlp"}}}, {"probe", "probe_summary"}),
     ({"probes": {"promoters": {"finetune": {"lr": 1e-3}}}}, {"finetune", "probe_summary"}),
-    ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures"}),
+    ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures",
+                                                  "compare_models"}),
     ({"variants": {"demo_variants": {"figure_region": "chr1:20001-20600"}}}, {"variant_figures"}),
     # where and how fast, not what: resources, logging and checkpoint cadence, download retries
     ({"embeddings": {"resources": {"gpus": 1, **RESOURCES}}, "variant_scoring": {"resources": {"gpus": 1, **RESOURCES}},
@@ -350,8 +390,8 @@ def test_gpus_without_a_gpu_stop_the_job_and_leave_nothing(demo_run, tmp_path):
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
     config["variant_scoring"]["resources"] = {"gpus": 1}
     target = "results/demo/variants/demo_mlm/demo_variants.vcf.gz"
-    proc = snakemake(workdir, "--configfile", str(write_config(workdir, config)), "--forcerun", "score_variants",
-                     target, check=False)
+    proc = snakemake(workdir, target, "--configfile", str(write_config(workdir, config)), "--forcerun", "score_variants",
+                     check=False)
     assert proc.returncode != 0
     log = (workdir / "logs/demo/score_variants_demo_mlm_demo_variants.log").read_text()
     assert "variant_scoring.resources.gpus is 1, but torch" in log and "sees no CUDA GPU" in log
