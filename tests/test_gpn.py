@@ -20,36 +20,9 @@ from genofm.loading import load_model_and_tokenizer
 from genofm.sequence import reverse_complement
 from genofm.variant_scoring import ScoringConfig, VariantScorer
 from genofm.vcf import Allele
+from tools.tiny_checkpoints import make_gpn as make_gpn_checkpoint
 
 import gpn  # noqa: F401  (a test dependency: quickstart.sh test installs it; missing, these tests fail)
-
-
-def make_gpn_checkpoint(directory, hidden=32, layers=3, seed=0):
-    """A tiny random GPN (ConvNetForMaskedLM) with GPN's character tokenizer: [PAD] [MASK] [UNK]
-    a c g t, upper case folded to lower by its normalizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from gpn import register_auto_classes
-
-    register_auto_classes("ss")
-    from gpn.ss.model import ConvNetConfig, ConvNetForMaskedLM
-
-    vocab = {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "a": 3, "c": 4, "g": 5, "t": 6}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", mask_token="[MASK]",
-                            unk_token="[UNK]").save_pretrained(directory)
-    torch.manual_seed(seed)
-    config = ConvNetConfig(vocab_size=len(vocab), hidden_size=hidden, n_layers=layers, kernel_size=5,
-                           dilation_max=4, dilation_cycle=3, architectures=["ConvNetForMaskedLM"])
-    model = ConvNetForMaskedLM(config)
-    with torch.no_grad():  # opinions, so that scores differ between bases
-        for p in model.parameters():
-            p.normal_(0, 0.2)
-    model.save_pretrained(directory, safe_serialization=True)
-    return directory
 
 
 def gpn_own(directory):

@@ -19,27 +19,9 @@ from genofm.model import DNALM, ModelConfig
 from genofm.tokenizer import KmerTokenizer
 from genofm.variant_scoring import ScoringConfig, VariantScorer
 from genofm.vcf import Allele
+from tools.tiny_checkpoints import make_nt as make_nt_checkpoint
 
 NT = KmerTokenizer(k=6)
-
-
-def make_nt_checkpoint(directory, layers=2, hidden=32, max_positions=66, seed=0):
-    """A tiny random EsmForMaskedLM laid out as Nucleotide Transformer v2 publishes it."""
-    from transformers import EsmConfig, EsmForMaskedLM
-
-    torch.manual_seed(seed)
-    config = EsmConfig(vocab_size=NT.vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                       intermediate_size=2 * hidden, max_position_embeddings=max_positions,
-                       position_embedding_type="rotary", pad_token_id=1, mask_token_id=2, token_dropout=False,
-                       emb_layer_norm_before=False, layer_norm_eps=1e-12, tie_word_embeddings=False,
-                       architectures=["EsmForMaskedLM"])
-    model = EsmForMaskedLM(config)
-    with torch.no_grad():  # opinions, so that scores differ between tokens
-        for p in model.parameters():
-            p.normal_(0, 0.2)
-    model.save_pretrained(directory, safe_serialization=True)
-    NT.save_hf_vocab(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

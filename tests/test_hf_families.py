@@ -20,72 +20,7 @@ from genofm.loading import load_model_and_tokenizer
 from genofm.sequence import reverse_complement
 from genofm.variant_scoring import ScoringConfig, VariantScorer
 from genofm.vcf import Allele
-
-CHAR_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
-
-
-def save_tokenizer(directory, vocab: dict[str, int], pattern: str, **specials):
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=specials["unk_token"]))
-    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), "isolated")
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, **specials).save_pretrained(directory)
-
-
-def opinions(model, seed=0):
-    torch.manual_seed(seed)
-    with torch.no_grad():  # so that scores differ between tokens
-        for p in model.parameters():
-            p.normal_(0, 0.2)
-    return model
-
-
-def make_llama(directory, k=1, seed=0, positions=256):
-    """A tiny random LlamaForCausalLM over single bases (k=1) or 6-mers with single-base
-    leftovers, <s> first."""
-    import itertools
-
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokens = CHAR_SPECIALS + list("ACGTN") + [f"<extra_{i}>" for i in range(8)]  # tokens genofm has no id for
-    if k > 1:
-        tokens += ["".join(p) for p in itertools.product("ACGT", repeat=k)]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    save_tokenizer(directory, vocab, f"[ACGT]{{{k}}}|." if k > 1 else ".", pad_token="<pad>", bos_token="<s>",
-                   eos_token="</s>", unk_token="<unk>")
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=positions,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=0, architectures=["LlamaForCausalLM"])
-    opinions(LlamaForCausalLM(config), seed).save_pretrained(directory, safe_serialization=True)
-    return directory
-
-
-def make_mamba(directory, seed=0):
-    """A tiny random MambaForCausalLM (a state-space model, no attention) over single bases."""
-    from transformers import MambaConfig, MambaForCausalLM
-
-    vocab = {t: i for i, t in enumerate(CHAR_SPECIALS + list("ACGTN"))}
-    save_tokenizer(directory, vocab, ".", pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    config = MambaConfig(vocab_size=len(vocab), hidden_size=32, state_size=4, num_hidden_layers=2, expand=2,
-                         conv_kernel=4, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-                         architectures=["MambaForCausalLM"])
-    opinions(MambaForCausalLM(config), seed).save_pretrained(directory, safe_serialization=True)
-    return directory
-
-
-def make_bert(directory, seed=0, positions=200):
-    """A tiny random BertForMaskedLM over single bases, [CLS] first."""
-    from transformers import BertConfig, BertForMaskedLM
-
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "A", "C", "G", "T"])}
-    save_tokenizer(directory, vocab, ".", pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                   sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, max_position_embeddings=positions, architectures=["BertForMaskedLM"])
-    opinions(BertForMaskedLM(config), seed).save_pretrained(directory, safe_serialization=True)
-    return directory
-
+from tools.tiny_checkpoints import CHAR_SPECIALS, make_bert, make_llama, make_mamba
 
 def direct(directory):
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer

@@ -65,7 +65,7 @@ def test_dry_run_of_the_grch38_example():
 def test_the_grch38_example_is_one_uncommented_block_from_published_attention(tmp_path):
     """The commented block at the end of the chr11 example, uncommented with a local checkpoint
     and a VCF, plans the published model's scores and its attention map over chr11."""
-    from test_hf import make_nt_checkpoint
+    from tools.tiny_checkpoints import make_nt as make_nt_checkpoint
 
     text = (REPO / "config/examples/grch38_chr11.yaml").read_text()
     block = text[text.index("# models:"):]
