@@ -44,9 +44,13 @@ def random_seq(n, seed):
     return "".join(np.random.default_rng(seed).choice(list("ACGT"), n))
 
 
-def test_logits_and_embeddings_equal_gpn(checkpoint):
+@pytest.mark.parametrize("architecture", ["ConvNet", "GPN"])
+def test_logits_and_embeddings_equal_gpn(checkpoint, tmp_path, architecture):
+    if architecture == "GPN":  # the newer GPNForMaskedLM (convolutional encoder)
+        checkpoint = make_gpn_checkpoint(tmp_path / "gpn_new", architecture="GPN")
     model, tokenizer = load_model_and_tokenizer(checkpoint)
-    assert tokenizer.k == 1 and model.cfg.max_len == 513 and model.cfg.extra["architecture"] == "ConvNetForMaskedLM"
+    assert tokenizer.k == 1 and model.cfg.max_len == 513
+    assert model.cfg.extra["architecture"] == f"{architecture}ForMaskedLM"
     hf_tokenizer, hf = gpn_own(checkpoint)
     seq = random_seq(300, 1).lower()  # soft-masked bases: both sides read them as the base
     with torch.no_grad():

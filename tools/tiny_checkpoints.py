@@ -50,19 +50,26 @@ def make_nt(directory, layers=2, hidden=32, max_positions=66, seed=0) -> Path:
     return Path(directory)
 
 
-def make_gpn(directory, hidden=32, layers=3, seed=0) -> Path:
-    """A GPN ConvNetForMaskedLM with GPN's character tokenizer ([PAD] [MASK] [UNK] a c g t,
-    upper case folded to lower)."""
+def make_gpn(directory, hidden=32, layers=3, seed=0, architecture="ConvNet") -> Path:
+    """A GPN masked LM, the original ConvNetForMaskedLM or the newer GPNForMaskedLM (convolutional
+    encoder), with GPN's character tokenizer ([PAD] [MASK] [UNK] a c g t, upper case folded to
+    lower)."""
     from gpn import register_auto_classes
 
     register_auto_classes("ss")
-    from gpn.ss.model import ConvNetConfig, ConvNetForMaskedLM
+    from gpn.ss.model import ConvNetConfig, ConvNetForMaskedLM, GPNConfig, GPNForMaskedLM
 
     vocab = {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "a": 3, "c": 4, "g": 5, "t": 6}
     save_tokenizer(directory, vocab, ".", lowercase=True, pad_token="[PAD]", mask_token="[MASK]", unk_token="[UNK]")
-    config = ConvNetConfig(vocab_size=len(vocab), hidden_size=hidden, n_layers=layers, kernel_size=5,
-                           dilation_max=4, dilation_cycle=3, architectures=["ConvNetForMaskedLM"])
-    opinions(ConvNetForMaskedLM(config), seed).save_pretrained(directory, safe_serialization=True)
+    if architecture == "ConvNet":
+        model = ConvNetForMaskedLM(ConvNetConfig(vocab_size=len(vocab), hidden_size=hidden, n_layers=layers,
+                                                 kernel_size=5, dilation_max=4, dilation_cycle=3,
+                                                 architectures=["ConvNetForMaskedLM"]))
+    else:
+        model = GPNForMaskedLM(GPNConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
+                                         intermediate_size=2 * hidden, first_kernel_size=5, rest_kernel_size=3,
+                                         architectures=["GPNForMaskedLM"]))
+    opinions(model, seed).save_pretrained(directory, safe_serialization=True)
     return Path(directory)
 
 
