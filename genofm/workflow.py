@@ -12,6 +12,10 @@ import sys
 import time
 from typing import Any, Callable
 
+# Outputs that record measured speed or run time, by file name: the only ones that differ
+# between two runs of the same config and code (the determinism and SLURM tests skip them)
+MEASURED_OUTPUTS = frozenset({"metrics.tsv", "summary.json", "speed.tsv"})
+
 
 def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
     # Under Snakemake the rule's log file gets everything (the profile shows failed logs);

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import yaml
 
+from genofm.workflow import MEASURED_OUTPUTS
+
 REPO = Path(__file__).resolve().parents[2]
-# files that record time or speed by nature (the rerun test lists the same)
-TIME_DEPENDENT = {"metrics.tsv", "summary.json"}
 
 
 def write_config(out: Path) -> None:
     """The demo config with a short pretraining and no fine-tuning: every stage, in minutes."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["models"]["demo_mlm"]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10, metrics_every=10, log_every=10,
-                                                    eval_windows=32)
+    for model in ("demo_mlm", "demo_conv"):
+        config["models"][model]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10,
+                                                   metrics_every=10, log_every=10, eval_windows=32)
     config["probes"]["promoters"]["finetune"]["method"] = "none"
     out.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -48,7 +49,7 @@ def check(slurm_dir: Path, local_dir: Path) -> None:
         theirs = slurm_dir / rel
         if not theirs.exists():
             problems.append(f"{rel} is missing from the SLURM run")
-        elif rel.name not in TIME_DEPENDENT:
+        elif rel.name not in MEASURED_OUTPUTS:
             compared += 1
             if theirs.read_bytes() != (local_dir / rel).read_bytes():
                 problems.append(f"{rel} differs between the SLURM and the local run")
