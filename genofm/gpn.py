@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from .errors import GenofmInputError
+from .hf import HFModelConfig
 from .model import ModelOutput
 from .tokenizer import CLS, MASK, PAD, UNK, KmerTokenizer
 
@@ -63,18 +64,6 @@ def id_map(hf_tokenizer, tokenizer: KmerTokenizer, source: str) -> torch.Tensor:
     return mapping
 
 
-class GPNConfigView:
-    """What genofm reads off a GPN checkpoint (the fields of ModelConfig that its code uses)."""
-
-    def __init__(self, hf_config, vocab_size: int, pad_id: int, source: str):
-        self.vocab_size, self.pad_id, self.causal = vocab_size, pad_id, False
-        self.max_len = GPN_CONTEXT + 1  # the <cls> slot genofm's windows carry
-        self.n_layers = getattr(hf_config, "n_layers", None) or hf_config.num_hidden_layers
-        self.d_model, self.n_heads = hf_config.hidden_size, 1
-        self.extra = {"tokenizer": {"k": 1, "overlapping": False}, "source": source,
-                      "architecture": hf_config.architectures[0] if hf_config.architectures else hf_config.model_type}
-
-
 class GPNMaskedLM(nn.Module):
     """A GPN masked LM behind DNALM's interface (see the module docstring)."""
 
@@ -83,7 +72,12 @@ class GPNMaskedLM(nn.Module):
         self.hf = hf_model
         self.register_buffer("to_gpn", mapping.clamp(min=0), persistent=False)  # (V,) genofm id -> GPN id
         self.register_buffer("known", mapping >= 0, persistent=False)  # (V,) genofm tokens GPN has
-        self.cfg = GPNConfigView(hf_model.config, len(mapping), PAD, source)
+        c = hf_model.config
+        self.cfg = HFModelConfig(vocab_size=len(mapping), max_len=GPN_CONTEXT + 1,  # + the <cls> slot
+                                 n_layers=getattr(c, "n_layers", None) or c.num_hidden_layers, d_model=c.hidden_size,
+                                 n_heads=1, pad_id=PAD,
+                                 extra={"tokenizer": {"k": 1, "overlapping": False}, "source": source,
+                                        "architecture": c.architectures[0] if c.architectures else c.model_type})
         # peft adapters (fine-tuning): LoRA on every convolution and linear layer of GPN's encoder,
         # IA3 (which has no Conv1d) on the linear ones
         layers = {name: type(m) for name, m in hf_model.model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d))}

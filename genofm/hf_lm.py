@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import GenofmInputError
+from .hf import HFModelConfig
 from .model import ModelOutput
 from .tokenizer import BOS, CLS, EOS, MASK, PAD, SPECIAL_TOKENS, UNK, KmerTokenizer
 
@@ -106,20 +107,6 @@ def check_same_tokens(hf_tokenizer, tokenizer: KmerTokenizer, mapping: TokenMap,
                                f"{theirs[:8]} against {ours[:8]}; genofm reads base and k-mer tokenizers")
 
 
-@dataclass
-class MappedConfig:
-    """What genofm reads off the checkpoint (the fields of ModelConfig that its code uses)."""
-
-    vocab_size: int
-    max_len: int
-    n_layers: int
-    d_model: int
-    n_heads: int
-    causal: bool
-    pad_id: int = PAD
-    extra: dict | None = None
-
-
 class MappedLM(nn.Module):
     """A Hugging Face masked or causal LM behind DNALM's interface (see the module docstring)."""
 
@@ -133,10 +120,10 @@ class MappedLM(nn.Module):
         positions = next((getattr(c, n) for n in ("max_position_embeddings", "n_positions", "max_seq_len")
                           if isinstance(getattr(c, n, None), int)), DEFAULT_CONTEXT)
         self.drops_cls = mapping.cls_id is None
-        self.cfg = MappedConfig(vocab_size=tokenizer.vocab_size, max_len=positions + int(self.drops_cls),
+        self.cfg = HFModelConfig(vocab_size=tokenizer.vocab_size, max_len=positions + int(self.drops_cls),
                                 n_layers=getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", 1),
                                 d_model=getattr(c, "hidden_size", None) or getattr(c, "d_model", 0),
-                                n_heads=getattr(c, "num_attention_heads", 1), causal=causal,
+                                n_heads=getattr(c, "num_attention_heads", 1), pad_id=PAD, causal=causal,
                                 extra={"tokenizer": {"k": tokenizer.k, "overlapping": False}, "source": source,
                                        "architecture": (c.architectures or [c.model_type])[0]})
         self.takes_mask = "attention_mask" in inspect.signature(hf_model.forward).parameters

@@ -26,6 +26,19 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
+
+
+def copy_workflow(workdir: Path) -> Path:
+    """The workflow's files (Snakefile, rules, scripts, config...) copied into workdir."""
+    import shutil
+
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    return workdir
+
+
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:

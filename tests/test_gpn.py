@@ -128,20 +128,17 @@ def test_gpn_checkpoint_pointer_and_problems(checkpoint, tmp_path, monkeypatch):
 def test_workflow_with_a_gpn_checkpoint_equals_gpn(tmp_path):
     """Embeddings, a probe, IA3 fine-tuning and variant scoring through the workflow with a local
     GPN checkpoint, compared against gpn's own code."""
-    import shutil
     import subprocess
     import sys
 
     import pandas as pd
     import yaml
 
-    from conftest import REPO
+    from conftest import REPO, copy_workflow
     from genofm.embed import load_embeddings
     from genofm.regions import read_regions
 
-    for name in ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     checkpoint = make_gpn_checkpoint(tmp_path / "gpn_tiny")
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     demo = config["genomes"]["demo"]

@@ -148,20 +148,17 @@ def test_export_refuses_what_esm_cannot_hold(tmp_path, overrides, message):
 def test_workflow_with_a_local_checkpoint_equals_direct_transformers_calls(tmp_path):
     """Embeddings, a probe, IA3 fine-tuning and variant scoring through the workflow with a local
     checkpoint (no network), compared against direct transformers calls."""
-    import shutil
     import subprocess
     import sys
 
     import pandas as pd
     import yaml
 
-    from conftest import REPO
+    from conftest import REPO, copy_workflow
     from genofm.embed import load_embeddings
     from genofm.regions import read_regions
 
-    for name in ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     checkpoint = make_nt_checkpoint(tmp_path / "nt_tiny", max_positions=130)
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     demo = config["genomes"]["demo"]

@@ -147,20 +147,17 @@ def load_model_and_tokenizer_via_pointer(tmp_path, pointer):
 def test_the_demo_workflow_runs_each_family(tmp_path, family):
     """Embedding, a probe and variant scoring through the workflow with a local checkpoint of
     each family; scores and embeddings as the direct calls above give them."""
-    import shutil
     import subprocess
     import sys
 
     import pandas as pd
     import yaml
 
-    from conftest import REPO
+    from conftest import REPO, copy_workflow
     from genofm.embed import load_embeddings
     from genofm.regions import read_regions
 
-    for name in ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     # contexts that hold a whole 300-base probe region, so that embeddings are one pass
     make = {"llama_bases": lambda d: make_llama(d, k=1, positions=512),
             "llama_6mers": lambda d: make_llama(d, k=6, positions=512),
