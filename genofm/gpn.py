@@ -84,9 +84,25 @@ class GPNMaskedLM(nn.Module):
         self.lora_targets = [f"hf.model.{name}" for name in layers]
         self.ia3_targets = self.ia3_feedforward = [f"hf.model.{name}" for name, kind in layers.items()
                                                    if kind is nn.Linear]
+        # GPN's convolutions pad with zeros and see no padding mask: zeroing the padded positions
+        # of every convolution's input (at the transpose before it, so that LoRA's convolution sees
+        # it too) gives each sequence of a padded batch exactly its unpadded result
+        self.padding_mask: torch.Tensor | None = None  # (B, L) of the batch in flight
+        feeds = [seq[i - 1] for seq in hf_model.model.modules() if isinstance(seq, nn.Sequential)
+                 for i, child in enumerate(seq) if isinstance(child, nn.Conv1d) and i > 0]
+        self.masks_padding = bool(feeds) and all("Transpose" in type(m).__name__ for m in feeds)
+        if self.masks_padding:
+            for module in feeds:
+                module.register_forward_pre_hook(self.zero_padding)
 
     def num_parameters(self, embeddings: bool = True) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def zero_padding(self, module, inputs):
+        """Forward pre-hook before each convolution: (B, L, D) input, padded positions zeroed."""
+        if self.padding_mask is None or bool(self.padding_mask.all()):
+            return None
+        return (inputs[0] * self.padding_mask[..., None].to(inputs[0].dtype), *inputs[1:])
 
     def forward(self, ids, attention_mask=None, output_hidden_states=False, output_attentions=False,
                 logits_at=None, return_logits=True) -> ModelOutput:
@@ -98,12 +114,18 @@ class GPNMaskedLM(nn.Module):
         body = ids[:, 1:]  # (B, L-1): GPN has no <cls>
         real = body != PAD if attention_mask is None else attention_mask[:, 1:].bool()
         lengths = real.sum(1)
-        hidden = torch.zeros(*body.shape, self.cfg.d_model, device=ids.device)  # (B, L-1, D)
-        # GPN's convolutions see no padding mask: run each length apart, as GPN runs unpadded windows
-        for length in lengths.unique().tolist():
-            rows = (lengths == length).nonzero().squeeze(1)
-            gpn_ids = self.to_gpn[body[rows, :length]]  # (b, length)
-            hidden[rows, :length] = self.hf.model(input_ids=gpn_ids).last_hidden_state.to(hidden.dtype)
+        if self.masks_padding:
+            self.padding_mask = real
+            try:
+                hidden = self.hf.model(input_ids=self.to_gpn[body]).last_hidden_state  # (B, L-1, D)
+            finally:
+                self.padding_mask = None
+        else:  # an encoder whose convolutions cannot be masked: each length apart, unpadded
+            hidden = torch.zeros(*body.shape, self.cfg.d_model, device=ids.device)  # (B, L-1, D)
+            for length in lengths.unique().tolist():
+                rows = (lengths == length).nonzero().squeeze(1)
+                gpn_ids = self.to_gpn[body[rows, :length]]  # (b, length)
+                hidden[rows, :length] = self.hf.model(input_ids=gpn_ids).last_hidden_state.to(hidden.dtype)
         mean = (hidden * real[..., None]).sum(1) / lengths.clamp(min=1)[:, None]  # (B, D)
         last = torch.cat([mean[:, None], hidden], dim=1)  # (B, L, D): the <cls> slot holds the mean
         logits = None

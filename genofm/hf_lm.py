@@ -1,12 +1,13 @@
-"""Hugging Face masked and causal DNA LMs whose tokens are single bases or k-mers (e.g. a BERT
-or Caduceus masked LM over characters, a Llama, Mamba or HyenaDNA causal LM over characters,
+"""Hugging Face masked and causal DNA LMs (e.g. a BERT or Caduceus masked LM over characters,
+DNABERT-2's BERT over BPE tokens, a Llama, Mamba or HyenaDNA causal LM over characters,
 GENERator-style causal LMs over 6-mers), behind the interface of `genofm.model.DNALM`.
 
-genofm's stages speak `KmerTokenizer` ids with a <cls> slot first. `MappedLM` feeds the
-checkpoint its own ids for the same tokens (mapped by token string, and checked at load time
-against the checkpoint's own tokenizer on a probe sequence: a tokenizer that splits
-differently, such as BPE, is refused), its own <cls>/<s> token in the slot when it has one,
-and maps the outputs back:
+genofm's stages speak ids with its special tokens first and a <cls> slot first in every
+sequence: `KmerTokenizer` ids where the checkpoint's tokens are single bases or k-mers (checked
+at load time against the checkpoint's own tokenizer on a probe sequence), otherwise the
+checkpoint's own subword tokenizer in that layout (`genofm.subword.SubwordTokenizer`).
+`MappedLM` feeds the checkpoint its own ids for the same tokens (mapped by token string), its
+own <cls>/<s> token in the slot when it has one, and maps the outputs back:
 
 - logits become the checkpoint's log-probabilities of genofm's tokens; the probability mass of
   the checkpoint's other tokens goes to one genofm slot, so log_softmax over genofm's
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +38,10 @@ import torch.nn.functional as F
 from .errors import GenofmInputError
 from .hf import HFModelConfig
 from .model import ModelOutput
+from .subword import SubwordTokenizer
 from .tokenizer import BOS, CLS, EOS, MASK, PAD, SPECIAL_TOKENS, UNK, KmerTokenizer
+
+log = logging.getLogger(__name__)
 
 MISSING_LOGIT = -1e4  # a genofm token the checkpoint has no id for: never predicted
 DEFAULT_CONTEXT = 1024  # tokens, for checkpoints whose config states no maximum length
@@ -98,19 +103,39 @@ def token_map(hf_tokenizer, tokenizer: KmerTokenizer, source: str, masked: bool)
     return TokenMap(to_hf, reads, CLS, special_id(hf_tokenizer, "cls", "bos"))
 
 
-def check_same_tokens(hf_tokenizer, tokenizer: KmerTokenizer, mapping: TokenMap, source: str) -> None:
+def genofm_tokenizer(hf_tokenizer, source: str, masked: bool) -> tuple[KmerTokenizer | SubwordTokenizer, TokenMap]:
+    """genofm's k-mer tokenizer where it splits as the checkpoint's does (single bases, k-mers),
+    else the checkpoint's own subword tokenizer (BPE, WordPiece) in genofm's id layout."""
+    try:
+        tokenizer = KmerTokenizer(k=vocab_k(hf_tokenizer.get_vocab(), source))
+        mapping = token_map(hf_tokenizer, tokenizer, source, masked)
+        check_same_tokens(hf_tokenizer, tokenizer, mapping, source)
+        return tokenizer, mapping
+    except GenofmInputError as err:
+        if not getattr(hf_tokenizer, "is_fast", False):  # no tokenizer.json: nothing genofm can run
+            raise
+        log.info("%s: not a base or k-mer tokenizer (%s); using the checkpoint's own subword tokenizer", source, err)
+    tokenizer = SubwordTokenizer(hf_tokenizer, source)
+    mapping = token_map(hf_tokenizer, tokenizer, source, masked)
+    check_same_tokens(hf_tokenizer, tokenizer, mapping, source)
+    return tokenizer, mapping
+
+
+def check_same_tokens(hf_tokenizer, tokenizer: KmerTokenizer | SubwordTokenizer, mapping: TokenMap, source: str) -> None:
     ours = mapping.to_hf[torch.as_tensor(tokenizer.encode(PROBE, add_special_tokens=False))].tolist()
     theirs = hf_tokenizer(PROBE, add_special_tokens=False)["input_ids"]
     if ours != theirs:
+        what = (f"{tokenizer.kind} tokens" if isinstance(tokenizer, SubwordTokenizer)
+                else "single bases" if tokenizer.k == 1 else f"{tokenizer.k}-mers")
         raise GenofmInputError(f"{source}: the checkpoint's tokenizer splits sequences differently from genofm's "
-                               f"{'single bases' if tokenizer.k == 1 else f'{tokenizer.k}-mers'} (e.g. BPE): ids "
-                               f"{theirs[:8]} against {ours[:8]}; genofm reads base and k-mer tokenizers")
+                               f"{what}: ids {theirs[:8]} against {ours[:8]}")
 
 
 class MappedLM(nn.Module):
     """A Hugging Face masked or causal LM behind DNALM's interface (see the module docstring)."""
 
-    def __init__(self, hf_model, mapping: TokenMap, tokenizer: KmerTokenizer, causal: bool, source: str):
+    def __init__(self, hf_model, mapping: TokenMap, tokenizer: KmerTokenizer | SubwordTokenizer, causal: bool,
+                 source: str):
         super().__init__()
         self.hf = hf_model
         self.mapping = mapping
@@ -124,9 +149,14 @@ class MappedLM(nn.Module):
                                 n_layers=getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", 1),
                                 d_model=getattr(c, "hidden_size", None) or getattr(c, "d_model", 0),
                                 n_heads=getattr(c, "num_attention_heads", 1), pad_id=PAD, causal=causal,
-                                extra={"tokenizer": {"k": tokenizer.k, "overlapping": False}, "source": source,
+                                extra={"tokenizer": tokenizer_description(tokenizer), "source": source,
                                        "architecture": (c.architectures or [c.model_type])[0]})
         self.takes_mask = "attention_mask" in inspect.signature(hf_model.forward).parameters
+        # peft targets (fine-tuning): every linear layer of the backbone, whatever the family names them
+        head = hf_model.get_output_embeddings()
+        self.lora_targets = sorted(f"hf.{name}" for name, m in hf_model.named_modules()
+                                   if isinstance(m, nn.Linear) and m is not head)
+        self.ia3_targets, self.ia3_feedforward = self.lora_targets, []
 
     def num_parameters(self, embeddings: bool = True) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -148,10 +178,15 @@ class MappedLM(nn.Module):
             hf_ids, mask = hf_ids[:, 1:], mask[:, 1:]  # (B, L-1)
         else:
             hf_ids[:, 0] = self.mapping.cls_id
-        extra = {"attention_mask": mask.long()} if self.takes_mask else {}
+        # genofm pads on the right, where a causal model's real tokens never look: no mask, so that
+        # attention takes its fast causal path (the same numbers)
+        extra = {"attention_mask": mask.long()} if self.takes_mask and not self.cfg.causal else {}
         out = self.hf(input_ids=hf_ids, output_hidden_states=True, output_attentions=output_attentions,
                       return_dict=True, **extra)
-        states = [self.with_cls_slot(h, mask) for h in out.hidden_states]  # n_layers + 1 of (B, L, D)
+        hidden = out.hidden_states
+        if not hidden and (output_hidden_states or not return_logits):  # scores need no hidden states
+            hidden = self.last_layer_only(hf_ids, extra, output_hidden_states)
+        states = [self.with_cls_slot(h, mask) for h in hidden or [None]]  # n_layers + 1 (or the last) of (B, L, D)
         logits = None
         if return_logits:
             logp = out.logits.float().log_softmax(-1)  # (B, L', V_hf)
@@ -169,13 +204,29 @@ class MappedLM(nn.Module):
         return ModelOutput(logits=logits, last_hidden=states[-1], attentions=attentions,
                            hidden_states=states if output_hidden_states else None)
 
-    def with_cls_slot(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def last_layer_only(self, hf_ids, extra: dict, all_layers: bool) -> list[torch.Tensor]:
+        """[last hidden state] from the backbone, for remote code whose LM returns no hidden states
+        (DNABERT-2's BertForMaskedLM): its backbone's first output is the last layer."""
+        if all_layers:
+            raise GenofmInputError(f"{self.cfg.extra['source']}: this checkpoint's code returns no hidden states "
+                                   "but the last layer's; set embeddings.layer (and variant_scoring.embedding_layer) "
+                                   "to -1")
+        first = self.hf.base_model(input_ids=hf_ids, **extra)[0]
+        return [first[-1] if isinstance(first, (list, tuple)) else first]
+
+    def with_cls_slot(self, hidden: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | None:
         """(B, L, D): as is, or with the dropped <cls> slot holding the mean of the real tokens."""
-        if not self.drops_cls:
+        if hidden is None or not self.drops_cls:
             return hidden
         weights = mask[..., None].to(hidden.dtype)
         mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D)
         return torch.cat([mean[:, None], hidden], dim=1)
+
+
+def tokenizer_description(tokenizer: KmerTokenizer | SubwordTokenizer) -> dict:
+    if isinstance(tokenizer, SubwordTokenizer):
+        return tokenizer.description
+    return {"k": tokenizer.k, "overlapping": False}
 
 
 def needs_remote_code(directory: Path) -> bool:
@@ -201,9 +252,7 @@ def load_mapped_lm(directory: Path, architecture: str, trust_remote_code: bool =
         hf_tokenizer = AutoTokenizer.from_pretrained(directory, **options)
     except (OSError, ValueError) as err:
         raise GenofmInputError(f"{directory}: cannot read the checkpoint's tokenizer: {err}") from err
-    tokenizer = KmerTokenizer(k=vocab_k(hf_tokenizer.get_vocab(), str(directory)))
-    mapping = token_map(hf_tokenizer, tokenizer, str(directory), masked=not causal)
-    check_same_tokens(hf_tokenizer, tokenizer, mapping, str(directory))
+    tokenizer, mapping = genofm_tokenizer(hf_tokenizer, str(directory), masked=not causal)
     auto = AutoModelForCausalLM if causal else AutoModelForMaskedLM
     model = auto.from_pretrained(directory, use_safetensors=True, **options)
     return MappedLM(model.to(device).eval(), mapping, tokenizer, causal, str(directory)).to(device), tokenizer

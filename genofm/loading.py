@@ -7,10 +7,20 @@ from pathlib import Path
 
 from .errors import GenofmInputError
 from .model import DNALM
+from .subword import SubwordTokenizer
 from .tokenizer import KmerTokenizer
 
+Tokenizer = KmerTokenizer | SubwordTokenizer  # a model's tokenizer, whichever stage reads it
 
-def load_model_and_tokenizer(model_dir: str | Path, device="cpu") -> tuple[DNALM, KmerTokenizer]:
+
+def tokenizer_label(tokenizer: Tokenizer) -> str:
+    """What a report or VCF header says about the tokenizer: "k=6", "BPE, 4096 tokens"."""
+    if isinstance(tokenizer, SubwordTokenizer):
+        return f"{tokenizer.kind}, {tokenizer.vocab_size} tokens"
+    return f"k={tokenizer.k}" + (", overlapping" if tokenizer.overlapping else "")
+
+
+def load_model_and_tokenizer(model_dir: str | Path, device="cpu") -> tuple[DNALM, Tokenizer]:
     """A genofm model directory, a Hugging Face checkpoint directory, or a workflow model
     directory holding the pointer to an imported checkpoint (huggingface.json)."""
     from .hf import POINTER_NAME, is_hf_checkpoint, load_hf_checkpoint, load_pointer

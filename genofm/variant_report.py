@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # score -> (label, sign that makes "larger = more disruptive")
 SCORES = {
     "llr": ("-LLR (masked marginal)", -1.0),
+    "pll": ("-PLL difference (masked, covering tokens)", -1.0),
     "lldiff": ("-log-likelihood difference", -1.0),
     "influence": ("-influence on the following bases", -1.0),
     "emb_cosine": ("embedding cosine distance", 1.0),
@@ -216,9 +217,9 @@ def saturation_alleles(fasta: pysam.FastaFile, contig: str, start: int, end: int
 
 
 def ism_score(scorer: VariantScorer) -> str:
-    """The score an ISM map shows: the masked LLR, or for a next-token model the influence
-    where it is defined (it ranks consequences best, README "Model quality"), else lldiff."""
-    return "llr" if not scorer.causal else "influence" if scorer.scores_influence else "lldiff"
+    """The score an ISM map shows: the model's likelihood score, or for a next-token model the
+    influence where it is defined (it ranks consequences best, README "Model quality")."""
+    return "influence" if scorer.scores_influence else scorer.likelihood_score
 
 
 def ism_matrix(scorer: VariantScorer, contig: str, start: int, end: int) -> tuple[np.ndarray, str]:

@@ -16,6 +16,8 @@
   codon and the gene the model was reading). Each strand sees the variant from one side; the
   stronger reading wins because a codon's disruption shows from one side or the other
   depending on where in the codon the variant sits.
+- Masked LM over subword tokens (BPE, WordPiece), any variant: the pseudo-log-likelihood
+  difference over the tokens covering the variant (`genofm.pll`).
 - Any variant, indels too: cosine and L2 distance between the mean embeddings of the REF and
   ALT windows, as the Nucleotide Transformer paper does.
 
@@ -39,7 +41,9 @@ from .devices import bf16_autocast
 from .embed import EmbedConfig, Embedder
 from .errors import GenofmInputError
 from .model import DNALM
+from .pll import pll_difference
 from .sequence import reverse_complement
+from .subword import SubwordTokenizer
 from .tokenizer import CLS, MASK, PAD, KmerTokenizer
 from .vcf import SCORED_STATUSES, Allele
 
@@ -109,9 +113,11 @@ class VariantScorer:
         self.device = torch.device(device)
         self.share_passes = share_passes  # False: one pass per variant (the naive reference scorer)
         self.k = tokenizer.k
+        self.subword = isinstance(tokenizer, SubwordTokenizer)  # tokens of varying length: scored by genofm.pll
         self.context = model.cfg.max_len - 1  # body tokens after <cls>
         self.window_tokens = cfg.window // self.k if cfg.window else self.context
-        if not 1 <= self.window_tokens <= self.context:
+        # a subword window is in bases; its tokens (never more than its bases) are cut to the context
+        if not 1 <= self.window_tokens <= (self.window_tokens if self.subword else self.context):
             raise GenofmInputError(f"window of {cfg.window} bases does not fit the model's context of "
                                    f"{self.context} tokens of {self.k} bases")
         self.causal = model.cfg.causal
@@ -124,19 +130,24 @@ class VariantScorer:
                                     batch_tokens=cfg.batch_size * model.cfg.max_len)
             self.embedder = Embedder(model, tokenizer, embed_cfg, device)
         self.passes: Counter = Counter()  # sequences through the model, by score
-        self._kmer_id_range = (tokenizer.kmer_offset, tokenizer.single_offset)
+        self._kmer_id_range = None if self.subword else (tokenizer.kmer_offset, tokenizer.single_offset)
 
     @property
     def scores_influence(self) -> bool:
         # k-mer tokens would put bases of the variant's token into "what follows", and shift
         # the token grid after an indel: the influence is defined on single nucleotides only
-        return self.cfg.llr and self.causal and self.k == 1 and self.cfg.influence_bases > 0
+        return self.cfg.llr and self.causal and self.k == 1 and not self.subword and self.cfg.influence_bases > 0
+
+    @property
+    def likelihood_score(self) -> str:
+        """The likelihood score this model family gets (README, "Model families")."""
+        return "lldiff" if self.causal else "pll" if self.subword else "llr"
 
     @property
     def score_names(self) -> list[str]:
         names = []
         if self.cfg.llr:
-            names.append("lldiff" if self.causal else "llr")
+            names.append(self.likelihood_score)
         if self.scores_influence:
             names.append("influence")
         if self.cfg.embedding:
@@ -187,7 +198,7 @@ class VariantScorer:
         if not jobs:
             return
         if self.cfg.llr and not self.causal:
-            self.masked_llr(jobs)
+            pll_difference(self, jobs) if self.subword else self.masked_llr(jobs)
         if self.cfg.llr and self.causal:
             self.loglik_difference(jobs)
         if self.cfg.embedding:
@@ -298,7 +309,11 @@ class VariantScorer:
     def token_logliks(self, sequences: list[str]) -> list[np.ndarray]:
         """log P(token | tokens before it) of each token after <cls>, per sequence (first
         max_len tokens): with 1-mers, entry i belongs to base i."""
-        encoded = [self.tokenizer.encode(s)[:self.model.cfg.max_len] for s in sequences]
+        encoded = [self.tokenizer.encode(s) for s in sequences]
+        if self.subword and any(e.size > self.model.cfg.max_len for e in encoded):
+            raise GenofmInputError(f"a window of {max(map(len, sequences))} bases takes more tokens than the model's "
+                                   f"context of {self.context}: set variant_scoring.window to fewer bases")
+        encoded = [e[:self.model.cfg.max_len] for e in encoded]
         order = sorted(range(len(encoded)), key=lambda i: encoded[i].size)
         out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
         for b in range(0, len(order), self.cfg.batch_size):

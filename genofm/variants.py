@@ -23,7 +23,7 @@ import pysam
 from .atomic import atomic_paths
 from .config import CallsetConfig
 from .errors import GenofmInputError
-from .loading import load_model_and_tokenizer
+from .loading import load_model_and_tokenizer, tokenizer_label
 from .markov import MarkovModel
 from .model import DNALM
 from .provenance import provenance
@@ -36,7 +36,7 @@ from .vcf_writer import annotated_header, annotated_line, write_bgzip_vcf_index
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", "status", "window",
-                 "llr", "llr_fwd", "llr_rev", "lldiff", "influence", "emb_cosine", "emb_l2", "markov"]
+                 "llr", "llr_fwd", "llr_rev", "pll", "lldiff", "influence", "emb_cosine", "emb_l2", "markov"]
 # REF checks that count towards the "another genome build?" warning
 _CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACGT", "OUTSIDE_REGIONS")
 # statuses of records left out by choice (regions) or by nature (no ALT, symbolic): they do not
@@ -197,7 +197,7 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: S
         score_baseline = (lambda alleles: markov_scores(baseline, fasta, alleles)) if baseline else (lambda _: None)
         header_meta = {
             "genofm_model": {"Path": str(inputs.model_dir), "Objective": "clm" if model.cfg.causal else "mlm",
-                             "Parameters": model.num_parameters(), "Tokenizer": f"k={tokenizer.k}"},
+                             "Parameters": model.num_parameters(), "Tokenizer": tokenizer_label(tokenizer)},
             "genofm_scoring": {"Window": window_bases, "Reference": str(inputs.fasta),
                                **{k: v for k, v in asdict(cfg).items() if k != "window"}},
             **(meta or {}),

@@ -418,6 +418,9 @@ def info_fields(score_names: list[str], markov_order: int = 0) -> list[InfoField
         "llr": ("GFM_LLR", "Masked-marginal log-likelihood ratio log P(alt) - log P(ref) at the masked "
                 "token holding the variant (SNVs, and MNVs inside one token); negative: the model "
                 "finds the ALT less likely"),
+        "pll": ("GFM_PLL", "Pseudo-log-likelihood of the ALT window's tokens covering the variant minus "
+                "that of the REF window's (each token masked in turn; subword-token masked LMs); "
+                "negative: the model finds the ALT less likely"),
         "lldiff": ("GFM_LLDIFF", "Log-likelihood of the ALT window minus that of the REF window "
                    "under the next-token model"),
         "influence": ("GFM_INFLUENCE", "Change (ALT - REF) in the next-token log-likelihood of the bases "

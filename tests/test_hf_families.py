@@ -1,11 +1,13 @@
 """Hugging Face masked and causal LMs over bases or k-mers (genofm.hf_lm): tiny random
 checkpoints of each kind built here (a Llama causal LM over characters, one over 6-mers, a
-BERT masked LM over characters), scored and embedded by genofm and compared with direct
-transformers calls; a BPE tokenizer and remote code without the opt-in are refused."""
+BERT masked LM over characters, one over BPE tokens), scored and embedded by genofm and
+compared with direct transformers calls; a tokenizer that cannot encode DNA and remote code
+without the opt-in are refused."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pysam
@@ -20,15 +22,16 @@ from genofm.loading import load_model_and_tokenizer
 from genofm.sequence import reverse_complement
 from genofm.variant_scoring import ScoringConfig, VariantScorer
 from genofm.vcf import Allele
-from tools.tiny_checkpoints import CHAR_SPECIALS, make_bert, make_llama, make_mamba
+from genofm.subword import SubwordTokenizer
+from tools.tiny_checkpoints import make_bert, make_bert_bpe, make_llama, make_mamba
 
-def direct(directory):
+def direct(directory, trust_remote_code=False):
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     config = json.loads((directory / "config.json").read_text())
     auto = AutoModelForCausalLM if config["architectures"][0].endswith("CausalLM") else AutoModelForMaskedLM
     return (AutoTokenizer.from_pretrained(directory, local_files_only=True),
-            auto.from_pretrained(directory, local_files_only=True).eval())
+            auto.from_pretrained(directory, local_files_only=True, trust_remote_code=trust_remote_code).eval())
 
 
 def random_seq(n, seed):
@@ -95,21 +98,88 @@ def test_masked_lm_over_characters_llr_equals_direct_calls(tmp_path):
     assert allele.scores["llr"] == pytest.approx(float(expected), abs=1e-5)
 
 
-def test_a_bpe_tokenizer_is_refused_naming_it(tmp_path):
-    from tokenizers import Tokenizer, models, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+def direct_pll(hf_tokenizer, hf, ref: str, alt: str, rel: int, ref_len: int) -> float:
+    """PLL(ALT) - PLL(REF) over the tokens covering the variant, written out with the checkpoint's
+    own tokenizer (offsets) and model: widen [s, e) base by base until both ends are token
+    boundaries of both windows."""
+    def tokenize(seq):
+        enc = hf_tokenizer(seq, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], enc["offset_mapping"]
 
-    directory = tmp_path / "bpe"
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.train_from_iterator([random_seq(500, i) for i in range(20)],
-                                  trainers.BpeTrainer(vocab_size=64, special_tokens=CHAR_SPECIALS))
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(directory)
-    config = LlamaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=16, intermediate_size=32,
-                         num_hidden_layers=1, num_attention_heads=2, architectures=["LlamaForCausalLM"])
-    LlamaForCausalLM(config).save_pretrained(directory, safe_serialization=True)
-    with pytest.raises(GenofmInputError, match="splits sequences differently from genofm's .*BPE"):
-        load_model_and_tokenizer(directory)
+    (ref_ids, ref_spans), (alt_ids, alt_spans) = tokenize(ref), tokenize(alt)
+    shift = len(alt) - len(ref)
+    s = rel
+    while s not in {a for a, _ in ref_spans} or s not in {a for a, _ in alt_spans}:
+        s -= 1
+    e = rel + ref_len
+    while e not in {b for _, b in ref_spans} or e + shift not in {b for _, b in alt_spans}:
+        e += 1
+
+    def pll(ids, spans, end):
+        total = 0.0
+        for i, (a, b) in enumerate(spans):
+            if a >= s and b <= end:
+                masked = torch.tensor([[hf_tokenizer.cls_token_id] + ids])
+                masked[0, 1 + i] = hf_tokenizer.mask_token_id
+                with torch.no_grad():
+                    total += float(hf(input_ids=masked).logits[0, 1 + i].log_softmax(-1)[ids[i]])
+        return total
+
+    return pll(alt_ids, alt_spans, e + shift) - pll(ref_ids, ref_spans, e)
+
+
+def test_bpe_masked_lm_pll_and_embeddings_equal_direct_calls(tmp_path):
+    """DNABERT-2's layout: a BERT over BPE tokens trained here; SNVs and indels get the PLL
+    difference over the tokens covering them, on both strands, as a direct computation gives it."""
+    genome = random_seq(3000, 5)
+    checkpoint = make_bert_bpe(tmp_path / "bpe", [genome[i:i + 500] for i in range(0, 3000, 250)])
+    model, tokenizer = load_model_and_tokenizer(checkpoint)
+    assert isinstance(tokenizer, SubwordTokenizer) and tokenizer.kind == "BPE" and not model.cfg.causal
+    hf_tokenizer, hf = direct(checkpoint)
+    fasta = write_fasta(tmp_path / "g.fa", {"chr1": genome})
+    edits = [(400, genome[400], "A" if genome[400] != "A" else "G"), (1001, genome[1001], "T" if genome[1001] != "T" else "C"),
+             (1500, genome[1500:1504], genome[1500]), (2100, genome[2100], genome[2100] + "GATTACA")]
+    alleles = [Allele(record=i, chrom="chr1", pos=p, vcf_id=".", ref=r, alt=a, ref_chrom="chr1")
+               for i, (p, r, a) in enumerate(edits)]
+    with pysam.FastaFile(str(fasta)) as handle:
+        scorer = VariantScorer(model, tokenizer, handle, ScoringConfig(embedding=True, rc_average=True, window=200))
+        assert scorer.score_names == ["pll", "emb_cosine", "emb_l2"]
+        scorer.score(alleles)
+    for a in alleles:
+        start, end = (int(x) for x in a.scores["window"].split(":")[1].split("-"))
+        ref = genome[start - 1:end]
+        rel = a.pos - (start - 1)
+        alt = ref[:rel] + a.alt + ref[rel + len(a.ref):]
+        expected = np.mean([direct_pll(hf_tokenizer, hf, ref, alt, rel, len(a.ref)),
+                            direct_pll(hf_tokenizer, hf, reverse_complement(ref), reverse_complement(alt),
+                                       len(ref) - rel - len(a.ref), len(a.ref))])
+        assert a.scores["pll"] == pytest.approx(expected, abs=1e-4), (a.pos, a.ref, a.alt)
+        assert a.scores["emb_l2"] > 0
+    sequences = [random_seq(n, i) for i, n in enumerate((60, 133, 90))]
+    ours = Embedder(model, tokenizer, EmbedConfig(layer=1)).embed_sequences(sequences)
+    for row, seq in zip(ours, sequences):
+        ids = torch.tensor([[hf_tokenizer.cls_token_id] + hf_tokenizer(seq, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            expected = hf(input_ids=ids, output_hidden_states=True).hidden_states[1][0].mean(0)
+        torch.testing.assert_close(row, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_a_subword_tokenizer_is_refused_where_it_cannot_encode_dna(tmp_path):
+    from tokenizers import Tokenizer, models, trainers
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    for unk in ("[UNK]", None):  # A read as <unk>, or dropped without a trace
+        directory = tmp_path / f"text_bpe_{'unk' if unk else 'no_unk'}"
+        tokenizer = Tokenizer(models.BPE(unk_token=unk))
+        tokenizer.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 20,
+                                      trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]", "[MASK]", "[CLS]"]))
+        PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", mask_token="[MASK]",
+                                cls_token="[CLS]").save_pretrained(directory)
+        config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=16, intermediate_size=32,
+                            num_hidden_layers=1, num_attention_heads=2, architectures=["BertForMaskedLM"])
+        BertForMaskedLM(config).save_pretrained(directory, safe_serialization=True)
+        with pytest.raises(GenofmInputError, match=f"{re.escape(str(directory))}.*(has no token for 'A'|leaves base 1 \\('A'\\))"):
+            load_model_and_tokenizer(directory)
 
 
 def test_remote_code_runs_only_when_the_config_opts_in(tmp_path):
@@ -135,6 +205,47 @@ def test_remote_code_runs_only_when_the_config_opts_in(tmp_path):
         load_model_and_tokenizer_via_pointer(tmp_path, pointer)
 
 
+def test_dnabert2_shaped_remote_code_without_hidden_states(tmp_path):
+    """DNABERT-2's layout: BPE tokens, its own modeling code (opted in), and an LM whose output
+    holds no hidden states: embeddings come from its backbone's last layer, and equal it."""
+    checkpoint = make_bert_bpe(tmp_path / "dnabert2", [random_seq(500, i) for i in range(10)])
+    (checkpoint / "bert_layers.py").write_text(
+        "from transformers import BertConfig, BertForMaskedLM\n"
+        "from transformers.modeling_outputs import MaskedLMOutput\n\n\n"
+        "class TinyBertConfig(BertConfig):\n    model_type = 'tiny_dnabert2'\n\n\n"
+        "class TinyBertForMaskedLM(BertForMaskedLM):\n    config_class = TinyBertConfig\n\n"
+        "    def forward(self, input_ids=None, attention_mask=None, **kwargs):\n"
+        "        logits = super().forward(input_ids=input_ids, attention_mask=attention_mask).logits\n"
+        "        return MaskedLMOutput(logits=logits, hidden_states=None)\n")
+    config = json.loads((checkpoint / "config.json").read_text())
+    config.update(model_type="tiny_dnabert2", auto_map={"AutoConfig": "bert_layers.TinyBertConfig",
+                                                        "AutoModelForMaskedLM": "bert_layers.TinyBertForMaskedLM"})
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    pointer = checkpoint_pointer(checkpoint, trust_remote_code=True)
+    model, tokenizer = load_model_and_tokenizer_via_pointer(tmp_path, pointer)
+    assert isinstance(tokenizer, SubwordTokenizer)
+    hf_tokenizer, hf = direct(checkpoint, trust_remote_code=True)
+    seq = random_seq(120, 7)
+    ours = Embedder(model, tokenizer, EmbedConfig(layer=-1)).embed_sequences([seq])[0]
+    ids = torch.tensor([[hf_tokenizer.cls_token_id] + hf_tokenizer(seq, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        expected = hf.bert(input_ids=ids).last_hidden_state[0].mean(0)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(GenofmInputError, match="returns no hidden states but the last layer's; set embeddings.layer"):
+        Embedder(model, tokenizer, EmbedConfig(layer=1)).embed_sequences([seq])
+    genome = random_seq(600, 8)
+    fasta = write_fasta(tmp_path / "g.fa", {"chr1": genome})
+    allele = Allele(record=0, chrom="chr1", pos=300, vcf_id=".", ref=genome[300:302], alt="A", ref_chrom="chr1")
+    with pysam.FastaFile(str(fasta)) as handle:
+        VariantScorer(model, tokenizer, handle, ScoringConfig(embedding=False, rc_average=False,
+                                                              window=150)).score([allele])
+    start, end = (int(x) for x in allele.scores["window"].split(":")[1].split("-"))
+    ref = genome[start - 1:end]
+    rel = allele.pos - (start - 1)
+    alt = ref[:rel] + "A" + ref[rel + 2:]
+    assert allele.scores["pll"] == pytest.approx(direct_pll(hf_tokenizer, hf, ref, alt, rel, 2), abs=1e-4)
+
+
 def load_model_and_tokenizer_via_pointer(tmp_path, pointer):
     workflow_dir = tmp_path / "results_model"
     workflow_dir.mkdir(exist_ok=True)
@@ -143,7 +254,7 @@ def load_model_and_tokenizer_via_pointer(tmp_path, pointer):
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("family", ["llama_bases", "llama_6mers", "bert_bases"])
+@pytest.mark.parametrize("family", ["llama_bases", "llama_6mers", "bert_bases", "bert_bpe"])
 def test_the_demo_workflow_runs_each_family(tmp_path, family):
     """Embedding, a probe and variant scoring through the workflow with a local checkpoint of
     each family; scores and embeddings as the direct calls above give them."""
@@ -161,13 +272,15 @@ def test_the_demo_workflow_runs_each_family(tmp_path, family):
     # contexts that hold a whole 300-base probe region, so that embeddings are one pass
     make = {"llama_bases": lambda d: make_llama(d, k=1, positions=512),
             "llama_6mers": lambda d: make_llama(d, k=6, positions=512),
-            "bert_bases": lambda d: make_bert(d, positions=512)}[family]
+            "bert_bases": lambda d: make_bert(d, positions=512),
+            "bert_bpe": lambda d: make_bert_bpe(d, demo_genome_pieces())}[family]
     checkpoint = make(tmp_path / family)
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     demo = config["genomes"]["demo"]
     demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
     config["models"] = {family: {"huggingface": str(checkpoint)}}
-    config["probes"]["promoters"].update(model=family, finetune={"method": "none"})
+    # the BPE model is also fine-tuned (IA3 on its linear layers), as the demo does
+    config["probes"]["promoters"].update(model=family, **({} if family == "bert_bpe" else {"finetune": {"method": "none"}}))
     config["variants"]["demo_variants"].update(model=family, models=[])
     config["variant_scoring"].update(rc_average=True, window=240)
     (tmp_path / "family.yaml").write_text(yaml.safe_dump(config))
@@ -187,9 +300,40 @@ def test_the_demo_workflow_runs_each_family(tmp_path, family):
         torch.testing.assert_close(torch.from_numpy(np.array(row)), expected, atol=1e-4, rtol=1e-3)
     table = pd.read_csv(tmp_path / f"results/demo/variants/{family}/demo_variants.tsv", sep="\t")
     assert len(table) == 530 and (table["status"] == "OK").all()
-    score = "llr" if family.startswith("bert") else "lldiff"
-    assert table.loc[table["kind"] == "snv", score].notna().all()
+    score = {"bert_bases": "llr", "bert_bpe": "pll"}.get(family, "lldiff")
+    scored = table if family == "bert_bpe" else table[table["kind"] == "snv"]  # PLL scores indels too
+    assert scored[score].notna().all()
     probes = pd.read_csv(tmp_path / "results/probes_summary.tsv", sep="\t")
-    assert set(probes["method"]) == {"probe", "kmer4_baseline"} and set(probes["model"]) == {family}
+    finetuned = {"finetune_ia3"} if family == "bert_bpe" else set()
+    assert set(probes["method"]) == {"probe", "kmer4_baseline"} | finetuned and set(probes["model"]) == {family}
+    if family == "bert_bpe":
+        metrics = json.loads((tmp_path / f"results/demo/finetune/{family}/promoters/metrics.json").read_text())
+        assert "finetune_ia3" in metrics["results"]
     figures = tmp_path / f"results/demo/variants/{family}/demo_variants"
     assert (figures / "attention.png").exists() and (figures / "findings.tsv").exists()
+
+
+def demo_genome_pieces(size: int = 1000) -> list[str]:
+    """The demo genome in pieces, to train a BPE tokenizer on."""
+    from conftest import REPO
+
+    with pysam.FastxFile(str(REPO / "config/demo/genome.fa.gz")) as fasta:
+        return [entry.sequence.upper()[i:i + size] for entry in fasta for i in range(0, len(entry.sequence), size)]
+
+
+@pytest.mark.parametrize("family", ["llama", "mamba", "bert_bpe"])
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_mapped_models_take_peft_adapters(tmp_path, family, method):
+    """Fine-tuning adapts every linear layer of the backbone, whatever the family calls them."""
+    from genofm.finetune import FinetuneConfig, SequenceClassifier, batch, encode, trainable_parameters, wrap
+
+    make = {"llama": make_llama, "mamba": make_mamba,
+            "bert_bpe": lambda d: make_bert_bpe(d, [random_seq(500, i) for i in range(10)])}[family]
+    model, tokenizer = load_model_and_tokenizer(make(tmp_path / family))
+    adapted = wrap(SequenceClassifier(model, 2), FinetuneConfig(method=method))
+    trainable, total = trainable_parameters(adapted)
+    assert 0 < trainable < total
+    ids = batch(encode([random_seq(50, 1), random_seq(80, 2)], tokenizer, model.cfg.max_len))
+    adapted(ids).sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in adapted.named_parameters()
+               if p.requires_grad and method in n)

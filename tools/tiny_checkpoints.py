@@ -105,6 +105,29 @@ def make_mamba(directory, seed=0) -> Path:
     return Path(directory)
 
 
+def make_bert_bpe(directory, sequences: list[str], vocab_size=256, seed=0, positions=512, hidden=32,
+                  layers=2) -> Path:
+    """A BertForMaskedLM over BPE tokens laid out as DNABERT-2 publishes its tokenizer
+    (tokenizer.json: BPE without a pre-tokenizer, [CLS] [SEP] [MASK] [PAD] [UNK]), the BPE
+    trained here with Hugging Face `tokenizers` on `sequences` (e.g. the demo genome)."""
+    from tokenizers import Tokenizer, models, processors, trainers
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]  # DNABERT-2's order
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.train_from_iterator(sequences, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                           initial_alphabet=list("ACGTN"), show_progress=False))
+    bpe.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[
+        ("[CLS]", bpe.token_to_id("[CLS]")), ("[SEP]", bpe.token_to_id("[SEP]"))])
+    PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                            pad_token="[PAD]", mask_token="[MASK]").save_pretrained(directory)
+    config = BertConfig(vocab_size=bpe.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden,
+                        num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=positions,
+                        pad_token_id=bpe.token_to_id("[PAD]"), architectures=["BertForMaskedLM"])
+    opinions(BertForMaskedLM(config), seed).save_pretrained(directory, safe_serialization=True)
+    return Path(directory)
+
+
 def make_bert(directory, seed=0, positions=200, hidden=32, layers=2) -> Path:
     """A BertForMaskedLM over single bases, [CLS] first."""
     from transformers import BertConfig, BertForMaskedLM

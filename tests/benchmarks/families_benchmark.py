@@ -6,14 +6,16 @@ transformers loop for the same checkpoint, on this CPU in one run.
 
 Checkpoints are built here with random weights (tools/tiny_checkpoints.py, at --hidden and
 --layers): Nucleotide Transformer (ESM, 6-mers), GPN (ConvNet, bases), a Llama causal LM over
-bases and a BERT masked LM over bases. Variants are random SNVs of a random 40 kb genome.
+bases, a BERT masked LM over bases and one over BPE tokens (DNABERT-2's layout, the BPE trained
+on the genome). Variants are random SNVs of a random 40 kb genome.
 
 - Scoring, genofm: `VariantScorer(..., ScoringConfig(window=..., rc_average=True,
   embedding=False)).score(alleles)` (masked LLR or log-likelihood difference, both strands).
 - Scoring, the loop: for each SNV and strand, the window of the same length centred on it,
   through the checkpoint's own tokenizer and model one at a time: masked LMs mask the variant's
-  token and read logit(ALT) - logit(REF); causal LMs sum log P over the REF window and the ALT
-  window.
+  token and read logit(ALT) - logit(REF); the BPE model masks each token covering the variant in
+  the REF and the ALT window in turn (the PLL rule); causal LMs sum log P over the REF window and
+  the ALT window.
 - Embedding, genofm: `Embedder(...).embed_sequences(regions)`; the loop: each region through
   the tokenizer and the model alone, the mean of the last hidden state.
 
@@ -49,6 +51,7 @@ from tools import tiny_checkpoints as tiny  # noqa: E402
 def families(args) -> dict:
     """name -> (builder, masked LM?, genofm's window in bases)."""
     h, n = args.hidden, args.layers
+    genome = args.genome
     return {
         "Nucleotide Transformer (ESM, 6-mers)": (lambda d: tiny.make_nt(d, layers=n, hidden=h, max_positions=512),
                                                  True, 6 * args.window),
@@ -56,6 +59,8 @@ def families(args) -> dict:
         "Llama causal LM (bases)": (lambda d: tiny.make_llama(d, hidden=h, layers=n, positions=512), False,
                                     args.window),
         "BERT masked LM (bases)": (lambda d: tiny.make_bert(d, hidden=h, layers=n, positions=512), True, args.window),
+        "BERT masked LM (BPE)": (lambda d: tiny.make_bert_bpe(d, [genome[i:i + 1000] for i in range(0, len(genome), 1000)],
+                                                              hidden=h, layers=n), True, args.window),
     }
 
 
@@ -76,6 +81,29 @@ def loop_llr(hf_tokenizer, hf, window: str, rel: int, ref: str, alt: str, k: int
     return float(logits[pick[alt_token]] - logits[pick[token]])
 
 
+def loop_pll(hf_tokenizer, hf, ref: str, alt: str, rel: int) -> float:
+    """PLL(ALT) - PLL(REF) of an SNV over the tokens covering it, one masked pass per token."""
+    def tokenize(seq):
+        enc = hf_tokenizer(seq, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], enc["offset_mapping"]
+
+    (ref_ids, ref_spans), (alt_ids, alt_spans) = tokenize(ref), tokenize(alt)
+    s, e = rel, rel + 1
+    while s not in {a for a, _ in ref_spans} or s not in {a for a, _ in alt_spans}:
+        s -= 1
+    while e not in {b for _, b in ref_spans} or e not in {b for _, b in alt_spans}:
+        e += 1
+    total = 0.0
+    for sign, ids, spans in ((1, alt_ids, alt_spans), (-1, ref_ids, ref_spans)):
+        for i, (a, b) in enumerate(spans):
+            if a >= s and b <= e:
+                masked = torch.tensor([[hf_tokenizer.cls_token_id] + ids])
+                masked[0, 1 + i] = hf_tokenizer.mask_token_id
+                with torch.no_grad():
+                    total += sign * float(hf(input_ids=masked).logits[0, 1 + i].log_softmax(-1)[ids[i]])
+    return total
+
+
 def loop_loglik(hf_tokenizer, hf, seq: str) -> float:
     ids = torch.tensor([[hf_tokenizer.bos_token_id] + hf_tokenizer(seq, add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
@@ -83,7 +111,7 @@ def loop_loglik(hf_tokenizer, hf, seq: str) -> float:
     return float(logp.gather(-1, ids[0, 1:, None]).sum())
 
 
-def loop_scores(checkpoint, masked: bool, genome: str, positions, alts, window: int, k: int) -> float:
+def loop_scores(checkpoint, masked: bool, genome: str, positions, alts, window: int, k: int, bpe: bool) -> float:
     """Seconds for the straightforward loop over every variant and both strands."""
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
@@ -102,7 +130,10 @@ def loop_scores(checkpoint, masked: bool, genome: str, positions, alts, window: 
         alt_window = ref_window[:rel] + alt + ref_window[rel + 1:]
         for reverse in (False, True):
             orient = reverse_complement if reverse else (lambda s: s)
-            if masked:
+            if bpe:
+                r = len(ref_window) - 1 - rel if reverse else rel
+                loop_pll(hf_tokenizer, hf, orient(ref_window), orient(alt_window), r)
+            elif masked:
                 r = len(ref_window) - 1 - rel if reverse else rel
                 loop_llr(hf_tokenizer, hf, orient(ref_window), r, orient(genome[pos]), orient(alt), k, first)
             else:
@@ -139,7 +170,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    genome = "".join(rng.choice(list("ACGT"), 40_000))
+    genome = args.genome = "".join(rng.choice(list("ACGT"), 40_000))
     regions = ["".join(rng.choice(list("ACGT"), int(n))) for n in rng.integers(200, 500, args.regions)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +194,8 @@ def main() -> int:
                     started = time.perf_counter()
                     scorer.score([Allele(**{**vars(a), "scores": {}}) for a in alleles])
                     ours_score.append(time.perf_counter() - started)
-                theirs_score.append(loop_scores(checkpoint, masked, genome, positions, alts, window, tokenizer.k))
+                theirs_score.append(loop_scores(checkpoint, masked, genome, positions, alts, window, tokenizer.k,
+                                                "BPE" in name))
                 started = time.perf_counter()
                 Embedder(model, tokenizer, EmbedConfig()).embed_sequences(regions)
                 ours_embed.append(time.perf_counter() - started)
