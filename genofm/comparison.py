@@ -69,7 +69,8 @@ def speed(summaries: dict[str, dict], seconds: dict[str, float]) -> pd.DataFrame
 def plot_comparison(pairs: pd.DataFrame, path, title: str) -> None:
     """Per class pair (rows) the AUROC of each model's scores with its 95% interval, and each
     model's Markov baseline as a grey mark."""
-    pairs = pairs.assign(label=pairs["class_a"] + " vs " + pairs["class_b"])
+    within = pairs["stratum"].where(pairs["stratum"] != "all", "").str.replace("codon position ", ", codon pos ")
+    pairs = pairs.assign(label=pairs["class_a"] + " vs " + pairs["class_b"] + within)
     labels = list(dict.fromkeys(pairs["label"]))
     series = list(dict.fromkeys(zip(pairs["model"], pairs["score"])))
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) * max(1, len(series)) ** 0.5 + 2))

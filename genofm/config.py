@@ -379,6 +379,12 @@ class CallsetConfig:
                                       "or snpEff (ANN) key works too: the class is then the most severe "
                                       "consequence term of the entries for that ALT (fields found from the "
                                       "header's Format description). Empty: no classes.")
+    codon_info_key: str = setting("CODON_POS", "INFO key holding a coding SNV's position in its codon (1-3, on "
+                                               "the coding strand), as genofm's labelled SNV sets and the demo "
+                                               "write it. Class pairs that codon position alone separates "
+                                               "(missense or stop-gained vs synonymous) are then also shown "
+                                               "within each codon position, beside the codon-position baseline "
+                                               "(findings.tsv). Records without the key are not stratified.")
     contig_aliases: dict[str, str] = setting(doc="VCF contig name to reference contig name, for names the "
                                                  "automatic matching ('chr' prefix added or removed, chrM/MT) does "
                                                  "not find.", factory=dict)

@@ -211,10 +211,13 @@ def labelled_snv_set(genome: str, cds: list[Cds], spans: list[tuple[int, int]], 
 
 
 def write_vcf(table: pd.DataFrame, chrom: str, length: int, path: str | Path, source: str = "genofm") -> None:
-    """A VCF 4.2 of the labelled SNVs: INFO/CLASS the consequence, INFO/GENE the CDS."""
+    """A VCF 4.2 of the labelled SNVs: INFO/CLASS the consequence, INFO/GENE the CDS, INFO/CODON_POS
+    the SNV's position in its codon."""
     info = [("CLASS", "1", "String", "True consequence: synonymous, missense, stop_gained or intergenic"),
-            ("GENE", "1", "String", "Locus tag of the CDS hit")]
-    records = ((chrom, row[0] + 1, ".", row[1], row[2], {"CLASS": row[3], "GENE": row[4]})
+            ("GENE", "1", "String", "Locus tag of the CDS hit"),
+            ("CODON_POS", "1", "Integer", "Position of a coding SNV in its codon (1-3, on the coding strand)")]
+    records = ((chrom, row.pos + 1, ".", row.ref, row.alt, {"CLASS": row[3], "GENE": row.gene}
+                | ({"CODON_POS": int(row.codon_position)} if row.codon_position else {}))
                for row in table.itertuples(index=False))
     write_vcf_file(path, [("source", source)], [(chrom, length)], info, records)
 

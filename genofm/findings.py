@@ -37,21 +37,85 @@ def interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+CODON_STRATA = (1, 2, 3)
+MIN_PER_STRATUM = 10  # scored variants of each class within a codon position for a stratified row
+FRAME_PAIRS = {("missense", "synonymous"), ("stop_gained", "synonymous"), ("missense", "stop_gained")}
+COLUMNS = ["class_a", "class_b", "stratum", "score", "n_a", "n_b", "auroc", "ci_low", "ci_high", "baseline_auroc",
+           "baseline_ci_low", "baseline_ci_high", "codon_baseline_auroc", "codon_baseline_ci_low",
+           "codon_baseline_ci_high", "finding"]
+
+
 def class_pair_findings(table: pd.DataFrame, scores: dict[str, tuple[str, float]], baseline: str = "markov",
                         seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> pd.DataFrame:
     """One row per pair of classes and model score: the AUROC of class_a above class_b (signed so
     that larger = more disruptive) with its interval, the baseline's on the same variants, and
-    the finding in words. `scores` maps a column to (label, sign)."""
+    the finding in words. `scores` maps a column to (label, sign).
+
+    A pair that codon position alone separates (missense or stop-gained vs synonymous: the
+    trivial score "codon position 1 or 2" tells them apart) is also shown within each codon
+    position (`stratum`), and its overall row carries that trivial baseline's AUROC: an
+    overall AUROC near it may be frame knowledge only."""
     rows = []
     classes = sorted(table["class"].unique())
     present = [s for s in scores if s in table and table[s].notna().any()]
+    positions = (table["codon_position"] if "codon_position" in table else pd.Series(0, index=table.index))
     for class_a, class_b in itertools.combinations(classes, 2):
+        codon = codon_baseline(table, positions, class_a, class_b, seed, samples)
         for score in (s for s in present if s != baseline):
-            rows.append(pair_finding(table, class_a, class_b, score, scores,
-                                     baseline if baseline in present else None, seed, samples))
-    columns = ["class_a", "class_b", "score", "n_a", "n_b", "auroc", "ci_low", "ci_high", "baseline_auroc",
-               "baseline_ci_low", "baseline_ci_high", "finding"]
-    return pd.DataFrame([r for r in rows if r], columns=columns)
+            row = pair_finding(table, class_a, class_b, score, scores, baseline if baseline in present else None,
+                               seed, samples)
+            if not row:
+                continue
+            rows.append({**row, "stratum": "all", **codon_note(row, codon, class_a, class_b)})
+            if not codon or not codon["separates"]:
+                continue
+            for k in CODON_STRATA:
+                inside = table[positions == k]
+                counts = [((inside["class"] == c) & inside[score].notna()).sum() for c in (class_a, class_b)]
+                if min(counts) < MIN_PER_STRATUM:
+                    continue
+                sub = pair_finding(inside, class_a, class_b, score, scores,
+                                   baseline if baseline in present else None, seed, samples)
+                rows.append({**sub, "stratum": f"codon position {k}",
+                             "finding": f"Within codon position {k}: {sub['finding']}"})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def codon_baseline(table, positions, class_a, class_b, seed, samples) -> dict | None:
+    """AUROC (with interval) of the trivial score "codon position is 1 or 2" for class_a above
+    class_b, over their SNVs of known codon position; None when there are none."""
+    known = positions.isin(CODON_STRATA)
+    a = positions[known & (table["class"] == class_a)].to_numpy()
+    b = positions[known & (table["class"] == class_b)].to_numpy()
+    if not a.size or not b.size:
+        return None
+    rng = np.random.default_rng(seed)
+    flag_a, flag_b = (a <= 2).astype(float), (b <= 2).astype(float)
+    auroc = float(auroc_by_rank(flag_a, flag_b)[0])
+    low, high = interval(auroc_by_rank(flag_a[resample_indices(rng, a.size, samples)],
+                                       flag_b[resample_indices(rng, b.size, samples)]))
+    return {"auroc": round(auroc, 4), "low": round(low, 4), "high": round(high, 4),
+            "separates": low > 0.5 or high < 0.5, "strata": [k for k in CODON_STRATA
+                                                          if min((a == k).sum(), (b == k).sum()) >= MIN_PER_STRATUM]}
+
+
+def codon_note(row: dict, codon: dict | None, class_a: str, class_b: str) -> dict:
+    """The codon-position baseline's columns and what it means for the overall row's finding."""
+    if codon is None:
+        frame_pair = tuple(sorted((class_a, class_b))) in FRAME_PAIRS
+        note = (" Codon positions unknown (no codon_info_key in the VCF): codon position alone may explain part "
+                "of this AUROC." if frame_pair else "")
+        return {"finding": row["finding"] + note}
+    out = {"codon_baseline_auroc": codon["auroc"], "codon_baseline_ci_low": codon["low"],
+           "codon_baseline_ci_high": codon["high"]}
+    if not codon["separates"]:
+        return {**out, "finding": row["finding"]}
+    where = (f"see the rows within codon position {', '.join(map(str, codon['strata']))}" if codon["strata"]
+             else f"too few variants within any one codon position (under {MIN_PER_STRATUM} per class) to show "
+                  "it there")
+    note = (f" Codon position alone gives AUROC {codon['auroc']:.2f} [{codon['low']:.2f}, {codon['high']:.2f}] "
+            f"on this pair: {where}.")
+    return {**out, "finding": row["finding"] + note}
 
 
 def pair_finding(table, class_a, class_b, score, scores, baseline, seed, samples) -> dict | None:

@@ -49,6 +49,8 @@ def read_scores(path) -> pd.DataFrame:
     table = pd.read_csv(path, sep="\t", dtype={"class": str, "chrom": str, "id": str}, keep_default_na=False,
                         na_values={c: [""] for c in SCORES})
     table["class"] = table["class"].replace("", "unclassified")
+    if "codon_position" in table:  # 1-3, 0 where unknown
+        table["codon_position"] = pd.to_numeric(table["codon_position"], errors="coerce").fillna(0).astype(int)
     return table
 
 

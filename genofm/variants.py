@@ -35,7 +35,7 @@ from .vcf_writer import annotated_header, annotated_line, write_bgzip_vcf_index
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", "status", "window",
+TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", "codon_position", "status", "window",
                  "llr", "llr_fwd", "llr_rev", "pll", "lldiff", "influence", "emb_cosine", "emb_l2", "markov"]
 # REF checks that count towards the "another genome build?" warning
 _CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACGT", "OUTSIDE_REGIONS")
@@ -120,7 +120,8 @@ class _Tally:
 
 def table_row(a) -> list:
     scores = a.scores
-    return [a.record + 1, a.chrom, a.pos + 1, a.vcf_id, a.ref, a.alt, a.kind, a.variant_class, a.status,
+    return [a.record + 1, a.chrom, a.pos + 1, a.vcf_id, a.ref, a.alt, a.kind, a.variant_class, a.codon_position or "",
+            a.status,
             scores.get("window", "")] + [f"{scores[c]:.6g}" if c in scores else "" for c in _SCORE_COLUMNS]
 
 
@@ -189,7 +190,7 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: S
             atomic_paths(outputs.vcf, outputs.table, outputs.summary, outputs.tbi) as tmp_paths:
         tmp_vcf, tmp_table, tmp_summary, tmp_tbi = tmp_paths
         checker = AlleleChecker(fasta, callset.contig_aliases, callset.regions, callset.class_info_key,
-                                inputs.callset_key)
+                                inputs.callset_key, callset.codon_info_key)
         scorer = VariantScorer(model, tokenizer, fasta, cfg, loaded.device)
         window_bases = scorer.window_tokens * tokenizer.k
         score_names = scorer.score_names + (["markov"] if baseline else [])

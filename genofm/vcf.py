@@ -58,6 +58,7 @@ class Allele:
     alt: str
     variant_class: str = ""
     status: str = "OK"
+    codon_position: int = 0  # 1-3 in its codon on the coding strand (CallsetConfig.codon_info_key); 0 unknown
     ref_chrom: str | None = None  # the reference's name for chrom
     scores: dict = field(default_factory=dict)
 
@@ -337,12 +338,12 @@ class AlleleChecker:
     """Turns records into alleles with a status, checking them against the reference."""
 
     def __init__(self, fasta: pysam.FastaFile, aliases: dict[str, str], regions: list[str],
-                 class_info_key: str = "", callset_key: str = "variants.<callset>"):
+                 class_info_key: str = "", callset_key: str = "variants.<callset>", codon_info_key: str = ""):
         self.fasta = fasta
         self.lengths = dict(zip(fasta.references, fasta.lengths))
         self.resolve = contig_resolver(self.lengths, aliases, f"{callset_key}.contig_aliases")
         self.regions = parse_regions(regions)
-        self.class_info_key = class_info_key
+        self.class_info_key, self.codon_info_key, self.callset_key = class_info_key, codon_info_key, callset_key
         self._annotation_layout = None  # (allele field, consequence field) of a VEP/snpEff key, () for plain
 
     def classes_of(self, record: pysam.VariantRecord, n_alts: int) -> list[str]:
@@ -360,6 +361,16 @@ class AlleleChecker:
             value = value[0]
         return [str(value)] * max(n_alts, 1)
 
+    def codon_position_of(self, record: pysam.VariantRecord) -> int:
+        if not self.codon_info_key or self.codon_info_key not in record.info:
+            return 0
+        value = record.info[self.codon_info_key]
+        value = value[0] if isinstance(value, tuple) else value
+        if str(value) not in ("1", "2", "3"):
+            raise GenofmInputError(f"record {record.chrom}:{record.pos}: INFO/{self.codon_info_key}={value} is not a "
+                                   f"codon position (1, 2 or 3); fix the VCF or set {self.callset_key}.codon_info_key")
+        return int(value)
+
     def in_regions(self, chrom: str, ref_chrom: str | None, pos: int) -> bool:
         ranges = self.regions.get(chrom) or self.regions.get(ref_chrom or "", [])
         return any(start <= pos < end for start, end in ranges)
@@ -368,7 +379,8 @@ class AlleleChecker:
         ref = (record.ref or "").upper()
         alts = record.alts or ()
         classes = self.classes_of(record, len(alts))
-        base = dict(record=number, chrom=record.chrom, pos=record.pos - 1, vcf_id=record.id or ".", ref=ref)
+        base = dict(record=number, chrom=record.chrom, pos=record.pos - 1, vcf_id=record.id or ".", ref=ref,
+                    codon_position=self.codon_position_of(record))
         if not alts:
             return [Allele(alt=".", variant_class=classes[0], status="NO_ALT", **base)]
         ref_chrom = self.resolve(record.chrom)

@@ -57,6 +57,41 @@ def test_class_pairs_say_what_was_and_was_not_learned():
     assert "markov" not in set(findings["score"])  # the baseline is beside each score, not a row of its own
 
 
+def test_pairs_codon_position_separates_are_shown_within_codon_position():
+    """A score that knows only the reading frame (low at codon positions 1-2) separates missense
+    from synonymous overall, near the codon-position baseline, and not within a codon position."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for cls, weights in (("missense", (0.4, 0.45, 0.15)), ("synonymous", (0.05, 0.0, 0.95)),
+                         ("stop_gained", (0.6, 0.2, 0.2))):
+        for position in rng.choice([1, 2, 3], size=150, p=weights):
+            frame = -2.0 if position <= 2 else 0.0
+            rows.append({"class": cls, "codon_position": int(position), "llr": frame + rng.normal(0, 1.0),
+                         "markov": rng.normal(0, 1)})
+    rows += [{"class": "neutral", "codon_position": 0, "llr": rng.normal(0, 1), "markov": rng.normal(0, 1)}
+             for _ in range(100)]
+    findings = class_pair_findings(pd.DataFrame(rows), SCORES)
+    pair = findings[(findings["class_a"] == "missense") & (findings["class_b"] == "synonymous")].set_index("stratum")
+    overall = pair.loc["all"]
+    assert overall["auroc"] > 0.75 and overall["codon_baseline_auroc"] > 0.8
+    assert overall["codon_baseline_ci_low"] > 0.5
+    assert "Codon position alone gives AUROC" in overall["finding"] and "see the rows within codon position 3" in \
+        overall["finding"]
+    within = pair.loc["codon position 3"]  # missense has ~22 SNVs at position 3, synonymous ~140
+    assert within["ci_low"] < 0.5 < within["ci_high"] and within["n_a"] >= 10
+    assert within["finding"].startswith("Within codon position 3: ") and "does not separate" in within["finding"]
+    assert "codon position 2" not in pair.index  # synonymous has no SNV at position 2
+    # a pair codon position does not separate (no positions for neutral): one row, no baseline, no note
+    other = findings[(findings["class_a"] == "neutral") & (findings["class_b"] == "synonymous")]
+    assert list(other["stratum"]) == ["all"] and other["codon_baseline_auroc"].isna().all()
+
+
+def test_frame_pairs_without_codon_positions_say_so():
+    findings = class_pair_findings(scored_table(), SCORES)
+    row = findings.set_index(["class_a", "class_b", "score"]).loc["stop_gained", "synonymous", "llr"]
+    assert "Codon positions unknown" in row["finding"] and set(findings["stratum"]) == {"all"}
+
+
 def test_findings_are_reproducible_and_follow_the_seed():
     table = scored_table()
     first, again = class_pair_findings(table, SCORES, seed=3), class_pair_findings(table, SCORES, seed=3)

@@ -530,3 +530,22 @@ def test_a_bad_field_is_named_with_its_line(genome, model_dir, tmp_path):
                                                r"at least 8"):
         run_scoring(model_dir, path, short, tmp_path)
     assert not list(tmp_path.glob("out.*"))
+
+
+def test_codon_positions_come_into_the_table_and_bad_ones_stop_naming_the_record(genome, model_dir, tmp_path):
+    path, seqs = genome
+    c1 = seqs["chr1"]
+    header = HEADER.replace("#CHROM", '##INFO=<ID=CODON_POS,Number=1,Type=Integer,Description="codon position">\n'
+                                      "#CHROM")
+    alt = lambda b: "A" if b != "A" else "C"  # noqa: E731
+    good = write_vcf(tmp_path / "good.vcf", [["chr1", 1001, "a", c1[1000], alt(c1[1000]), ".", "PASS", "CLASS=x;CODON_POS=2"],
+                                             ["chr1", 1101, "b", c1[1100], alt(c1[1100]), ".", "PASS", "CLASS=y"]],
+                     header)
+    run_scoring(model_dir, path, good, tmp_path, embedding=False)
+    table = read_scores(tmp_path / "out.tsv")
+    assert table["codon_position"].tolist() == [2, 0]
+    bad = write_vcf(tmp_path / "bad.vcf", [["chr1", 1001, "a", c1[1000], alt(c1[1000]), ".", "PASS", "CODON_POS=5"]],
+                    header)
+    with pytest.raises(GenofmInputError, match="record chr1:1001: INFO/CODON_POS=5 is not a codon position"):
+        run_scoring(model_dir, path, bad, tmp_path / "bad", embedding=False)
+    assert not (tmp_path / "bad" / "out.vcf.gz").exists()

@@ -283,8 +283,10 @@ def build_contig(name: str, length: int, rng: Rng, noise: np.ndarray, families: 
 
 
 # ---------------------------------------------------------------- variants and windows
-def coding_snvs(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: set) -> list[Variant]:
-    """SNVs in CDS (start and stop codons spared), classed by translating the codon before and after."""
+def coding_snvs(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: set,
+                codon_positions: dict) -> list[Variant]:
+    """SNVs in CDS (start and stop codons spared), classed by translating the codon before and after;
+    each one's position in its codon (1-3, transcript order) goes into `codon_positions`."""
     want, out = {k: SNV_QUOTA[k] for k in ("synonymous", "missense", "stop_gained")}, []
     positions = [g.coding_positions() for g in genes]
     while any(want.values()):
@@ -305,6 +307,7 @@ def coding_snvs(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: s
         ref_alt = bytes([codon[at], mutant[at]])
         ref_alt = ref_alt if gene.strand == "+" else complement(ref_alt)
         out.append((gene.chrom, codon_pos[at], chr(ref_alt[0]), chr(ref_alt[1]), kind, gene.gene_id))
+        codon_positions[gene.chrom, codon_pos[at]] = at + 1
     return out
 
 
@@ -435,13 +438,15 @@ def gtf_text(genes: list[Gene], seed: int) -> str:
     return f"#!genome-build genofm-demo\n#!genome-version seed{seed}\n" + "".join(r[3] for r in sorted(rows))
 
 
-def vcf_text(contigs: list[Contig], variants: list[Variant], seed: int) -> str:
+def vcf_text(contigs: list[Contig], variants: list[Variant], seed: int, codon_positions: dict) -> str:
     # the source line keeps the generator's old module name: the committed demo VCF says so
     meta = [("source", f"genofm.demo seed={seed}"), ("reference", "genome.fa.gz")]
     info = [("CLASS", "1", "String", "True consequence: synonymous, missense, stop_gained, frameshift, "
              "motif_disrupting or neutral (intergenic, outside repeats and promoters)"),
-            ("GENE", "1", "String", "Gene whose CDS or promoter the variant hits")]
-    records = [(chrom, pos + 1, f"var{n}", ref, alt, {"CLASS": kind, "GENE": gene})
+            ("GENE", "1", "String", "Gene whose CDS or promoter the variant hits"),
+            ("CODON_POS", "1", "Integer", "Position of a coding SNV in its codon (1-3, on the coding strand)")]
+    records = [(chrom, pos + 1, f"var{n}", ref, alt, {"CLASS": kind, "GENE": gene}
+                | ({"CODON_POS": codon_positions[chrom, pos]} if (chrom, pos) in codon_positions else {}))
                for n, (chrom, pos, ref, alt, kind, gene) in enumerate(sorted(variants), start=1)]
     return vcf_writer.vcf_text(meta, [(c.name, len(c.seq)) for c in contigs], info, records)
 
@@ -478,8 +483,8 @@ def generate(out: str | Path, seed: int = 7) -> dict:
         contig, more_genes, more_hits = build_contig(name, length, rng, noise, families, motifs[:-1],
                                                      motifs[-1], first=len(genes) + 1)
         contigs, genes, hits = contigs + [contig], genes + more_genes, hits + more_hits
-    by_name, used = {c.name: c for c in contigs}, set()
-    variants = coding_snvs(rng, by_name, genes, used) + motif_snvs(rng, by_name, hits, used)
+    by_name, used, codon_positions = {c.name: c for c in contigs}, set(), {}
+    variants = coding_snvs(rng, by_name, genes, used, codon_positions) + motif_snvs(rng, by_name, hits, used)
     variants += frameshifts(rng, by_name, genes, used) + neutral_variants(rng, contigs)
     windows = [(g.chrom, *g.span(FLANK - WINDOW[0], FLANK + WINDOW[1]), g.gene_id, 1, g.strand, "promoter")
                for g in genes]
@@ -492,7 +497,7 @@ def generate(out: str | Path, seed: int = 7) -> dict:
     texts = {
         "annotation.gtf": gtf_text(genes, seed),
         "promoters_vs_background.bed": "".join("\t".join(map(str, w)) + "\n" for w in sorted(windows)),
-        "variants.vcf": vcf_text(contigs, variants, seed),
+        "variants.vcf": vcf_text(contigs, variants, seed, codon_positions),
         "motifs.tsv": "chrom\tstart\tend\tstrand\tmotif_id\tmotif_name\tgene_id\n"
         + "".join("\t".join(map(str, row)) + "\n" for row in motif_rows),
         "README.md": readme_text(seed, motifs, len(genes)),
