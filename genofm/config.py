@@ -302,6 +302,8 @@ class EmbedConfig:
     batch_tokens: int = setting(4096, "Tokens per forward pass, padding included (regions batched by length).",
                                 minimum=1)
     dtype: str = setting("float32", "Storage type of the embedding matrix.", choices=["float32", "float16"])
+    chunk_regions: int = setting(2048, "Regions read and embedded at a time (bounds memory); shards are whole "
+                                       "chunks.", minimum=1)
 
     def __post_init__(self):
         _check_choices(self)
@@ -310,6 +312,10 @@ class EmbedConfig:
 @dataclass
 class EmbeddingSettings(EmbedConfig):
     resources: JobResources = setting(doc="The embedding jobs' resources.", factory=JobResources)
+    shards: int = setting(1, "Embed each region set in this many jobs (each with these resources), each a run of "
+                             "consecutive regions in whole chunks of chunk_regions, then join them into one .npy: "
+                             "the same file as one job. Changing it reruns only the embedding jobs.", minimum=1,
+                          result=False)
 
 
 @dataclass
@@ -400,6 +406,10 @@ class CallsetConfig:
              "A run that scores no record at all always fails. 1: never fail on the fraction. A check, not a "
              "result: changing it reruns nothing that succeeded.",
         minimum=0, maximum=1, result=False)
+    shards: int = setting(1, "Score the call set in this many jobs (each with variant_scoring.resources), each a "
+                             "run of consecutive records (whole chunks of chunk_records, so a genomic region of a "
+                             "sorted VCF), then join them: the same files as one job. Changing it reruns only the "
+                             "scoring jobs.", minimum=1, result=False)
 
 
 @dataclass

@@ -123,29 +123,70 @@ class Embedder:
 
 
 def embed_regions(model_dir: str | Path, regions_parquet: str | Path, out_matrix: str | Path,
-                  out_index: str | Path, cfg: EmbedConfig, device: str = "cpu", chunk_rows: int = 2048) -> int:
-    """Embed every region of a region set; writes the (n, D) .npy and its index parquet."""
+                  out_index: str | Path | None, cfg: EmbedConfig, device: str = "cpu",
+                  shard: tuple[int, int] | None = None) -> int:
+    """Embed every region of a region set; writes the (n, D) .npy and its index parquet. With
+    `shard` = (i, n): the i-th of n shards of the rows (whole chunks of chunk_rows, so that
+    every batch is the one job's) into its own .npy, no index; `gather_embeddings` joins them."""
+    chunk_rows = cfg.chunk_regions
     model, tokenizer = load_model_and_tokenizer(model_dir, device)
     embedder = Embedder(model, tokenizer, cfg, device)
     parquet = pq.ParquetFile(regions_parquet)
     n = parquet.metadata.num_rows
     if n == 0:
         raise GenofmInputError(f"{regions_parquet}: the region set is empty")
+    rows = [batch.num_rows for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["name"])]  # per chunk
+    wanted = range(len(rows)) if shard is None else shard_chunks(len(rows), *shard, regions_parquet, chunk_rows)
+    first, total = sum(rows[:wanted.start]), sum(rows[wanted.start:wanted.stop])
     started, done = time.perf_counter(), 0
-    with atomic_paths(out_matrix, out_index) as (tmp_matrix, tmp_index):
-        matrix = np.lib.format.open_memmap(tmp_matrix, mode="w+", dtype=np.dtype(cfg.dtype),
-                                           shape=(n, model.cfg.d_model))
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["name", "sequence"]):
+    with atomic_paths(out_matrix, *([out_index] if shard is None else [])) as tmp_paths:
+        matrix = np.lib.format.open_memmap(tmp_paths[0], mode="w+", dtype=np.dtype(cfg.dtype),
+                                           shape=(total, model.cfg.d_model))
+        for i, batch in enumerate(parquet.iter_batches(batch_size=chunk_rows, columns=["name", "sequence"])):
+            if i not in wanted:
+                continue
             names = [f"{name} in {regions_parquet}" for name in batch.column("name").to_pylist()]
             vectors = embedder.embed_sequences(batch.column("sequence").to_pylist(), names)
             matrix[done:done + len(vectors)] = vectors.numpy().astype(cfg.dtype)
             done += len(vectors)
             rate = done / (time.perf_counter() - started)
-            log.info("embedded %d/%d regions (%.1f regions/s, ETA %.0f s)", done, n, rate, (n - done) / rate)
+            log.info("embedded %d/%d regions (%.1f regions/s, ETA %.0f s)", first + done, first + total, rate,
+                     (total - done) / rate)
         matrix.flush()
         del matrix
-        index = pq.read_table(regions_parquet, columns=["chrom", "start", "end", "strand", "name", "label"])
-        pq.write_table(index, tmp_index)
+        if shard is None:
+            write_embedding_index(regions_parquet, tmp_paths[1])
+    return total
+
+
+def shard_chunks(chunks: int, shard: int, shards: int, path, chunk_rows: int) -> range:
+    if not 0 <= shard < shards or shards > chunks:
+        raise GenofmInputError(f"{path}: {shards} shards, but the region set makes {chunks} chunk(s) of {chunk_rows} "
+                               f"regions (embeddings.chunk_regions): set embeddings.shards to at most {chunks}")
+    return range(shard * chunks // shards, (shard + 1) * chunks // shards)
+
+
+def write_embedding_index(regions_parquet, path) -> None:
+    index = pq.read_table(regions_parquet, columns=["chrom", "start", "end", "strand", "name", "label"])
+    pq.write_table(index, path)
+
+
+def gather_embeddings(parts: list[str | Path], regions_parquet: str | Path, out_matrix: str | Path,
+                      out_index: str | Path) -> int:
+    """Join the shards' matrices (in order) into the one job's .npy and write the index."""
+    matrices = [np.load(p, mmap_mode="r", allow_pickle=False) for p in parts]
+    n = pq.ParquetFile(regions_parquet).metadata.num_rows
+    if sum(m.shape[0] for m in matrices) != n or len({(m.shape[1], m.dtype) for m in matrices}) != 1:
+        raise GenofmInputError(f"the shards {[str(p) for p in parts]} do not make the {n} rows of {regions_parquet}")
+    with atomic_paths(out_matrix, out_index) as (tmp_matrix, tmp_index):
+        out = np.lib.format.open_memmap(tmp_matrix, mode="w+", dtype=matrices[0].dtype, shape=(n, matrices[0].shape[1]))
+        done = 0
+        for m in matrices:
+            out[done:done + m.shape[0]] = m
+            done += m.shape[0]
+        out.flush()
+        del out
+        write_embedding_index(regions_parquet, tmp_index)
     return n
 
 

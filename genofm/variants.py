@@ -72,6 +72,25 @@ class ScoringOutputs:
     def tbi(self) -> Path:
         return Path(str(self.vcf) + ".tbi")
 
+    @property
+    def paths(self) -> tuple:
+        return self.vcf, self.table, self.summary, self.tbi
+
+
+@dataclass(frozen=True)
+class ShardParts:
+    """What one shard of a sharded scoring run writes, for gather_shards: its annotated VCF
+    lines (plain text), its table rows (no header) and its state (JSON: the header, counts,
+    forward passes)."""
+
+    vcf: str | Path
+    table: str | Path
+    state: str | Path
+
+    @property
+    def paths(self) -> tuple:
+        return self.vcf, self.table, self.state
+
 
 @dataclass(frozen=True)
 class _LoadedModel:
@@ -105,6 +124,17 @@ class _Tally:
     left_out: Counter = field(default_factory=Counter)
     left_out_statuses: tuple = _LEFT_OUT
     scored_statuses: tuple = SCORED_STATUSES
+
+    def state(self) -> dict:
+        return {name: getattr(self, name) for name in ("records", "alleles", "statuses", "scored", "not_scored",
+                                                       "left_out")}
+
+    def add_state(self, state: dict) -> None:
+        """Add a shard's counts (its `state()`, read back from JSON)."""
+        self.records += state["records"]
+        self.alleles += state["alleles"]
+        for name in ("statuses", "scored", "not_scored", "left_out"):
+            getattr(self, name).update(state[name])
 
     def count_record(self, alleles) -> None:
         statuses = [a.status for a in alleles]
@@ -172,23 +202,41 @@ def check_scored(tally: _Tally, callset: CallsetConfig, path, contig_notes: list
     raise GenofmInputError("\n".join([f"{path}: {what}.", *notes, fix + "."]))
 
 
-def score_vcf(inputs: ScoringInputs, outputs: ScoringOutputs, cfg: ScoringConfig, callset: CallsetConfig,
-              meta: dict | None = None, device: str = "cpu") -> dict:
-    """Score `inputs.vcf`; writes `outputs`: the VCF (bgzip) + its .tbi, the table (TSV), the summary (JSON)."""
+def score_vcf(inputs: ScoringInputs, outputs: ScoringOutputs | ShardParts, cfg: ScoringConfig,
+              callset: CallsetConfig, meta: dict | None = None, device: str = "cpu",
+              shard: tuple[int, int] | None = None) -> dict:
+    """Score `inputs.vcf`; writes `outputs`: the VCF (bgzip) + its .tbi, the table (TSV), the
+    summary (JSON). With `shard` = (i, n): only the i-th of n shards of the records, into
+    ShardParts that `gather_shards` joins into the same files as one run."""
     model, tokenizer = load_model_and_tokenizer(inputs.model_dir, device)
     with readable_vcf(inputs.vcf) as readable:
-        return _score_vcf(_LoadedModel(model, tokenizer, device), readable, inputs, outputs, cfg, callset, meta)
+        return _score_vcf(_LoadedModel(model, tokenizer, device), readable, inputs, outputs, cfg, callset, meta,
+                          shard)
 
 
-def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: ScoringOutputs, cfg: ScoringConfig,
-               callset: CallsetConfig, meta: dict | None) -> dict:
+def shard_range(n_records: int, chunk_records: int, shard: int, shards: int, path, callset_key: str) -> range:
+    """The records (0-based numbers) of shard `shard` of `shards`: consecutive whole chunks of
+    chunk_records, so that every chunk, and so every forward batch, is the one-job run's."""
+    chunks = -(-n_records // chunk_records)
+    if not 0 <= shard < shards or shards > chunks:
+        raise GenofmInputError(f"{path}: {shards} shards, but its {n_records} records make {chunks} chunk(s) of "
+                               f"variant_scoring.chunk_records ({chunk_records}): set {callset_key}.shards to at "
+                               f"most {chunks} (or lower chunk_records)")
+    return range(shard * chunks // shards * chunk_records, min((shard + 1) * chunks // shards * chunk_records,
+                                                               n_records))
+
+
+def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs, cfg: ScoringConfig,
+               callset: CallsetConfig, meta: dict | None, shard: tuple[int, int] | None = None) -> dict:
     model, tokenizer, baseline, vcf_path = loaded.model, loaded.tokenizer, inputs.baseline, inputs.vcf
     scan = scan_vcf(readable, vcf_path)
     log.info("%s: %d records on %d contigs", vcf_path, scan.n_records, len(scan.contigs))
+    wanted = range(scan.n_records) if shard is None else shard_range(scan.n_records, cfg.chunk_records, *shard,
+                                                                     vcf_path, inputs.callset_key)
+    if shard:
+        log.info("shard %d of %d: records %d to %d", shard[0] + 1, shard[1], wanted.start + 1, wanted.stop)
     started = time.perf_counter()
-    with pysam.FastaFile(str(inputs.fasta)) as fasta, \
-            atomic_paths(outputs.vcf, outputs.table, outputs.summary, outputs.tbi) as tmp_paths:
-        tmp_vcf, tmp_table, tmp_summary, tmp_tbi = tmp_paths
+    with pysam.FastaFile(str(inputs.fasta)) as fasta, atomic_paths(*outputs.paths) as tmp_paths:
         checker = AlleleChecker(fasta, callset.contig_aliases, callset.regions, callset.class_info_key,
                                 inputs.callset_key, callset.codon_info_key)
         scorer = VariantScorer(model, tokenizer, fasta, cfg, loaded.device)
@@ -203,51 +251,107 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs: S
                                **{k: v for k, v in asdict(cfg).items() if k != "window"}},
             **(meta or {}),
         }
+        header = annotated_header(scan.header_text, fields, header_meta)
         left_out = _LEFT_OUT + (("NEAR_CONTIG_END",) if cfg.near_contig_end == "skip" else ())
         tally = _Tally(left_out_statuses=left_out,
                        scored_statuses=tuple(s for s in SCORED_STATUSES if s not in left_out))
-        with open_vcf(readable, vcf_path) as vcf, pysam.BGZFile(str(tmp_vcf), "wb") as out, \
+        whole = shard is None
+        tmp_vcf, tmp_table = tmp_paths[:2]
+        with open_vcf(readable, vcf_path) as vcf, \
+                (pysam.BGZFile(str(tmp_vcf), "wb") if whole else open(tmp_vcf, "wb")) as out, \
                 open(tmp_table, "w", newline="") as table_file:
-            out.write(annotated_header(scan.header_text, fields, header_meta).encode())
             table = csv.writer(table_file, delimiter="\t", lineterminator="\n")
-            table.writerow(TABLE_COLUMNS)
+            if whole:
+                out.write(header.encode())
+                table.writerow(TABLE_COLUMNS)
             sinks = _Sinks(out, fields, table)
             chunk: list = []
             for number, record in iter_records(vcf, vcf_path):
+                if number < wanted.start:
+                    continue
+                if number >= wanted.stop:
+                    break
                 chunk.append((number, record))
                 if len(chunk) == cfg.chunk_records:
                     _flush(chunk, checker, scorer, score_baseline, sinks, tally)
                     chunk = []
                     rate = tally.alleles / (time.perf_counter() - started)
-                    log.info("scored %d/%d records (%.0f variants/s, ETA %.0f s)", tally.records, scan.n_records,
-                             rate, (scan.n_records - tally.records) * tally.alleles / tally.records / rate)
+                    log.info("scored %d/%d records (%.0f variants/s, ETA %.0f s)", tally.records, len(wanted),
+                             rate, (len(wanted) - tally.records) * tally.alleles / tally.records / rate)
             if chunk:
                 _flush(chunk, checker, scorer, score_baseline, sinks, tally)
-        statuses = tally.statuses
-        if tally.records != scan.n_records:
+        if tally.records != len(wanted):
             raise GenofmInputError(f"{vcf_path}: read {tally.records} records but the first pass counted "
-                                   f"{scan.n_records}")
-        warn_on_mismatches(statuses, vcf_path, inputs.callset_key)
-        log.info("%s: %d of %d records scored; not scored: %s; left out: %s", vcf_path, tally.scored["records"],
-                 tally.records, dict(tally.not_scored), dict(tally.left_out))
-        check_scored(tally, callset, vcf_path, [checker.resolve.why_unmatched(c) for c in checker.resolve.unmatched],
-                     inputs.callset_key)
-        os.replace(write_bgzip_vcf_index(tmp_vcf), tmp_tbi)
-        seconds = time.perf_counter() - started
-        summary = {
-            "vcf": str(vcf_path), "records_in": scan.n_records, "records_out": tally.records,
-            "alleles": tally.alleles, "statuses": {s: statuses[s] for s in STATUSES if statuses[s]},
-            "records_scored": tally.scored["records"],
-            "records_not_scored": {s: tally.not_scored[s] for s in STATUSES if tally.not_scored[s]},
-            "records_left_out": {s: tally.left_out[s] for s in STATUSES if tally.left_out[s]},
-            "forward_passes": dict(sorted(scorer.passes.items())),
-            "scores": score_names, "markov_order": baseline.order if baseline else None, "window_bases": window_bases,
-            "scoring": asdict(cfg), "callset": asdict(callset), "model": str(inputs.model_dir),
-            "provenance": provenance(),
-        }
-        Path(tmp_summary).write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("%d records, %d alleles in %.1f s; statuses %s", tally.records, tally.alleles, seconds, dict(statuses))
+                                   f"{len(wanted)}")
+        base = {"vcf": str(vcf_path), "records_in": scan.n_records, "scores": score_names,
+                "markov_order": baseline.order if baseline else None, "window_bases": window_bases,
+                "scoring": asdict(cfg), "callset": {k: v for k, v in asdict(callset).items() if k != "shards"},
+                "model": str(inputs.model_dir)}
+        unmatched = [checker.resolve.why_unmatched(c) for c in checker.resolve.unmatched]
+        if whole:
+            summary = _finish(tally, dict(scorer.passes), unmatched, base, callset, inputs.callset_key,
+                              tmp_paths[2], tmp_paths[3], tmp_vcf)
+        else:
+            summary = {"shard": shard[0], "shards": shard[1], "header": header, "base": base,
+                       "unmatched": unmatched, "passes": dict(scorer.passes), "tally": tally.state()}
+            Path(tmp_paths[2]).write_text(json.dumps(summary) + "\n")
+    log.info("%d records, %d alleles in %.1f s; statuses %s", tally.records, tally.alleles,
+             time.perf_counter() - started, dict(tally.statuses))
     return summary
+
+
+def _finish(tally: _Tally, passes: dict, unmatched: list[str], base: dict, callset: CallsetConfig,
+            callset_key: str, tmp_summary, tmp_tbi, tmp_vcf) -> dict:
+    """The checks on the whole call set's counts, the tabix index and the summary."""
+    vcf_path = base["vcf"]
+    warn_on_mismatches(tally.statuses, vcf_path, callset_key)
+    log.info("%s: %d of %d records scored; not scored: %s; left out: %s", vcf_path, tally.scored["records"],
+             tally.records, dict(tally.not_scored), dict(tally.left_out))
+    check_scored(tally, callset, vcf_path, unmatched, callset_key)
+    os.replace(write_bgzip_vcf_index(tmp_vcf), tmp_tbi)
+    statuses = tally.statuses
+    summary = {
+        "vcf": vcf_path, "records_in": base["records_in"], "records_out": tally.records,
+        "alleles": tally.alleles, "statuses": {s: statuses[s] for s in STATUSES if statuses[s]},
+        "records_scored": tally.scored["records"],
+        "records_not_scored": {s: tally.not_scored[s] for s in STATUSES if tally.not_scored[s]},
+        "records_left_out": {s: tally.left_out[s] for s in STATUSES if tally.left_out[s]},
+        "forward_passes": dict(sorted(passes.items())),
+        **{k: base[k] for k in ("scores", "markov_order", "window_bases", "scoring", "callset", "model")},
+        "provenance": provenance(),
+    }
+    Path(tmp_summary).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def gather_shards(parts: list[ShardParts], outputs: ScoringOutputs, callset: CallsetConfig,
+                  callset_key: str = "variants.<callset>") -> dict:
+    """Join the shards of one call set (in order) into the files one run writes: the same bytes."""
+    states = [json.loads(Path(p.state).read_text()) for p in parts]
+    if [s["shard"] for s in states] != list(range(len(parts))) or {s["shards"] for s in states} != {len(parts)}:
+        raise GenofmInputError(f"shards {[p.state for p in parts]} are not the {len(parts)} shards of one run, "
+                               "in order")
+    tally, passes, unmatched = _Tally(), Counter(), []
+    for state in states:
+        tally.add_state(state["tally"])
+        passes.update(state["passes"])
+        unmatched += [note for note in state["unmatched"] if note not in unmatched]
+    with atomic_paths(*outputs.paths) as (tmp_vcf, tmp_table, tmp_summary, tmp_tbi):
+        with pysam.BGZFile(str(tmp_vcf), "wb") as out, open(tmp_table, "wb") as table:
+            out.write(states[0]["header"].encode())
+            table.write(("\t".join(TABLE_COLUMNS) + "\n").encode())
+            for part in parts:
+                copy_into(part.vcf, out)
+                copy_into(part.table, table)
+        summary = _finish(tally, passes, unmatched, states[0]["base"], callset, callset_key, tmp_summary, tmp_tbi,
+                          tmp_vcf)
+    return summary
+
+
+def copy_into(path, out, block: int = 1 << 20) -> None:
+    with open(path, "rb") as handle:
+        for data in iter(lambda: handle.read(block), b""):
+            out.write(data)
 
 
 def markov_scores(baseline: MarkovModel, fasta: pysam.FastaFile, alleles) -> None:

@@ -41,6 +41,8 @@ wildcard_constraints:
     set=r"[A-Za-z0-9_-]+",
     model=r"[A-Za-z0-9_-]+",
     callset=r"[A-Za-z0-9_-]+",
+    shard=r"\d+",
+    shards=r"\d+",
 
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
@@ -326,6 +328,65 @@ def labelled_snv_inputs(wildcards):
             f"results/{wildcards.genome}/regions/{spec['within_set']}.parquet"
         )
     return inputs
+
+
+def callset_shards(callset):
+    return callset_config(callset)["shards"]
+
+
+def shard_parts(wildcards):
+    """A sharded call set's shard files, in order (none for one job)."""
+    n = callset_shards(wildcards.callset)
+    if n == 1:
+        return {}
+    base = f"results/{wildcards.genome}/variants/{wildcards.model}/{wildcards.callset}.shards"
+    return {
+        f"{kind}_parts": [f"{base}/{i}-of-{n}.{kind}" for i in range(n)]
+        for kind in ("vcf", "tsv", "json")
+    }
+
+
+def scoring_inputs(wildcards):
+    """One job scores the call set, or it joins the shards' parts."""
+    if callset_shards(wildcards.callset) > 1:
+        return shard_parts(wildcards)
+    return callset_inputs(wildcards)
+
+
+def scoring_resource(name):
+    """variant_scoring.resources, for the jobs that score (a join of shards needs little)."""
+
+    def value(wildcards, attempt=1):
+        if callset_shards(wildcards.callset) > 1 and not hasattr(wildcards, "shard"):
+            return {"mem_mb": 2000 * attempt, "runtime": 60, "gpu": 0}[name]
+        amount = config["variant_scoring"]["resources"][name.replace("gpu", "gpus")]
+        return amount * attempt if name == "mem_mb" else amount
+
+    return value
+
+
+def scoring_benchmarks(genome, callset):
+    """Per model of the call set, the benchmark files of the jobs that scored it."""
+    n = callset_shards(callset)
+    jobs = [""] if n == 1 else [f"_{i}-of-{n}" for i in range(n)]
+    return [
+        [
+            f"benchmarks/{genome}/score_variants_{model}_{callset}{job}.tsv"
+            for job in jobs
+        ]
+        for model in callset_models(callset)
+    ]
+
+
+def embedding_shards():
+    return config["embeddings"]["shards"]
+
+
+def embedding_parts(wildcards):
+    """A sharded embedding's shard matrices, in order (none for one job)."""
+    n = embedding_shards()
+    base = f"results/{wildcards.genome}/embeddings/{wildcards.model}/{wildcards.set}.shards"
+    return [f"{base}/{i}-of-{n}.npy" for i in range(n)] if n > 1 else []
 
 
 def callset_options(callset):

@@ -19,10 +19,46 @@ rule labelled_snvs:
         "../workflow_scripts/labelled_snvs.py"
 
 
-rule score_variants:
+rule score_variants_shard:
     input:
         unpack(callset_inputs),
         baseline_regions=baseline_regions,
+    output:
+        vcf=temp(
+            "results/{genome}/variants/{model}/{callset}.shards/{shard}-of-{shards}.vcf"
+        ),
+        tsv=temp(
+            "results/{genome}/variants/{model}/{callset}.shards/{shard}-of-{shards}.tsv"
+        ),
+        json=temp(
+            "results/{genome}/variants/{model}/{callset}.shards/{shard}-of-{shards}.json"
+        ),
+    log:
+        "logs/{genome}/score_variants_{model}_{callset}_{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/{genome}/score_variants_{model}_{callset}_{shard}-of-{shards}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: config["variant_scoring"]["resources"]["threads"]
+    resources:
+        mem_mb=scoring_resource("mem_mb"),
+        runtime=scoring_resource("runtime"),
+        gpu=scoring_resource("gpu"),
+    params:
+        scoring=scoring_config(),
+        callset=lambda w: callset_options(w.callset),
+        model_dir=lambda w, input: os.path.dirname(input.model),
+        markov_order=config["variant_scoring"]["markov_order"],
+    script:
+        "../workflow_scripts/score_variants.py"
+
+
+rule score_variants:
+    input:
+        unpack(scoring_inputs),
+        baseline_regions=lambda w: (
+            [] if callset_shards(w.callset) > 1 else baseline_regions(w)
+        ),
     output:
         vcf="results/{genome}/variants/{model}/{callset}.vcf.gz",
         tbi="results/{genome}/variants/{model}/{callset}.vcf.gz.tbi",
@@ -34,16 +70,20 @@ rule score_variants:
         "benchmarks/{genome}/score_variants_{model}_{callset}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: config["variant_scoring"]["resources"]["threads"]
+    threads:
+        lambda w: (
+            1
+            if callset_shards(w.callset) > 1
+            else config["variant_scoring"]["resources"]["threads"]
+        )
     resources:
-        mem_mb=lambda w, attempt: config["variant_scoring"]["resources"]["mem_mb"]
-        * attempt,
-        runtime=config["variant_scoring"]["resources"]["runtime"],
-        gpu=config["variant_scoring"]["resources"]["gpus"],
+        mem_mb=scoring_resource("mem_mb"),
+        runtime=scoring_resource("runtime"),
+        gpu=scoring_resource("gpu"),
     params:
         scoring=scoring_config(),
         callset=lambda w: callset_options(w.callset),
-        model_dir=lambda w, input: os.path.dirname(input.model),
+        model_dir=lambda w: os.path.dirname(model_file(w.model)),
         markov_order=config["variant_scoring"]["markov_order"],
     script:
         "../workflow_scripts/score_variants.py"
@@ -184,10 +224,7 @@ rule compare_models:
         runtime=30,
     params:
         models=lambda w: callset_models(w.callset),
-        benchmarks=lambda w: [
-            f"benchmarks/{w.genome}/score_variants_{model}_{w.callset}.tsv"
-            for model in callset_models(w.callset)
-        ],
+        benchmarks=lambda w: scoring_benchmarks(w.genome, w.callset),
         seed=config["seed"],
     script:
         "../workflow_scripts/compare_models.py"

@@ -91,7 +91,7 @@ def test_stage_dataclasses_and_schema_share_defaults():
     model = data["models"]["m"]
     assert ModelConfig(**model["architecture"]).max_len == ModelConfig().max_len
     assert {k: v for k, v in asdict(TrainConfig()).items() if k != "seed"} == model["training"]
-    assert asdict(EmbedConfig()) == {k: v for k, v in data["embeddings"].items() if k != "resources"}
+    assert asdict(EmbedConfig()) == {k: v for k, v in data["embeddings"].items() if k not in ("resources", "shards")}
     assert asdict(ScoringConfig()).items() <= data["variant_scoring"].items()
 
 

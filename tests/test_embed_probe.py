@@ -85,12 +85,36 @@ def write_regions(path, sequences, labels=None, chroms=None):
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
 
 
+def test_embedding_shards_join_into_the_one_job_file(tmp_path):
+    """Regions of mixed lengths in chunks of 3: three shards joined give the one job's .npy and
+    index byte for byte; more shards than chunks stop naming the most that work."""
+    from genofm.embed import gather_embeddings
+
+    m = model()
+    m.save_pretrained(tmp_path / "m")
+    write_regions(tmp_path / "r.parquet", [random_seq(40 + 13 * i, i) for i in range(8)], labels=["a"] * 8)
+    cfg = EmbedConfig(chunk_regions=3)  # chunks of 3, 3, 2 regions
+    embed_regions(tmp_path / "m", tmp_path / "r.parquet", tmp_path / "one.npy", tmp_path / "one.parquet", cfg)
+    parts = [tmp_path / f"{i}.npy" for i in range(2)]
+    sizes = [embed_regions(tmp_path / "m", tmp_path / "r.parquet", part, None, cfg, shard=(i, 2))
+             for i, part in enumerate(parts)]
+    assert sizes == [3, 5]
+    gather_embeddings(parts, tmp_path / "r.parquet", tmp_path / "joined.npy", tmp_path / "joined.parquet")
+    assert (tmp_path / "joined.npy").read_bytes() == (tmp_path / "one.npy").read_bytes()
+    assert (tmp_path / "joined.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
+    with pytest.raises(GenofmInputError, match="4 shards, but the region set makes 3 chunk.*at most 3"):
+        embed_regions(tmp_path / "m", tmp_path / "r.parquet", tmp_path / "x.npy", None, cfg, shard=(0, 4))
+    with pytest.raises(GenofmInputError, match="do not make the 8 rows"):
+        gather_embeddings(parts[:1], tmp_path / "r.parquet", tmp_path / "x.npy", tmp_path / "x.parquet")
+    assert not (tmp_path / "x.npy").exists()
+
+
 def test_embed_regions_files_and_mismatch(tmp_path):
     m = model()
     m.save_pretrained(tmp_path / "m")
     write_regions(tmp_path / "r.parquet", [random_seq(120, i) for i in range(7)], labels=["a"] * 7)
     n = embed_regions(tmp_path / "m", tmp_path / "r.parquet", tmp_path / "e.npy", tmp_path / "e.parquet",
-                      EmbedConfig(dtype="float16"), chunk_rows=3)
+                      EmbedConfig(dtype="float16", chunk_regions=3))
     matrix, index = load_embeddings(tmp_path / "e.npy", tmp_path / "e.parquet")
     assert n == 7 and matrix.shape == (7, 32) and matrix.dtype == np.float16 and list(index["name"])[0] == "r0"
     write_regions(tmp_path / "other.parquet", [random_seq(120, 0)] * 3)

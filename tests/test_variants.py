@@ -549,3 +549,31 @@ def test_codon_positions_come_into_the_table_and_bad_ones_stop_naming_the_record
     with pytest.raises(GenofmInputError, match="record chr1:1001: INFO/CODON_POS=5 is not a codon position"):
         run_scoring(model_dir, path, bad, tmp_path / "bad", embedding=False)
     assert not (tmp_path / "bad" / "out.vcf.gz").exists()
+
+
+def test_shards_gather_into_the_same_bytes_as_one_run(genome, model_dir, tmp_path):
+    """Records at shard edges, a multi-allelic record, indels and unscorable records: three shards
+    joined give the one run's VCF, index, table and summary byte for byte."""
+    from genofm.variants import ShardParts, gather_shards
+
+    path, seqs = genome
+    vcf, _ = status_vcf(tmp_path, seqs)  # 18 records: with chunks of 4, shards of 4, 8 and 6 records
+    callset = CallsetConfig(class_info_key="CLASS")
+    cfg = ScoringConfig(chunk_records=4)
+    whole = ScoringOutputs(tmp_path / "one.vcf.gz", tmp_path / "one.tsv", tmp_path / "one.json")
+    score_vcf(ScoringInputs(model_dir, path, vcf), whole, cfg, callset)
+    parts = [ShardParts(*(tmp_path / f"{i}.{ext}" for ext in ("vcf", "tsv", "json"))) for i in range(3)]
+    records = []
+    for i, part in enumerate(parts):
+        state = score_vcf(ScoringInputs(model_dir, path, vcf), part, cfg, callset, shard=(i, 3))
+        records.append(state["tally"]["records"])
+    assert records == [4, 8, 6]
+    joined = ScoringOutputs(tmp_path / "joined.vcf.gz", tmp_path / "joined.tsv", tmp_path / "joined.json")
+    gather_shards(parts, joined, callset)
+    for ours, theirs in zip(joined.paths, whole.paths):
+        assert Path(ours).read_bytes() == Path(theirs).read_bytes(), theirs
+    with pytest.raises(GenofmInputError, match="6 shards, but its 18 records make 5 chunk.*shards to at most 5"):
+        score_vcf(ScoringInputs(model_dir, path, vcf, callset_key="variants.mine"), parts[0], cfg, callset,
+                  shard=(0, 6))
+    with pytest.raises(GenofmInputError, match="are not the 2 shards of one run"):
+        gather_shards(parts[1:], joined, callset)

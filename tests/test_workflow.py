@@ -348,6 +348,37 @@ def test_a_config_change_reruns_only_the_rules_it_affects(demo_run, change, expe
     assert planned_jobs(demo_run, "--configfile", str(write_config(demo_run, config))) == expected
 
 
+def test_sharded_scoring_and_embedding_give_the_one_job_files(demo_run, tmp_path):
+    """A call set scored in three shard jobs and a region set embedded in three, each joined: the
+    one job's VCF, index, table, summary and .npy byte for byte; changing the shard counts runs
+    only the scoring and embedding jobs."""
+    work = tmp_path / "sharded"
+    shutil.copytree(demo_run, work, symlinks=True)
+    config = yaml.safe_load((work / "config/config.yaml").read_text())
+    config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
+    config["embeddings"]["chunk_regions"] = 100  # 380 regions: 4 chunks
+    until = ("--until", "score_variants", "embed")
+    snakemake(work, *until, "--configfile", str(write_config(work, config)))
+    outputs = sorted([*(work / "results/demo/variants").glob("*/demo_variants.*"),
+                      *(work / "results/demo/embeddings").glob("*/*")])
+    assert len(outputs) == 10  # .vcf.gz, .tbi, .tsv, .summary.json of each model; .npy and index
+    one_job = {path: path.read_bytes() for path in outputs}
+    config["variants"]["demo_variants"]["shards"] = 3
+    config["embeddings"]["shards"] = 3
+    sharded = str(write_config(work, config))
+    assert planned_jobs(work, *until, "--configfile", sharded) == {"score_variants_shard", "score_variants",
+                                                                   "embed_shard", "embed"}
+    snakemake(work, *until, "--configfile", sharded)
+    for path, data in one_job.items():
+        assert path.read_bytes() == data, path
+    assert (work / "benchmarks/demo/score_variants_demo_mlm_demo_variants_2-of-3.tsv").exists()
+    assert not list((work / "results/demo").glob("*/*/*.shards/*"))  # the parts are temporary
+    config["variants"]["demo_variants"]["shards"] = 4
+    proc = snakemake(work, *until, "--configfile", str(write_config(work, config)), check=False)
+    logs = "".join(p.read_text() for p in (work / "logs/demo").glob("score_variants_*4.log"))
+    assert proc.returncode != 0 and "4 shards, but its 530 records make 3 chunk(s)" in logs
+
+
 def test_a_copied_run_with_other_cores_and_python_has_nothing_to_do(demo_run, tmp_path):
     """Reruns depend on the config's result settings and the code, not on paths, the
     interpreter or the cores: a finished run moved elsewhere, run by a Python at another path

@@ -28,9 +28,10 @@ def main(smk):
         plot_comparison(pairs, tmp, f"{smk.wildcards.callset}: {', '.join(models)}")
     with atomic_path(smk.output.correlations) as tmp:
         rank_correlations(tables).to_csv(tmp, sep="\t", index=False)
-    # the scoring jobs' measured wall times (their benchmark files), the one table that varies
-    seconds = {m: float(pd.read_csv(path, sep="\t")["s"].iloc[0]) if os.path.exists(path) else float("nan")
-               for m, path in zip(models, smk.params.benchmarks)}
+    # the scoring jobs' measured wall times (their benchmark files; a sharded call set's shards
+    # summed), the one table that varies
+    seconds = {m: sum(float(pd.read_csv(path, sep="\t")["s"].iloc[0]) if os.path.exists(path) else float("nan")
+                      for path in paths) for m, paths in zip(models, smk.params.benchmarks)}
     with atomic_path(smk.output.speed) as tmp:
         speed(summaries, seconds).to_csv(tmp, sep="\t", index=False)
     with atomic_paths(smk.output.vcf, smk.output.tbi) as (vcf, tbi):

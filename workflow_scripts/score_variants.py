@@ -1,15 +1,24 @@
-"""Rule score_variants: every record of a VCF scored zero-shot; annotated VCF, table, summary."""
+"""Rules score_variants and score_variants_shard: every record of a VCF scored zero-shot
+(annotated VCF, table, summary), in one job or in shards that score_variants then joins."""
 
 from genofm.config import run_settings
 from genofm.devices import torch_device
 from genofm.markov import fit_markov
 from genofm.provenance import provenance
 from genofm.variant_scoring import ScoringConfig
-from genofm.variants import CallsetConfig, ScoringInputs, ScoringOutputs, score_vcf
+from genofm.variants import CallsetConfig, ScoringInputs, ScoringOutputs, ShardParts, gather_shards, score_vcf
 from genofm.workflow import run_script
 
 
 def main(smk):
+    checks = run_settings(CallsetConfig, smk.config["variants"][smk.wildcards.callset])  # not tracked params
+    callset = CallsetConfig(**smk.params.callset, **checks)
+    callset_key = f"variants.{smk.wildcards.callset}"
+    if hasattr(smk.input, "json_parts"):  # the shards' parts: join them
+        parts = [ShardParts(*files) for files in zip(smk.input.vcf_parts, smk.input.tsv_parts, smk.input.json_parts)]
+        gather_shards(parts, ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary), callset,
+                      callset_key)
+        return
     source = provenance()
     meta = {
         "genofm_source": {"Version": source["genofm_version"], "Commit": source["git_commit"]},
@@ -19,12 +28,14 @@ def main(smk):
     baseline = None
     if smk.params.markov_order:
         baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
-    checks = run_settings(CallsetConfig, smk.config["variants"][smk.wildcards.callset])  # not tracked params
+    sharded = hasattr(smk.wildcards, "shard")
+    outputs = (ShardParts(smk.output.vcf, smk.output.tsv, smk.output.json) if sharded
+               else ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary))
     score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline,
-                            callset_key=f"variants.{smk.wildcards.callset}"),
-              ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary),
-              ScoringConfig(**smk.params.scoring), CallsetConfig(**smk.params.callset, **checks),
-              meta=meta, device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"))
+                            callset_key=callset_key),
+              outputs, ScoringConfig(**smk.params.scoring), callset, meta=meta,
+              device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"),
+              shard=(int(smk.wildcards.shard), int(smk.wildcards.shards)) if sharded else None)
 
 
 run_script(main, snakemake)  # noqa: F821
