@@ -207,6 +207,9 @@ def genome_blocks(length: int, block: int, every: int, part: str) -> list[tuple[
     return [span for span, h in zip(spans, held) if h == (part == "held_out")]
 
 
+TILING_BLOCK = 1 << 24  # bases of a contig read at a time while tiling
+
+
 def tile_genome(fasta: str | Path, window: int, stride: int, max_n_fraction: float,
                 contigs: Iterable[str] = (), block: int = 0, every: int = 10, part: str = "all") -> pd.DataFrame:
     """Full windows along each contig (or along each of its train or held-out blocks, see
@@ -225,13 +228,17 @@ def tile_genome(fasta: str | Path, window: int, stride: int, max_n_fraction: flo
                 log.info("tiling: %s (%d bp, %s) holds no whole window (%d)", chrom, length,
                          "all of it" if part == "all" else f"{part} blocks", window)
                 continue
-            seq = np.frombuffer(fa.fetch(chrom).upper().encode(), dtype=np.uint8)
-            n_cum = np.concatenate([[0], np.cumsum(seq == ord("N"), dtype=np.int32)])
-            n_frac = (n_cum[starts + window] - n_cum[starts]) / window
-            keep = n_frac <= max_n_fraction
-            n_skipped += int((~keep).sum())
-            for s in starts[keep]:
-                rows.append((chrom, int(s), int(s) + window))
+            for lo in range(0, length, TILING_BLOCK):  # a block at a time: memory bounded on any chromosome
+                block_starts = starts[(starts >= lo) & (starts < lo + TILING_BLOCK)]
+                if not block_starts.size:
+                    continue
+                piece = fa.fetch(chrom, lo, int(block_starts[-1]) + window).upper().encode()
+                n_cum = np.concatenate([[0], np.cumsum(np.frombuffer(piece, dtype=np.uint8) == ord("N"),
+                                                       dtype=np.int32)])
+                rel = block_starts - lo
+                keep = (n_cum[rel + window] - n_cum[rel]) / window <= max_n_fraction
+                n_skipped += int((~keep).sum())
+                rows += [(chrom, int(s), int(s) + window) for s in block_starts[keep]]
     if n_skipped:
         log.info("tiling: %d window(s) with more than %.0f%% N left out", n_skipped, 100 * max_n_fraction)
     df = pd.DataFrame(rows, columns=["chrom", "start", "end"])
@@ -270,14 +277,20 @@ def iter_sequences(df: pd.DataFrame, fasta: str | Path) -> Iterator[str]:
 
 
 def write_regions(df: pd.DataFrame, fasta: str | Path, out: str | Path, set_name: str = "",
-                  chunk_rows: int = 50_000) -> int:
-    """Attach sequences chunk by chunk and write the parquet atomically; returns row count."""
+                  chunk_rows: int = 50_000, chunk_bases: int = 1 << 24) -> int:
+    """Attach sequences chunk by chunk (at most chunk_rows regions and, past the first region,
+    chunk_bases bases: memory stays bounded whatever the genome and window) and write the
+    parquet atomically; returns row count."""
     if df.empty:
         raise GenofmInputError(f"region set {set_name!r} is empty: no region passed its filters")
+    lengths = (df["end"] - df["start"]).to_numpy()
     with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, REGION_SCHEMA) as writer:
-            for lo in range(0, len(df), chunk_rows):
-                chunk = df.iloc[lo:lo + chunk_rows]
+            lo = 0
+            while lo < len(df):
+                fits = int(np.searchsorted(np.cumsum(lengths[lo:lo + chunk_rows]), chunk_bases, side="right"))
+                chunk = df.iloc[lo:lo + max(1, fits)]
+                lo += len(chunk)
                 table = pd.DataFrame({c: chunk[c] for c in REGION_COLUMNS[:6]})
                 table["sequence"] = list(iter_sequences(chunk, fasta))
                 table["label"] = table["label"].astype(object).where(table["label"].notna(), None)

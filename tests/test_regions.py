@@ -108,6 +108,33 @@ def test_tiling_skips_windows_with_too_many_n(tmp_path):
     assert set(tiles["chrom"]) == {"a"}  # b is shorter than a window
 
 
+def test_tiling_a_block_at_a_time_keeps_the_same_windows(tmp_path, monkeypatch):
+    import genofm.regions as regions
+
+    rng = np.random.default_rng(5)
+    seq = "".join(rng.choice(list("ACGTN"), 5000, p=[0.2, 0.2, 0.2, 0.2, 0.2]))
+    fasta = write_fasta(tmp_path / "g.fa", {"a": seq, "b": seq[::-1]})
+    whole = tile_genome(fasta, window=300, stride=70, max_n_fraction=0.21)
+    monkeypatch.setattr(regions, "TILING_BLOCK", 999)  # blocks that cut windows at every boundary
+    pd.testing.assert_frame_equal(tile_genome(fasta, window=300, stride=70, max_n_fraction=0.21), whole)
+    assert 0 < len(whole) < 2 * len(range(0, 5000 - 300 + 1, 70))  # some windows left out for their N
+
+
+def test_regions_are_written_in_chunks_of_bounded_bases(tmp_path):
+    """Sequences are attached a bounded number of bases at a time: the same regions, in
+    several row groups."""
+    import pyarrow.parquet as pq
+
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "ACGT" * 500})
+    tiles = build_region_set({"type": "tiling", "window": 100, "stride": 100}, fasta)  # 20 tiles
+    write_regions(tiles, fasta, tmp_path / "one.parquet")
+    write_regions(tiles, fasta, tmp_path / "chunked.parquet", chunk_bases=350)  # 3 tiles a chunk
+    assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == 7
+    pd.testing.assert_frame_equal(read_regions(tmp_path / "chunked.parquet"), read_regions(tmp_path / "one.parquet"))
+    write_regions(tiles, fasta, tmp_path / "tiny.parquet", chunk_bases=10)  # a region longer than a chunk: alone
+    assert pq.ParquetFile(tmp_path / "tiny.parquet").metadata.num_row_groups == 20
+
+
 def test_minus_strand_is_reverse_complement(tmp_path):
     fasta = write_fasta(tmp_path / "g.fa", {"a": "AAACCCGGGTTTacgt"})
     bed = tmp_path / "x.bed"
