@@ -390,7 +390,9 @@ class CallsetConfig:
                                                "write it. Class pairs that codon position alone separates "
                                                "(missense or stop-gained vs synonymous) are then also shown "
                                                "within each codon position, beside the codon-position baseline "
-                                               "(findings.tsv). Records without the key are not stratified.")
+                                               "(findings.tsv). Without the key, a VEP (CSQ, its Codons field) or "
+                                               "snpEff (ANN, its HGVS.c) class_info_key gives it; else the record "
+                                               "is not stratified.")
     contig_aliases: dict[str, str] = setting(doc="VCF contig name to reference contig name, for names the "
                                                  "automatic matching ('chr' prefix added or removed, chrM/MT) does "
                                                  "not find.", factory=dict)

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import pysam
 
@@ -307,31 +307,62 @@ SEVERITY = ("transcript_ablation", "splice_acceptor_variant", "splice_donor_vari
 _RANK = {term: i for i, term in enumerate(SEVERITY)}
 
 
-def annotation_layout(header: pysam.VariantHeader, key: str) -> tuple[int, int] | tuple[()]:
+class AnnotationLayout(NamedTuple):
+    """Where a VEP (CSQ) or snpEff (ANN) entry holds its fields, by position in "a|b|c"."""
+
+    allele: int
+    consequence: int
+    codons: int | None = None  # VEP's Codons, "gCt/gTt": the changed base upper-case
+    hgvs_c: int | None = None  # snpEff's HGVS.c, "c.123A>G"
+
+
+def annotation_layout(header: pysam.VariantHeader, key: str) -> AnnotationLayout | None:
     """For a VEP (CSQ: "Format: Allele|Consequence|...") or snpEff (ANN: "'Allele | Annotation
-    | ...'") INFO key, the positions of the allele and consequence fields; () for a plain key
-    whose value is the class itself."""
+    | ...'") INFO key, the positions of its fields; None for a plain key whose value is the
+    class itself."""
     description = header.info[key].description if key in header.info else ""
     match = re.search(r"Format:\s*(.+)$", description) or re.search(r"'([^']*\|[^']*)'", description)
     if not match:
-        return ()
+        return None
     names = [n.strip().strip("'\" ").lower() for n in match.group(1).split("|")]
     allele = next((i for i, n in enumerate(names) if n == "allele"), None)
     consequence = next((i for i, n in enumerate(names) if n in ("consequence", "annotation")), None)
     if allele is None or consequence is None:
         raise GenofmInputError(f"INFO/{key} is a |-separated annotation without Allele and Consequence "
                                f"(VEP) or Annotation (snpEff) fields: {description!r}")
-    return allele, consequence
+    return AnnotationLayout(allele, consequence, next((i for i, n in enumerate(names) if n == "codons"), None),
+                            next((i for i, n in enumerate(names) if n == "hgvs.c"), None))
 
 
-def consequence_of(entries, alt: str, allele_field: int, consequence_field: int) -> str:
+_HGVS_CODING_SNV = re.compile(r"^c\.(\d+)[ACGT]>[ACGT]$")
+
+
+def annotated_allele(entries, alt: str, layout: AnnotationLayout) -> tuple[str, int]:
     """The most severe consequence term among the annotation entries of this ALT (VEP writes
-    indel alleles without the shared first base, or "-"; those fall back to every entry)."""
-    fields = [str(e).split("|") for e in entries if e is not None]
-    fields = [f for f in fields if len(f) > max(allele_field, consequence_field)]
-    mine = [f for f in fields if f[allele_field] == alt] or fields
-    terms = [t for f in mine for t in f[consequence_field].split("&") if t]
-    return min(terms, key=lambda t: _RANK.get(t, len(_RANK))) if terms else ""
+    indel alleles without the shared first base, or "-"; those fall back to every entry), and
+    the SNV's codon position in the entry that gives it (0 where the entry does not say)."""
+    width = max(layout.allele, layout.consequence)
+    fields = [f for f in (str(e).split("|") for e in entries if e is not None) if len(f) > width]
+    mine = [f for f in fields if f[layout.allele] == alt] or fields
+    ranked = [(_RANK.get(t, len(_RANK)), i, t) for i, f in enumerate(mine) for t in f[layout.consequence].split("&")
+              if t]
+    if not ranked:
+        return "", 0
+    _, i, term = min(ranked)
+    return term, entry_codon_position(mine[i], layout)
+
+
+def entry_codon_position(fields: list[str], layout: AnnotationLayout) -> int:
+    if layout.codons is not None and layout.codons < len(fields):
+        ref_codon = fields[layout.codons].split("/")[0]
+        upper = [i for i, c in enumerate(ref_codon) if c.isupper()]
+        if len(ref_codon) == 3 and len(upper) == 1:
+            return upper[0] + 1
+    if layout.hgvs_c is not None and layout.hgvs_c < len(fields):
+        match = _HGVS_CODING_SNV.match(fields[layout.hgvs_c].strip())
+        if match:
+            return (int(match.group(1)) - 1) % 3 + 1
+    return 0
 
 
 class AlleleChecker:
@@ -344,22 +375,24 @@ class AlleleChecker:
         self.resolve = contig_resolver(self.lengths, aliases, f"{callset_key}.contig_aliases")
         self.regions = parse_regions(regions)
         self.class_info_key, self.codon_info_key, self.callset_key = class_info_key, codon_info_key, callset_key
-        self._annotation_layout = None  # (allele field, consequence field) of a VEP/snpEff key, () for plain
+        self._annotation_layout: AnnotationLayout | None | tuple = ()  # () unread; None: a plain class key
 
-    def classes_of(self, record: pysam.VariantRecord, n_alts: int) -> list[str]:
+    def annotations_of(self, record: pysam.VariantRecord, n_alts: int) -> list[tuple[str, int]]:
+        """(class, codon position or 0) of each ALT, from class_info_key (a VEP or snpEff entry
+        also gives the codon position)."""
         if not self.class_info_key or self.class_info_key not in record.info:
-            return [""] * max(n_alts, 1)
+            return [("", 0)] * max(n_alts, 1)
         value = record.info[self.class_info_key]
-        if self._annotation_layout is None:
+        if self._annotation_layout == ():
             self._annotation_layout = annotation_layout(record.header, self.class_info_key)
         if self._annotation_layout:
             entries = value if isinstance(value, tuple) else (value,)
-            return [consequence_of(entries, alt, *self._annotation_layout) for alt in (record.alts or ("",))]
+            return [annotated_allele(entries, alt, self._annotation_layout) for alt in (record.alts or ("",))]
         if isinstance(value, tuple):
             if len(value) == n_alts:  # Number=A: one class per ALT
-                return [str(v) if v is not None else "" for v in value]
+                return [(str(v) if v is not None else "", 0) for v in value]
             value = value[0]
-        return [str(value)] * max(n_alts, 1)
+        return [(str(value), 0)] * max(n_alts, 1)
 
     def codon_position_of(self, record: pysam.VariantRecord) -> int:
         if not self.codon_info_key or self.codon_info_key not in record.info:
@@ -378,15 +411,15 @@ class AlleleChecker:
     def alleles(self, number: int, record: pysam.VariantRecord) -> list[Allele]:
         ref = (record.ref or "").upper()
         alts = record.alts or ()
-        classes = self.classes_of(record, len(alts))
-        base = dict(record=number, chrom=record.chrom, pos=record.pos - 1, vcf_id=record.id or ".", ref=ref,
-                    codon_position=self.codon_position_of(record))
+        annotations = self.annotations_of(record, len(alts))
+        codon = self.codon_position_of(record)  # INFO/CODON_POS first, else the annotation's
+        base = dict(record=number, chrom=record.chrom, pos=record.pos - 1, vcf_id=record.id or ".", ref=ref)
         if not alts:
-            return [Allele(alt=".", variant_class=classes[0], status="NO_ALT", **base)]
+            return [Allele(alt=".", variant_class=annotations[0][0], status="NO_ALT", codon_position=codon, **base)]
         ref_chrom = self.resolve(record.chrom)
         status = self.record_status(record, ref, ref_chrom)
         out = []
-        for alt, variant_class in zip(alts, classes):
+        for alt, (variant_class, annotated_codon) in zip(alts, annotations):
             alt = alt.upper()
             if alt == "*" or alt.startswith("<") or "[" in alt or "]" in alt or alt == ".":
                 allele_status = "SYMBOLIC_ALLELE"
@@ -394,7 +427,8 @@ class AlleleChecker:
                 allele_status = "ALT_NOT_ACGT"
             else:
                 allele_status = status
-            out.append(Allele(alt=alt, variant_class=variant_class, status=allele_status, ref_chrom=ref_chrom, **base))
+            out.append(Allele(alt=alt, variant_class=variant_class, status=allele_status, ref_chrom=ref_chrom,
+                              codon_position=codon or annotated_codon, **base))
         return out
 
     def record_status(self, record, ref: str, ref_chrom: str | None) -> str:

@@ -24,7 +24,7 @@ from genofm.regions import genome_blocks, merged_intervals, tile_genome
 from genofm.sequence import GENETIC_CODE as CODE
 from genofm.sequence import reverse_complement
 from genofm.tokenizer import KmerTokenizer
-from genofm.vcf import annotation_layout, consequence_of
+from genofm.vcf import annotated_allele, annotation_layout
 from tools.amino_acid_reference import codon_log_probs, model_amino_acid_scores
 from tools.coding_references import codon_usage_scores, coding_sites, frame_aware_markov_scores, frame_labels
 
@@ -202,23 +202,25 @@ def test_frame_aware_markov_reference_counts_by_frame():
 def test_vep_and_snpeff_classes(tmp_path):
     header = ('##fileformat=VCFv4.2\n##contig=<ID=c,length=100>\n'
               '##INFO=<ID=CSQ,Number=.,Type=String,Description="Consequence annotations from Ensembl VEP. '
-              'Format: Allele|Consequence|IMPACT|SYMBOL">\n'
+              'Format: Allele|Consequence|IMPACT|SYMBOL|Codons">\n'
               '##INFO=<ID=ANN,Number=.,Type=String,Description="Functional annotations: \'Allele | Annotation '
-              '| Annotation_Impact | Gene_Name\' ">\n'
+              '| Annotation_Impact | Gene_Name | HGVS.c\' ">\n'
               '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n'
-              'c\t5\t.\tA\tG,T\t.\t.\tCSQ=G|synonymous_variant|LOW|x,T|stop_gained&splice_region_variant|HIGH|x,'
-              'T|missense_variant|MODERATE|y;ANN=G|missense_variant|MODERATE|x,T|intron_variant|MODIFIER|x\n')
+              'c\t5\t.\tA\tG,T\t.\t.\tCSQ=G|synonymous_variant|LOW|x|ctA/ctG,T|stop_gained&splice_region_variant|'
+              'HIGH|x|Aaa/Taa,T|missense_variant|MODERATE|y|gAc/gTc;ANN=G|missense_variant|MODERATE|x|c.11A>G,'
+              'T|intron_variant|MODIFIER|x|c.40+3A>T\n')
     path = tmp_path / "a.vcf"
     path.write_text(header)
     with pysam.VariantFile(str(path)) as vcf:
         record = next(iter(vcf))
         csq, ann = annotation_layout(vcf.header, "CSQ"), annotation_layout(vcf.header, "ANN")
-        assert csq == (0, 1) and ann == (0, 1)
-        assert [consequence_of(record.info["CSQ"], alt, *csq) for alt in record.alts] == ["synonymous_variant",
-                                                                                          "stop_gained"]
-        assert [consequence_of(record.info["ANN"], alt, *ann) for alt in record.alts] == ["missense_variant",
-                                                                                          "intron_variant"]
-        assert consequence_of(record.info["CSQ"], "-", *csq) == "stop_gained"  # no match: every entry
+        assert csq == (0, 1, 4, None) and ann == (0, 1, None, 4)
+        # the most severe term, and the codon position of the entry that gives it
+        assert [annotated_allele(record.info["CSQ"], alt, csq) for alt in record.alts] == [
+            ("synonymous_variant", 3), ("stop_gained", 1)]
+        assert [annotated_allele(record.info["ANN"], alt, ann) for alt in record.alts] == [
+            ("missense_variant", 2), ("intron_variant", 0)]  # c.11: position 2; intronic c.40+3: none
+        assert annotated_allele(record.info["CSQ"], "-", csq) == ("stop_gained", 1)  # no match: every entry
     # through the checker that feeds the scores table and the report
     fasta = tmp_path / "c.fa"
     fasta.write_text(">c\n" + "ACGTA" * 20 + "\n")
@@ -227,10 +229,12 @@ def test_vep_and_snpeff_classes(tmp_path):
 
     with pysam.FastaFile(str(fasta)) as fa, pysam.VariantFile(str(path)) as vcf:
         record = next(iter(vcf))
-        classes = [a.variant_class for a in AlleleChecker(fa, {}, [], "CSQ").alleles(0, record)]
-        assert classes == ["synonymous_variant", "stop_gained"]
-        classes = [a.variant_class for a in AlleleChecker(fa, {}, [], "ANN").alleles(0, record)]
-        assert classes == ["missense_variant", "intron_variant"]
+        alleles = AlleleChecker(fa, {}, [], "CSQ").alleles(0, record)
+        assert [(a.variant_class, a.codon_position) for a in alleles] == [("synonymous_variant", 3),
+                                                                           ("stop_gained", 1)]
+        alleles = AlleleChecker(fa, {}, [], "ANN").alleles(0, record)
+        assert [(a.variant_class, a.codon_position) for a in alleles] == [("missense_variant", 2),
+                                                                           ("intron_variant", 0)]
 
 
 def test_held_out_blocks_tile_apart(tmp_path):
