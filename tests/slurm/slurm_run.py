@@ -1,6 +1,7 @@
 """Helpers of the SLURM test (tests/slurm/test_slurm.sh).
 
-    python tests/slurm/slurm_run.py config OUT.yaml      the demo config, made cheap
+    python tests/slurm/slurm_run.py config OUT.yaml SHARDED.yaml
+        the demo config, made cheap; and the same with scoring and embedding in shards
     python tests/slurm/slurm_run.py check SLURM_DIR LOCAL_DIR
         every rule log says which SLURM job ran it, and every output equals the local run's
 """
@@ -18,14 +19,21 @@ from genofm.workflow import MEASURED_OUTPUTS
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(out: Path) -> None:
-    """The demo config with a short pretraining and no fine-tuning: every stage, in minutes."""
+def write_config(out: Path, sharded: Path) -> None:
+    """The demo config with a short pretraining and no fine-tuning: every stage, in minutes; and
+    the same with the call set scored in 3 shard jobs and the region sets embedded in 2, whose
+    joined files must be the one-job files of the other run."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     for model in ("demo_mlm", "demo_conv"):
         config["models"][model]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10,
                                                    metrics_every=10, log_every=10, eval_windows=32)
     config["probes"]["promoters"]["finetune"]["method"] = "none"
+    config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
+    config["embeddings"]["chunk_regions"] = 100  # 380 probe regions: 4 chunks
     out.write_text(yaml.safe_dump(config, sort_keys=False))
+    config["variants"]["demo_variants"]["shards"] = 3
+    config["embeddings"]["shards"] = 2
+    sharded.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def check(slurm_dir: Path, local_dir: Path) -> None:
@@ -64,6 +72,6 @@ def check(slurm_dir: Path, local_dir: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "config":
-        write_config(Path(sys.argv[2]))
+        write_config(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
         check(Path(sys.argv[2]), Path(sys.argv[3]))

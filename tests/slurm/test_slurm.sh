@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The SLURM test: a single-node SLURM cluster on 127.0.0.1 (tests/slurm/slurm_cluster.sh) runs
 # every stage of the demo (short pretraining, no fine-tuning) through
-# `snakemake --profile profiles/slurm`; then the same config runs locally, and every rule log
-# must name its SLURM job and every output must equal the local run's. Stops the daemons it
+# `snakemake --profile profiles/slurm`, scoring in 3 shard jobs and embedding in 2; then the same
+# config runs locally in one job each, and every rule log must name its SLURM job and every
+# output must equal the local run's. Stops the daemons it
 # started. .ci/run runs it after the test suite; as root on Debian it installs what it needs.
 #
 #   bash tests/slurm/test_slurm.sh        (GENOFM_VENV: the environment, default .venv)
@@ -15,7 +16,7 @@ source "$REPO/tests/slurm/slurm_cluster.sh"
 trap 'slurm_cluster_stop "$WORK/cluster"' EXIT
 slurm_cluster_start "$WORK/cluster"
 
-"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" config "$WORK/config.yaml"
+"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" config "$WORK/config.yaml" "$WORK/config_sharded.yaml"
 for run in slurm local; do
     mkdir -p "$WORK/$run"
     for name in Snakefile rules workflow_scripts config envs profiles report; do
@@ -24,10 +25,10 @@ for run in slurm local; do
 done
 echo "slurm test: running the workflow through profiles/slurm in $WORK/slurm"
 started=$SECONDS
-(cd "$WORK/slurm" && PATH="$VENV/bin:$PATH" snakemake --profile profiles/slurm --configfile "$WORK/config.yaml" \
+(cd "$WORK/slurm" && PATH="$VENV/bin:$PATH" snakemake --profile profiles/slurm --configfile "$WORK/config_sharded.yaml" \
     --jobs 4 --slurm-init-seconds-before-status-checks 5 --seconds-between-status-checks 5 \
     > "$WORK/slurm.out" 2>&1) || { tail -n 60 "$WORK/slurm.out"; exit 1; }
-echo "slurm test: SLURM run done in $((SECONDS - started)) s; submitted jobs: $(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.out" || true)"
+echo "slurm test: SLURM run done in $((SECONDS - started)) s; submitted jobs: $(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.out" || true) ($(grep -c 'rule score_variants_shard:\|rule embed_shard:' "$WORK/slurm.out" || true) shard jobs)"
 (cd "$WORK/local" && PATH="$VENV/bin:$PATH" snakemake --cores 2 --configfile "$WORK/config.yaml" \
     > "$WORK/local.out" 2>&1) || { tail -n 60 "$WORK/local.out"; exit 1; }
 "$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" check "$WORK/slurm" "$WORK/local"
