@@ -149,6 +149,12 @@ def load_checkpoint(directory: Path, model: DNALM, optimizer, expected_fingerpri
         tensors = load_file(str(path / "state.safetensors"))
     except (OSError, json.JSONDecodeError, SafetensorError) as err:
         raise GenofmInputError(f"{path}: corrupt checkpoint ({err}); delete {directory} to start over") from err
+    stale = state.get("model_config") != _architecture(model_cfg) or state.get("fingerprint") != expected_fingerprint
+    if state.get("complete") and stale:  # a finished run of other settings: nothing of this run to keep
+        log.info("%s: the final checkpoint of a finished run with other settings: removed", path)
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        return None
     if state.get("model_config") != _architecture(model_cfg):
         raise GenofmInputError(f"{path}: the checkpoint is of a different model config "
                                f"({state.get('model_config')}); delete {directory} to start over")
@@ -354,8 +360,13 @@ def _train(run: TrainingRun) -> dict:
             dist.barrier()
     summary = {}
     if dist.main:
+        # the final state first, then the outputs: a job stopped before the workflow has taken
+        # them (its time limit) rewrites them from here instead of training again
+        if start < train_cfg.max_steps:
+            save_checkpoint(checkpoint_dir, train_cfg.max_steps, model, optimizer,
+                            {"fingerprint": fp, "model_config": _architecture(model_cfg), "metrics": rows,
+                             "complete": True}, keep=1)
         summary = _write_outputs(run, model, tokenizer, rows, entropy, time.perf_counter() - started)
-        shutil.rmtree(run.checkpoint_dir, ignore_errors=True)  # the run is complete: nothing to resume
     dist.barrier()
     return summary
 

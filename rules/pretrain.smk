@@ -30,7 +30,8 @@ rule pretrain:
     threads: lambda w: model_resources(w.model)["threads"]
     resources:
         mem_mb=lambda w, attempt: model_resources(w.model)["mem_mb"] * attempt,
-        runtime=lambda w: model_resources(w.model)["runtime"],
+        # a job stopped at its time limit is retried with more time and resumes from its checkpoint
+        runtime=lambda w, attempt: model_resources(w.model)["runtime"] * attempt,
         gpu=lambda w: model_resources(w.model)["gpus"],
     params:
         spec=lambda w: pretrain_spec(w.model),

@@ -176,6 +176,26 @@ def test_killed_run_resumes_to_identical_weights(token_sets, tmp_path):
     assert weights(tmp_path / "resumed") == weights(tmp_path / "straight")
 
 
+def test_a_finished_run_keeps_its_final_state_and_other_settings_start_afresh(token_sets, tmp_path, caplog):
+    """A job stopped after training but before the workflow took its outputs (its time limit)
+    rewrites them from the final checkpoint without training; a finished run's checkpoint does
+    not stop a run with other settings."""
+    import logging
+
+    data = [DataSpec("g", [token_sets["train"]], [token_sets["valid"]])]
+    cfg = TrainConfig(**{**TRAIN, "max_steps": 12, "checkpoint_every": 4})
+    train(ModelConfig(**ARCH), cfg, data, tmp_path / "first", tmp_path / "ckpt")
+    assert [p.name for p in (tmp_path / "ckpt").glob("step-*")] == ["step-0000012"]  # only the final state
+    with caplog.at_level(logging.INFO, logger="genofm.pretrain"):
+        train(ModelConfig(**ARCH), cfg, data, tmp_path / "again", tmp_path / "ckpt")
+    assert "resumed from" in caplog.text and "(step 12)" in caplog.text and "step 4/12" not in caplog.text
+    assert weights(tmp_path / "again") == weights(tmp_path / "first")
+    assert (tmp_path / "again" / "metrics.tsv").read_text() == (tmp_path / "first" / "metrics.tsv").read_text()
+    other = TrainConfig(**{**TRAIN, "max_steps": 8, "checkpoint_every": 4})
+    train(ModelConfig(**ARCH), other, data, tmp_path / "other", tmp_path / "ckpt")  # no "delete ... to start over"
+    assert [p.name for p in (tmp_path / "ckpt").glob("step-*")] == ["step-0000008"]
+
+
 def test_two_process_ddp_matches_single_process(token_sets, tmp_path):
     spec = spec_json(token_sets, max_steps=8, checkpoint_every=100)
     finish(run_script(spec, tmp_path / "single", tmp_path / "ckpt_single"))

@@ -4,6 +4,11 @@
         the demo config, made cheap; and the same with scoring and embedding in shards
     python tests/slurm/slurm_run.py check SLURM_DIR LOCAL_DIR
         every rule log says which SLURM job ran it, and every output equals the local run's
+    python tests/slurm/slurm_run.py resume-config OUT.yaml
+        the demo model alone, longer than its 1-minute runtime
+    python tests/slurm/slurm_run.py check-resume SLURM_DIR LOCAL_DIR SLURM_OUT
+        SLURM stopped the job at its time limit, the retry resumed from a checkpoint, and the
+        weights equal an uninterrupted local run's
 """
 
 from __future__ import annotations
@@ -34,6 +39,36 @@ def write_config(out: Path, sharded: Path) -> None:
     config["variants"]["demo_variants"]["shards"] = 3
     config["embeddings"]["shards"] = 2
     sharded.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def write_resume_config(out: Path) -> None:
+    """demo_mlm for 500 steps (about 3 minutes on 2 cores) with a runtime of 1 minute and a
+    checkpoint every 20 steps: SLURM stops it, the workflow's retry (with 2, then 3 minutes)
+    resumes it."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    model = config["models"]["demo_mlm"]
+    model["training"].update(max_steps=500, eval_every=250, checkpoint_every=20, metrics_every=20, log_every=20)
+    model["resources"]["runtime"] = 1
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def check_resume(slurm_dir: Path, local_dir: Path, slurm_out: Path) -> None:
+    problems = []
+    log = (slurm_dir / "logs/models/demo_mlm/pretrain.log").read_text()
+    resumed = re.findall(r"resumed from .* \(step (\d+)\)", log)
+    if not resumed or int(resumed[-1]) == 0:
+        problems.append("the last attempt's log says no resume from a checkpoint")
+    out = slurm_out.read_text()
+    if "rule pretrain" not in out or not re.search(r"Error in rule pretrain|Trying to restart job", out):
+        problems.append("the pretraining job did not fail and retry: it was never stopped at its time limit?")
+    weights = "results/models/demo_mlm/model.safetensors"
+    if (slurm_dir / weights).read_bytes() != (local_dir / weights).read_bytes():
+        problems.append("the resumed model's weights differ from the uninterrupted local run's")
+    print(f"slurm test: pretraining stopped at its 1-minute limit, resumed from step "
+          f"{resumed[-1] if resumed else '-'}; weights {'differ' if problems else 'equal the uninterrupted run'}")
+    if problems:
+        print("slurm test: FAILED\n  " + "\n  ".join(problems), file=sys.stderr)
+        sys.exit(1)
 
 
 def check(slurm_dir: Path, local_dir: Path) -> None:
@@ -73,5 +108,9 @@ def check(slurm_dir: Path, local_dir: Path) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "config":
         write_config(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif sys.argv[1] == "resume-config":
+        write_resume_config(Path(sys.argv[2]))
+    elif sys.argv[1] == "check-resume":
+        check_resume(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
     else:
         check(Path(sys.argv[2]), Path(sys.argv[3]))

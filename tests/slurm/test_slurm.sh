@@ -33,3 +33,21 @@ echo "slurm test: SLURM run done in $((SECONDS - started)) s; submitted jobs: $(
     > "$WORK/local.out" 2>&1) || { tail -n 60 "$WORK/local.out"; exit 1; }
 "$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" check "$WORK/slurm" "$WORK/local"
 rm -rf "$WORK/slurm" "$WORK/local"
+
+echo "slurm test: a pretraining job longer than its 1-minute runtime: stopped, retried with more time, resumed"
+"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" resume-config "$WORK/resume.yaml"
+model=results/models/demo_mlm/model.safetensors
+for run in resume_slurm resume_local; do
+    mkdir -p "$WORK/$run"
+    for name in Snakefile rules workflow_scripts config envs profiles report; do
+        cp -r "$REPO/$name" "$WORK/$run/"
+    done
+done
+(cd "$WORK/resume_slurm" && PATH="$VENV/bin:$PATH" snakemake "$model" --profile profiles/slurm \
+    --configfile "$WORK/resume.yaml" --slurm-init-seconds-before-status-checks 5 --seconds-between-status-checks 5 \
+    > "$WORK/resume_slurm.out" 2>&1) || { tail -n 60 "$WORK/resume_slurm.out"; exit 1; }
+(cd "$WORK/resume_local" && PATH="$VENV/bin:$PATH" snakemake "$model" --cores 2 --configfile "$WORK/resume.yaml" \
+    > "$WORK/resume_local.out" 2>&1) || { tail -n 60 "$WORK/resume_local.out"; exit 1; }
+"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" check-resume "$WORK/resume_slurm" "$WORK/resume_local" \
+    "$WORK/resume_slurm.out"
+rm -rf "$WORK/resume_slurm" "$WORK/resume_local"
