@@ -13,8 +13,9 @@ import time
 from typing import Any, Callable
 
 # Outputs that record measured speed or run time, by file name: the only ones that differ
-# between two runs of the same config and code (the determinism and SLURM tests skip them)
-MEASURED_OUTPUTS = frozenset({"metrics.tsv", "summary.json", "speed.tsv"})
+# between two runs of the same config and code (the determinism and SLURM tests skip them);
+# state.json is a pretraining checkpoint's, whose metrics hold tokens_per_s
+MEASURED_OUTPUTS = frozenset({"metrics.tsv", "summary.json", "speed.tsv", "state.json"})
 
 
 def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
