@@ -199,10 +199,14 @@ def test_demo_variants_scored_and_read_by_bcftools(demo_run):
     for wanted in [("stop_gained", "synonymous"), ("missense", "synonymous"), ("motif_disrupting", "neutral")]:
         assert wanted in pairs
     assert {"llr", "emb_cosine", "markov"} <= set(aurocs["score"])  # the Markov baseline beside the model
-    findings = pd.read_csv(base / "findings.tsv", sep="\t").set_index(["class_a", "class_b", "score"])
-    stop = findings.loc["stop_gained", "synonymous", "llr"]  # in words, with an interval and the baseline
+    findings = pd.read_csv(base / "findings.tsv", sep="\t").set_index(["class_a", "class_b", "score", "stratum"])
+    stop = findings.loc["stop_gained", "synonymous", "llr", "all"]  # in words, with an interval and the baseline
     assert stop["ci_low"] <= stop["auroc"] <= stop["ci_high"] and "markov baseline" in stop["finding"]
-    assert findings.loc["frameshift", "synonymous", "emb_cosine"]["finding"].startswith(
+    # codon position alone separates this pair: its baseline beside it, and the pair within codon position 3
+    assert stop["codon_baseline_auroc"] > 0.8 and "Codon position alone gives AUROC" in stop["finding"]
+    assert findings.loc["stop_gained", "synonymous", "llr", "codon position 3"]["finding"].startswith(
+        "Within codon position 3: ")
+    assert findings.loc["frameshift", "synonymous", "emb_cosine", "all"]["finding"].startswith(
         "embedding cosine distance scores frameshift as more disruptive than synonymous")
     for name in ("score_distributions.png", "class_auroc.png", "along_genome.png", "ism.png", "attention.png"):
         assert (base / name).read_bytes()[:4] == b"\x89PNG", name
@@ -268,7 +272,9 @@ def test_demo_compares_its_two_models(demo_run):
     pairs = pd.read_csv(base / "class_pairs.tsv", sep="\t")
     assert set(pairs["model"]) == {"demo_mlm", "demo_conv"}
     stop = pairs[(pairs["class_a"] == "stop_gained") & (pairs["class_b"] == "synonymous") & (pairs["score"] == "llr")]
-    assert len(stop) == 2 and stop["baseline_auroc"].notna().all() and (stop["ci_low"] <= stop["ci_high"]).all()
+    overall = stop[stop["stratum"] == "all"]
+    assert len(overall) == 2 and overall["baseline_auroc"].notna().all() and (stop["ci_low"] <= stop["ci_high"]).all()
+    assert set(stop["stratum"]) == {"all", "codon position 3"}  # also within codon position, for both models
     correlation = pd.read_csv(base / "rank_correlation.tsv", sep="\t").iloc[0]
     assert (correlation["model_a"], correlation["model_b"], correlation["score_a"]) == ("demo_mlm", "demo_conv", "llr")
     assert correlation["n"] == 500 and -1 <= correlation["spearman"] <= 1  # every SNV, scored by both
