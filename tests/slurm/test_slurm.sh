@@ -16,13 +16,18 @@ source "$REPO/tests/slurm/slurm_cluster.sh"
 trap 'slurm_cluster_stop "$WORK/cluster"' EXIT
 slurm_cluster_start "$WORK/cluster"
 
-"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" config "$WORK/config.yaml" "$WORK/config_sharded.yaml"
-for run in slurm local; do
-    mkdir -p "$WORK/$run"
-    for name in Snakefile rules workflow_scripts config envs profiles report; do
-        cp -r "$REPO/$name" "$WORK/$run/"
+copy_workflow() {  # copy_workflow RUN...: the workflow's files into $WORK/RUN for each run
+    local run name
+    for run in "$@"; do
+        mkdir -p "$WORK/$run"
+        for name in Snakefile rules workflow_scripts config envs profiles report; do
+            cp -r "$REPO/$name" "$WORK/$run/"
+        done
     done
-done
+}
+
+"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" config "$WORK/config.yaml" "$WORK/config_sharded.yaml"
+copy_workflow slurm local
 echo "slurm test: running the workflow through profiles/slurm in $WORK/slurm"
 started=$SECONDS
 (cd "$WORK/slurm" && PATH="$VENV/bin:$PATH" snakemake --profile profiles/slurm --configfile "$WORK/config_sharded.yaml" \
@@ -37,12 +42,7 @@ rm -rf "$WORK/slurm" "$WORK/local"
 echo "slurm test: a pretraining job longer than its 1-minute runtime: stopped, retried with more time, resumed"
 "$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" resume-config "$WORK/resume.yaml"
 model=results/models/demo_mlm/model.safetensors
-for run in resume_slurm resume_local; do
-    mkdir -p "$WORK/$run"
-    for name in Snakefile rules workflow_scripts config envs profiles report; do
-        cp -r "$REPO/$name" "$WORK/$run/"
-    done
-done
+copy_workflow resume_slurm resume_local
 (cd "$WORK/resume_slurm" && PATH="$VENV/bin:$PATH" snakemake "$model" --profile profiles/slurm \
     --configfile "$WORK/resume.yaml" --slurm-init-seconds-before-status-checks 5 --seconds-between-status-checks 5 \
     > "$WORK/resume_slurm.out" 2>&1) || { tail -n 60 "$WORK/resume_slurm.out"; exit 1; }
