@@ -23,6 +23,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/reference.smk"
+include: "rules/alignment.smk"
 include: "rules/regions.smk"
 include: "rules/tokenize.smk"
 include: "rules/pretrain.smk"

@@ -60,6 +60,7 @@ setup_tests() {
     fi
     bash tests/fetch_test_data.sh
     bash tests/fetch_test_data.sh mtb
+    GENOFM_PYTHON="$VENV/bin/python" bash tests/fetch_test_data.sh zymo
 }
 
 command=${1:-}

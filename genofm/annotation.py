@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-from .download import fetch
 from .errors import GenofmInputError
-from .files import is_gzip, open_text
+from .files import open_text
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +33,6 @@ def annotation_format(source: str, fmt: str = "auto") -> str:
     if name.endswith((".gff3", ".gff")):
         return "gff3"
     raise GenofmInputError(f"{source}: cannot tell GTF from GFF3 by the file name; set annotation.format")
-
-
-def prepare_annotation(source: str, out: str | Path, checksum: str | None = None, **fetch_options) -> None:
-    """Fetch (checksum verified) and store gzip-compressed at `out`, atomically."""
-    with atomic_path(out) as tmp:
-        raw = tmp.with_name(tmp.name + ".download")
-        fetch(source, raw, checksum=checksum, **fetch_options)
-        if is_gzip(raw):
-            raw.replace(tmp)
-        else:
-            with open(raw, "rb") as src, gzip.GzipFile(tmp, "wb", mtime=0) as dst:
-                shutil.copyfileobj(src, dst)
-            raw.unlink()
 
 
 def read_annotation(path: str | Path, fmt: str = "auto") -> pd.DataFrame:

@@ -86,12 +86,16 @@ class ScoringResources(JobResources):
 
 @dataclass
 class PretrainResources(JobResources):
-    processes: int = setting(1, "Training processes (torchrun --nproc_per_node); one per GPU on a GPU node. The "
-                                "result equals one process at the same batch_size.", minimum=1)
-    gpus: int = setting(0, "GPUs the job asks the scheduler for (resources gpu) and trains on, one per process, "
-                           "in bf16 autocast; 0: the CPU, even on a GPU node.", minimum=0)
-    threads: int = setting(2, "CPU threads of the job (split between processes).", minimum=1)
-    mem_mb: int = setting(8000, "Memory of the job in MB.", minimum=100)
+    nodes: int = setting(1, "Nodes of the job: one torchrun agent per node, `processes` each, meeting at a c10d "
+                            "rendezvous (more than 1 needs the SLURM profile: one job of `nodes` tasks, srun "
+                            "starts the agents). The result equals one process at the same batch_size.", minimum=1)
+    processes: int = setting(1, "Training processes per node (torchrun --nproc_per_node); one per GPU on a GPU "
+                                "node. The result equals one process at the same batch_size.", minimum=1)
+    gpus: int = setting(0, "GPUs per node the job asks the scheduler for (resources gpu; gres gpu:N over several "
+                           "nodes) and trains on, one per process, in bf16 autocast; 0: the CPU, even on a GPU "
+                           "node.", minimum=0)
+    threads: int = setting(2, "CPU threads per node (split between its processes).", minimum=1)
+    mem_mb: int = setting(8000, "Memory per node in MB.", minimum=100)
     runtime: int = setting(120, "Wall-time limit of the job in minutes.", minimum=1)
 
 
@@ -106,6 +110,22 @@ class AnnotationSettings:
                                          'check.', pattern=CHECKSUM_PATTERN)
     format: str = setting("auto", "Annotation format; auto decides by file name (.gtf / .gff3 / .gff).",
                           choices=["auto", "gtf", "gff3"])
+
+
+@dataclass
+class AlignmentSettings:
+    """Optional whole-genome alignment (MAF, multiz/TBA style, reference-projected; plain, gzip or
+    bgzip) with this genome as its reference: results/{genome}/alignment/ holds, per contig, the
+    bases the other species align to each reference base."""
+
+    source: str = setting("", "URL or local path of the MAF; empty for none.")
+    checksum: str | None = setting(None, '"sha256:<hex>" or "md5:<hex>" of the MAF file; null skips the check.',
+                                   pattern=CHECKSUM_PATTERN)
+    reference_species: str = setting("", "The species of this genome in the MAF (src names are species.contig, "
+                                         "split on the first dot).")
+    species: list[str] = setting(doc="The other species to keep, in this order (the arrays' columns after the "
+                                     "reference); the MAF's others are left out and named in the log.",
+                                 factory=list)
 
 
 @dataclass
@@ -161,6 +181,7 @@ class GenomeSettings:
                                             "an error naming the contig and line, or turn them into N.",
                                    choices=["error", "to_n"])
     annotation: AnnotationSettings = setting(doc=AnnotationSettings.__doc__, factory=AnnotationSettings)
+    alignment: AlignmentSettings = setting(doc=AlignmentSettings.__doc__, factory=AlignmentSettings)
     region_sets: dict[str, RegionSet] = setting(doc="Region sets to extract, by name "
                                                     "(results/{genome}/regions/{set}.parquet).", factory=dict)
 

@@ -9,10 +9,12 @@ anything at `dest`.
 from __future__ import annotations
 
 import ftplib
+import gzip
 import hashlib
 import http.client
 import logging
 import re
+import shutil
 import ssl
 import urllib.error
 import urllib.parse
@@ -24,6 +26,7 @@ from typing import BinaryIO
 from genofm import __version__
 from genofm.atomic import atomic_path
 from genofm.errors import GenofmInputError
+from genofm.files import is_gzip
 
 CHUNK_BYTES = 1 << 20
 REMOTE_SCHEMES = ("http", "https", "ftp")
@@ -63,6 +66,19 @@ def verify_checksum(path: str | Path, checksum: str) -> None:
         for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
             hasher.update(chunk)
     _check_digest(str(path), algo, expected, hasher.hexdigest())
+
+
+def fetch_gzipped(source: str, out: str | Path, checksum: str | None = None, **fetch_options) -> None:
+    """fetch(), then store gzip-compressed at `out` (as it came when it is gzip or bgzip already)."""
+    with atomic_path(out) as tmp:
+        raw = tmp.with_name(tmp.name + ".download")
+        fetch(source, raw, checksum=checksum, **fetch_options)
+        if is_gzip(raw):
+            raw.replace(tmp)
+        else:
+            with open(raw, "rb") as src, gzip.GzipFile(tmp, "wb", mtime=0) as dst:
+                shutil.copyfileobj(src, dst)
+            raw.unlink()
 
 
 def fetch(

@@ -292,6 +292,10 @@ def _train(run: TrainingRun) -> dict:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = load_checkpoint(checkpoint_dir, model, optimizer, fp, model_cfg)
     start = state["step"] if state else 0
+    if state and state.get("processes", dist.world) != dist.world:
+        # a batch depends on (seed, step, micro-batch) only: another layout goes on with the same data
+        print_("the checkpoint was written by %d process(es), resumed by %d: the same batches, only float "
+               "rounding differs", state["processes"], dist.world)
     rows: list[dict] = state["metrics"] if state else []
     print_("model: %s parameters, %d layers, d_model %d, %s, %s; objective %s; %d process(es) on %s",
            f"{model.num_parameters():,}", model_cfg.n_layers, model_cfg.d_model, model_cfg.position,
@@ -356,7 +360,8 @@ def _train(run: TrainingRun) -> dict:
         if done % train_cfg.checkpoint_every == 0 and done < train_cfg.max_steps:
             if dist.main:
                 save_checkpoint(checkpoint_dir, done, model, optimizer,
-                                {"fingerprint": fp, "model_config": _architecture(model_cfg), "metrics": rows})
+                                {"fingerprint": fp, "model_config": _architecture(model_cfg), "metrics": rows,
+                                 "processes": dist.world})
             dist.barrier()
     summary = {}
     if dist.main:
@@ -365,7 +370,7 @@ def _train(run: TrainingRun) -> dict:
         if start < train_cfg.max_steps:
             save_checkpoint(checkpoint_dir, train_cfg.max_steps, model, optimizer,
                             {"fingerprint": fp, "model_config": _architecture(model_cfg), "metrics": rows,
-                             "complete": True}, keep=1)
+                             "processes": dist.world, "complete": True}, keep=1)
         summary = _write_outputs(run, model, tokenizer, rows, entropy, time.perf_counter() - started)
     dist.barrier()
     return summary

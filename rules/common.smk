@@ -70,6 +70,10 @@ def annotation_source(genome):
     return genome_config(genome).get("annotation", {}).get("source", "")
 
 
+def alignment_source(genome):
+    return genome_config(genome)["alignment"]["source"]
+
+
 def annotation_format(genome):
     from genofm.annotation import annotation_format as detect
 
@@ -161,6 +165,16 @@ def pretrain_inputs(wildcards):
 
 def model_resources(model):
     return model_config(model)["resources"]
+
+
+def multi_node(model):
+    return model_resources(model)["nodes"] > 1
+
+
+def multi_node_gres(model):
+    """GPUs per node of a multi-node job (SLURM's --gpus counts the whole job)."""
+    gpus = model_resources(model)["gpus"]
+    return f"gpu:{gpus}" if multi_node(model) and gpus else None
 
 
 def pretrain_spec(model):
@@ -425,6 +439,8 @@ def all_outputs():
     outputs = []
     for genome, gcfg in config["genomes"].items():
         outputs.append(f"resources/{genome}/genome.fa.gz")
+        if gcfg["alignment"]["source"]:
+            outputs.append(f"results/{genome}/alignment")
         for name in gcfg["region_sets"]:
             outputs.append(f"results/{genome}/regions/{name}.parquet")
             outputs.append(f"results/{genome}/tokens/{name}/tokens.npy")

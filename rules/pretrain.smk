@@ -32,7 +32,16 @@ rule pretrain:
         mem_mb=lambda w, attempt: model_resources(w.model)["mem_mb"] * attempt,
         # a job stopped at its time limit is retried with more time and resumes from its checkpoint
         runtime=lambda w, attempt: model_resources(w.model)["runtime"] * attempt,
-        gpu=lambda w: model_resources(w.model)["gpus"],
+        gpu=lambda w: None if multi_node(w.model) else model_resources(w.model)["gpus"],
+        # over several nodes: one task per node (a torchrun agent, started by the job's srun),
+        # the GPUs per node as gres; `mpi` tells the SLURM executor the job launches its own tasks
+        nodes=lambda w: model_resources(w.model)["nodes"],
+        tasks=lambda w: (
+            model_resources(w.model)["nodes"] if multi_node(w.model) else None
+        ),
+        mpi=lambda w: "srun" if multi_node(w.model) else None,
+        gres=lambda w: multi_node_gres(w.model),
+        tasks_per_gpu=lambda w: 0 if multi_node_gres(w.model) else None,
     params:
         spec=lambda w: pretrain_spec(w.model),
         out="results/models/{model}",

@@ -52,4 +52,4 @@ rule download_annotation:
         source=lambda w: annotation_source(w.genome),
         checksum=lambda w: genome_config(w.genome)["annotation"]["checksum"],
     script:
-        "../workflow_scripts/download_annotation.py"
+        "../workflow_scripts/download_gzipped.py"

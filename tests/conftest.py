@@ -15,7 +15,7 @@ TESTDATA = Path(os.environ.get("GENOFM_TESTDATA", REPO / ".cache" / "testdata"))
 
 
 # Fixtures whose data tests/fetch_test_data.sh downloads: the tests using them are `network`.
-NETWORK_FIXTURES = {"chr20", "chr20_plain", "mtb", "mtb_genome"}
+NETWORK_FIXTURES = {"chr20", "chr20_plain", "mtb", "mtb_genome", "zymo"}
 
 
 def pytest_collection_modifyitems(items):
@@ -54,6 +54,16 @@ def chr20() -> Path:
     if not (path.exists() and Path(str(path) + ".gzi").exists()):
         pytest.fail(f"{path} is missing: run `bash tests/fetch_test_data.sh` first")
     return path
+
+
+@pytest.fixture(scope="session")
+def zymo() -> Path:
+    """Debian's maffilter-examples: a 13-genome Zymoseptoria alignment (MAF), its gene models
+    (GFF3) and the reference FASTA the MAF carries (bgzip)."""
+    directory = TESTDATA / "zymo"
+    if not (directory / "IPO323.fa.gz.gzi").exists():
+        pytest.fail(f"{directory} is missing: run `bash tests/fetch_test_data.sh zymo` first")
+    return directory
 
 
 @pytest.fixture(scope="session")

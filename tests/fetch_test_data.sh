@@ -2,7 +2,10 @@
 # Real sequence data for the tests, from Debian packages (nothing large is committed):
 #   vt-examples: human GRCh37 chr20 (bgzip + .fai + .gzi) and a real indel VCF;
 #   ariba: M. tuberculosis H37Rv (gzip FASTA + GenBank annotation), for the model-quality
-#   benchmark (config/examples/mtb.yaml); with the argument "mtb", and then only that.
+#   benchmark (config/examples/mtb.yaml); with the argument "mtb", and then only that;
+#   maffilter-examples: a 13-genome Zymoseptoria whole-genome alignment (MAF, reference Z.
+#   tritici IPO323) with gene models (GFF3), and the reference FASTA the MAF carries (bgzip,
+#   written by tools/maf_reference.py); with the argument "zymo", and then only that.
 # Into ${GENOFM_TESTDATA:-.cache/testdata}; does nothing when the files are already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +23,7 @@ fetch_deb() {  # fetch_deb PACKAGE DIR: download and unpack a Debian package int
 }
 
 vt="$dest/vt"
-if [ "${1:-}" != mtb ] && [ ! -s "$vt/20.fa.gz.gzi" ]; then
+if [ -z "${1:-}" ] && [ ! -s "$vt/20.fa.gz.gzi" ]; then
     tmp=$(mktemp -d)
     fetch_deb vt-examples "$tmp"
     examples="$tmp/usr/share/doc/vt/examples"
@@ -29,7 +32,19 @@ if [ "${1:-}" != mtb ] && [ ! -s "$vt/20.fa.gz.gzi" ]; then
     gunzip -c "$examples/ref/20.fa.gz.gzi.gz" > "$vt/20.fa.gz.gzi.tmp" && mv "$vt/20.fa.gz.gzi.tmp" "$vt/20.fa.gz.gzi"
     rm -rf "$tmp"
 fi
-if [ "${1:-}" != mtb ]; then
+if [ "${1:-}" = zymo ]; then
+    zymo="$dest/zymo"
+    if [ ! -s "$zymo/IPO323.fa.gz.gzi" ]; then
+        tmp=$(mktemp -d)
+        fetch_deb maffilter-examples "$tmp"
+        mkdir -p "$zymo"
+        cp "$tmp"/usr/share/doc/maffilter/examples/Ztritici/{tba_refIPO323.maf.gz,Mgraminicolav2.FrozenGeneCatalog20080910.gff.gz} "$zymo/"
+        rm -rf "$tmp"
+        "${GENOFM_PYTHON:-${GENOFM_VENV:-.venv}/bin/python}" -m tools.maf_reference "$zymo/tba_refIPO323.maf.gz" Ztritici_IPO323 \
+            "$zymo/IPO323.fa.gz"
+    fi
+    echo "Zymoseptoria data in $zymo: $(ls "$zymo" | tr '\n' ' ')"
+elif [ "${1:-}" != mtb ]; then
     echo "test data in $dest: $(ls "$vt" | tr '\n' ' ')"
 else
     mtb="$dest/mtb"

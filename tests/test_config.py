@@ -105,7 +105,7 @@ def test_result_settings_leave_out_resources_and_run_only_settings():
     assert "lr" in tracked and "max_steps" in tracked
     assert not {"log_every", "checkpoint_every", "seed", "threads"} & set(tracked)
     assert set(run_settings(TrainConfig, model["training"])) == {"log_every", "checkpoint_every"}
-    assert set(model["resources"]) == {"threads", "processes", "gpus", "mem_mb", "runtime"}
+    assert set(model["resources"]) == {"threads", "nodes", "processes", "gpus", "mem_mb", "runtime"}
 
 
 def test_stage_settings_refuse_values_outside_their_choices():

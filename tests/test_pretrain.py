@@ -22,6 +22,7 @@ from genofm.data import (IGNORE, load_pool, mask_for_mlm, reverse_complement_tok
                          unigram_entropy)
 from genofm.devices import torch_device
 from genofm.errors import GenofmInputError
+from genofm.launch import Layout, launch_command, parse_scontrol_job, srun_command
 from genofm.model import DNALM, ModelConfig
 from genofm.pretrain import DataSpec, TrainConfig, _architecture, fingerprint, lr_at, save_checkpoint, train
 from genofm.tokenizer import CLS, MASK, PAD, KmerTokenizer
@@ -73,7 +74,8 @@ def spec_json(token_sets, **train_overrides):
 def run_script(spec, out, checkpoints, env_extra=None, launcher=(sys.executable,)):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.Popen([*launcher, str(SCRIPT), "--spec", spec, "--out", str(out), "--checkpoints",
-                             str(checkpoints), "--threads", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             str(checkpoints), "--threads", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def finish(proc, timeout=300):
@@ -196,19 +198,100 @@ def test_a_finished_run_keeps_its_final_state_and_other_settings_start_afresh(to
     assert [p.name for p in (tmp_path / "ckpt").glob("step-*")] == ["step-0000008"]
 
 
-def test_two_process_ddp_matches_single_process(token_sets, tmp_path):
-    spec = spec_json(token_sets, max_steps=8, checkpoint_every=100)
+def test_two_process_ddp_matches_single_process_and_resumes_in_one(token_sets, tmp_path):
+    spec = spec_json(token_sets, max_steps=8, checkpoint_every=2)
     finish(run_script(spec, tmp_path / "single", tmp_path / "ckpt_single"))
     launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
     out = finish(run_script(spec, tmp_path / "ddp", tmp_path / "ckpt_ddp", launcher=launcher), timeout=400)
     assert "2 process(es)" in out
     single = DNALM.from_pretrained(tmp_path / "single").state_dict()
-    ddp = DNALM.from_pretrained(tmp_path / "ddp").state_dict()
-    for name, tensor in single.items():
-        torch.testing.assert_close(ddp[name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+
+    def assert_single_weights(directory):
+        other = DNALM.from_pretrained(directory).state_dict()
+        for name, tensor in single.items():
+            torch.testing.assert_close(other[name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+
+    assert_single_weights(tmp_path / "ddp")
     # the training loss of both processes, not rank 0's share
     metrics = [pd.read_csv(tmp_path / run / "metrics.tsv", sep="\t") for run in ("single", "ddp")]
     np.testing.assert_allclose(metrics[1]["train_loss"], metrics[0]["train_loss"], rtol=1e-4)
+
+    # stopped on 2 processes, retried on 1 (a smaller allocation): it goes on from the checkpoint
+    proc = run_script(spec, tmp_path / "moved", tmp_path / "ckpt_moved", launcher=launcher)
+    deadline = time.time() + 300
+    while not (tmp_path / "ckpt_moved" / "step-0000002").exists() and time.time() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)  # as SLURM at the time limit: torchrun stops its workers
+    proc.communicate(timeout=120)
+    out = finish(run_script(spec, tmp_path / "moved", tmp_path / "ckpt_moved"))
+    resumed = int(out.split("resumed from")[1].split("(step ")[1].split(")")[0])
+    assert resumed < 8, "the 2-process run finished before it could be stopped"
+    assert "written by 2 process(es), resumed by 1" in out
+    assert_single_weights(tmp_path / "moved")
+
+
+# --- several nodes: srun starts a torchrun agent per node ------------------------------------
+
+FAKE_SRUN = """#!{python}
+# srun in a job's allocation, as far as genofm uses it: --ntasks copies of the command
+import os, subprocess, sys
+args = sys.argv[1:]
+options = [a for a in args[:next(i for i, a in enumerate(args) if not a.startswith("--"))]]
+command = args[len(options):]
+tasks = int(next(a.split("=")[1] for a in options if a.startswith("--ntasks=")))
+procs = [subprocess.Popen(command, env={{**os.environ, "SLURM_PROCID": str(i)}}) for i in range(tasks)]
+sys.exit(max(p.wait() for p in procs))
+"""
+
+
+def fake_slurm(tmp_path, monkeypatch, tasks):
+    """srun and scontrol of a one-node job with `tasks` tasks, on the PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(FAKE_SRUN.format(python=sys.executable))
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho 'JobId=77 JobName=x NumNodes=1 NumCPUs={tasks} "
+                                      f"NumTasks={tasks} CPUs/Task=1 BatchHost=127.0.0.1'\n")
+    for tool in ("srun", "scontrol"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_two_nodes_meet_at_a_rendezvous_and_train_as_one_process(token_sets, tmp_path, monkeypatch):
+    """Two torchrun agents (two tasks acting as two nodes) started by srun meet at the c10d
+    rendezvous on the batch host; the weights equal one process's at the same batch_size."""
+    spec = spec_json(token_sets, max_steps=6)
+    finish(run_script(spec, tmp_path / "single", tmp_path / "ckpt_single"))
+    fake_slurm(tmp_path, monkeypatch, tasks=2)
+    layout = Layout(nodes=2, processes=1, gpus=0, threads=1)
+    command = launch_command(layout, [str(SCRIPT), "--spec", spec, "--out", str(tmp_path / "nodes"),
+                                      "--checkpoints", str(tmp_path / "ckpt_nodes"), "--threads", "1"], "m", "77")
+    assert command[:4] == ["srun", "--jobid=77", "--nodes=1", "--ntasks=2"]
+    assert "--nnodes" in command and "c10d" in command and any(a.startswith("127.0.0.1:") for a in command)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 process(es)" in out.stdout + out.stderr
+    single = DNALM.from_pretrained(tmp_path / "single").state_dict()
+    nodes = DNALM.from_pretrained(tmp_path / "nodes").state_dict()
+    for name, tensor in single.items():
+        torch.testing.assert_close(nodes[name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+
+
+def test_several_nodes_need_a_slurm_job_of_as_many_tasks(tmp_path, monkeypatch):
+    layout = Layout(nodes=2, processes=2, gpus=2, threads=8)
+    with pytest.raises(GenofmInputError, match="resources.nodes is 2.*not one \\(no SLURM_JOB_ID\\)"):
+        launch_command(layout, ["train.py"], "big", "")
+    fake_slurm(tmp_path, monkeypatch, tasks=1)
+    with pytest.raises(GenofmInputError, match="SLURM job 77 has 1 task\\(s\\) on 1 node\\(s\\)"):
+        launch_command(layout, ["train.py"], "big", "77")
+    with pytest.raises(GenofmInputError, match="no NumNodes / NumTasks"):
+        parse_scontrol_job("5", "JobId=5 JobState=RUNNING")
+    # one node: torchrun standalone, no SLURM needed; over nodes, the GPUs go per node (gres)
+    assert "--standalone" in launch_command(Layout(1, 2, 0, 2), ["train.py"], "m", "")
+    job = parse_scontrol_job("9", "JobId=9 NumNodes=2 NumCPUs=16 NumTasks=2 BatchHost=gpu01")
+    assert srun_command(layout, job, ["torchrun"]) == [
+        "srun", "--jobid=9", "--nodes=2", "--ntasks=2", "--cpus-per-task=8", "--kill-on-bad-exit=1",
+        "--export=ALL", "--gres=gpu:2", "torchrun"]
+    assert Layout(2, 2, 2, 8).world == 4 and Layout(2, 2, 2, 8).threads_per_process == 4
 
 
 # --- devices ------------------------------------------------------------------------------

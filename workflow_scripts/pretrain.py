@@ -1,9 +1,9 @@
 """Rule pretrain: train a DNA language model on token sets of one or more genomes.
 
 Under Snakemake, the rule's params hold what the model depends on (architecture, training,
-data); how it runs (processes, GPUs, threads, logging and checkpoint cadence) comes from the
-model's resources and config, so changing it reruns nothing. One process trains here; more run
-this file again under torchrun, as a command:
+data); how it runs (nodes, processes, GPUs, threads, logging and checkpoint cadence) comes from
+the model's resources and config, so changing it reruns nothing. One process trains here; more
+run this file again under torchrun (over several nodes: srun, one agent per node), as a command:
     python workflow_scripts/pretrain.py --spec SPEC_JSON --out DIR --checkpoints DIR [--gpus N] [--threads N]
 SPEC_JSON holds {"architecture": {...}, "training": {...}, "data": [{genome, train, valid,
 weight}]}; --gpus 0 trains on the CPU, else each process on a GPU of its own.
@@ -13,10 +13,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 
 from genofm.config import TrainConfig, run_settings
 from genofm.errors import GenofmInputError
+from genofm.launch import Layout, launch_command
 from genofm.model import ModelConfig
 from genofm.pretrain import DataSpec, train
 from genofm.provenance import provenance
@@ -32,18 +32,20 @@ def main(smk):
     model = smk.config["models"][smk.wildcards.model]
     spec = json.loads(smk.params.spec)
     spec["training"].update(run_settings(TrainConfig, model["training"]))
-    processes = model["resources"]["processes"]
-    threads = max(1, smk.threads // processes)
-    if processes == 1:
-        run(spec, smk.params.out, smk.params.checkpoints, smk.resources.gpu, threads)
+    resources = model["resources"]
+    layout = Layout(resources["nodes"], resources["processes"], resources["gpus"], smk.threads)
+    if layout.world == 1:
+        run(spec, smk.params.out, smk.params.checkpoints, layout.gpus, layout.threads)
         return
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-               os.path.join(smk.scriptdir, "pretrain.py"), "--spec", json.dumps(spec), "--out", smk.params.out,
-               "--checkpoints", smk.params.checkpoints, "--gpus", str(smk.resources.gpu), "--threads", str(threads)]
+    script = [os.path.join(smk.scriptdir, "pretrain.py"), "--spec", json.dumps(spec), "--out", smk.params.out,
+              "--checkpoints", smk.params.checkpoints, "--gpus", str(layout.gpus),
+              "--threads", str(layout.threads_per_process)]
+    command = launch_command(layout, script, smk.wildcards.model, os.environ.get("SLURM_JOB_ID", ""))
     log = log_stream()  # the workers log to stderr: into the rule's log, after our lines
     status = subprocess.run(command, stdout=log, stderr=log).returncode
     if status:
-        raise GenofmInputError(f"the {processes} training processes failed (torchrun exit {status}): see above")
+        raise GenofmInputError(f"the {layout.world} training processes failed ({command[0]} exit {status}): "
+                               "see above")
 
 
 def cli():

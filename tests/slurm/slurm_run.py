@@ -9,6 +9,11 @@
     python tests/slurm/slurm_run.py check-resume SLURM_DIR LOCAL_DIR SLURM_OUT
         SLURM stopped the job at its time limit, the retry resumed from a checkpoint, and the
         weights equal an uninterrupted local run's
+    python tests/slurm/slurm_run.py nodes-config NODES.yaml ONE.yaml
+        the demo model on 2 nodes of 1 process each; and on one process
+    python tests/slurm/slurm_run.py check-nodes NODES_DIR ONE_DIR
+        the job started 2 torchrun agents under srun that trained as one world of 2, and the
+        weights equal the one process's (up to float rounding)
 """
 
 from __future__ import annotations
@@ -50,6 +55,46 @@ def write_resume_config(out: Path) -> None:
     model["training"].update(max_steps=500, eval_every=250, checkpoint_every=20, metrics_every=20, log_every=20)
     model["resources"]["runtime"] = 1
     out.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def write_nodes_configs(nodes: Path, one: Path) -> None:
+    """demo_mlm for 40 steps of 2 micro-batches: on 2 nodes x 1 process (the test runs the job
+    as 2 tasks on its one node, acting as 2 nodes) and on 1 process."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    model = config["models"]["demo_mlm"]
+    model["training"].update(max_steps=40, micro_batch_size=16, eval_every=20, checkpoint_every=20,
+                             metrics_every=10, log_every=10, eval_windows=32)
+    model["resources"].update(threads=1)
+    one.write_text(yaml.safe_dump(config, sort_keys=False))
+    model["resources"].update(nodes=2, processes=1)
+    nodes.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def check_nodes(nodes_dir: Path, one_dir: Path) -> None:
+    import torch
+
+    from genofm.model import DNALM
+
+    problems = []
+    log = (nodes_dir / "logs/models/demo_mlm/pretrain.log").read_text()
+    started = re.search(r"2 nodes x 1 process\(es\): srun starts a torchrun agent per node in SLURM job (\d+)", log)
+    if not started:
+        problems.append("the pretraining log does not say srun started 2 torchrun agents")
+    if "2 process(es)" not in log:
+        problems.append("the training did not run as a world of 2 processes")
+    directory = "results/models/demo_mlm"
+    worst = 0.0
+    if not problems:
+        ours, theirs = (DNALM.from_pretrained(d / directory).state_dict() for d in (nodes_dir, one_dir))
+        for name, tensor in theirs.items():
+            worst = max(worst, float((ours[name] - tensor).abs().max()))
+            if not torch.allclose(ours[name], tensor, atol=2e-5, rtol=1e-4):
+                problems.append(f"{name} of the 2-node model differs from the one-process model's")
+    print(f"slurm test: 2 torchrun agents in SLURM job {started.group(1) if started else '-'} trained demo_mlm; "
+          f"largest weight difference from one process {worst:.2e}")
+    if problems:
+        print("slurm test: FAILED\n  " + "\n  ".join(problems), file=sys.stderr)
+        sys.exit(1)
 
 
 def check_resume(slurm_dir: Path, local_dir: Path, slurm_out: Path) -> None:
@@ -110,6 +155,10 @@ if __name__ == "__main__":
         write_config(Path(sys.argv[2]), Path(sys.argv[3]))
     elif sys.argv[1] == "resume-config":
         write_resume_config(Path(sys.argv[2]))
+    elif sys.argv[1] == "nodes-config":
+        write_nodes_configs(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif sys.argv[1] == "check-nodes":
+        check_nodes(Path(sys.argv[2]), Path(sys.argv[3]))
     elif sys.argv[1] == "check-resume":
         check_resume(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
     else:

@@ -3,8 +3,9 @@
 # every stage of the demo (short pretraining, no fine-tuning) through
 # `snakemake --profile profiles/slurm`, scoring in 3 shard jobs and embedding in 2; then the same
 # config runs locally in one job each, and every rule log must name its SLURM job and every
-# output must equal the local run's. Stops the daemons it
-# started. .ci/run runs it after the test suite; as root on Debian it installs what it needs.
+# output must equal the local run's. Then a pretraining on 2 nodes (two tasks of the one node)
+# must train as one process does, and a pretraining stopped at its time limit must resume.
+# Stops the daemons it started. .ci/run runs it after the test suite; as root on Debian it installs what it needs.
 #
 #   bash tests/slurm/test_slurm.sh        (GENOFM_VENV: the environment, default .venv)
 set -euo pipefail
@@ -39,9 +40,20 @@ echo "slurm test: SLURM run done in $((SECONDS - started)) s; submitted jobs: $(
 "$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" check "$WORK/slurm" "$WORK/local"
 rm -rf "$WORK/slurm" "$WORK/local"
 
+echo "slurm test: pretraining on 2 nodes (2 tasks of the one test node): srun, torchrun agents, c10d rendezvous"
+"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" nodes-config "$WORK/nodes.yaml" "$WORK/one.yaml"
+model=results/models/demo_mlm/model.safetensors
+copy_workflow nodes_slurm nodes_local
+(cd "$WORK/nodes_slurm" && PATH="$VENV/bin:$PATH" snakemake "$model" --profile profiles/slurm \
+    --configfile "$WORK/nodes.yaml" --set-resources pretrain:nodes=1 --slurm-init-seconds-before-status-checks 5 \
+    --seconds-between-status-checks 5 > "$WORK/nodes_slurm.out" 2>&1) || { tail -n 60 "$WORK/nodes_slurm.out"; exit 1; }
+(cd "$WORK/nodes_local" && PATH="$VENV/bin:$PATH" snakemake "$model" --cores 2 --configfile "$WORK/one.yaml" \
+    > "$WORK/nodes_local.out" 2>&1) || { tail -n 60 "$WORK/nodes_local.out"; exit 1; }
+"$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" check-nodes "$WORK/nodes_slurm" "$WORK/nodes_local"
+rm -rf "$WORK/nodes_slurm" "$WORK/nodes_local"
+
 echo "slurm test: a pretraining job longer than its 1-minute runtime: stopped, retried with more time, resumed"
 "$VENV/bin/python" "$REPO/tests/slurm/slurm_run.py" resume-config "$WORK/resume.yaml"
-model=results/models/demo_mlm/model.safetensors
 copy_workflow resume_slurm resume_local
 (cd "$WORK/resume_slurm" && PATH="$VENV/bin:$PATH" snakemake "$model" --profile profiles/slurm \
     --configfile "$WORK/resume.yaml" --slurm-init-seconds-before-status-checks 5 --seconds-between-status-checks 5 \
