@@ -7,7 +7,7 @@
 #
 # Needs Python >= 3.11. GPU users: install your CUDA build of torch into the environment
 # first (GENOFM_VENV names it, default .venv); the CPU build is installed only when no torch
-# is importable there. For the tests, as root, missing bedtools/samtools/bcftools/tabix are
+# is importable there. For the tests, as root, missing bedtools/samtools/bcftools/tabix/phast are
 # installed with apt-get and the real test data are fetched from Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -46,8 +46,8 @@ setup_tests() {
     # declares Python >= 3.13, but runs on 3.11; its dependencies are genofm's own.
     "$VENV/bin/python" -m pip install --quiet --no-deps --ignore-requires-python gpn==0.9.0
     local missing=()
-    for tool in bedtools samtools bcftools tabix; do
-        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    for entry in bedtools samtools bcftools tabix phast:phyloP; do  # package[:command]
+        command -v "${entry#*:}" >/dev/null 2>&1 || missing+=("${entry%%:*}")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -311,16 +311,28 @@ class AlignedColumns:
         self.reference, self.species, self.contigs = meta["reference"], meta["species"], meta["contigs"]
         self._arrays: dict[str, np.ndarray] = {}
 
-    def fetch(self, contig: str, start: int, end: int) -> np.ndarray:
-        """Codes (end - start, 1 + species) of reference positions [start, end), 0-based."""
+    def _array(self, contig: str) -> np.ndarray:
         if contig not in self.contigs:
             raise GenofmInputError(f"{self.directory}: no contig {contig!r} in the alignment "
                                    f"(it has {', '.join(list(self.contigs)[:5])}...)")
-        if not 0 <= start <= end <= self.contigs[contig]:
-            raise GenofmInputError(f"{contig}:{start}-{end} is outside the contig (length {self.contigs[contig]})")
         if contig not in self._arrays:
             self._arrays[contig] = np.load(self.directory / f"{contig}.npy", mmap_mode="r")
-        return np.asarray(self._arrays[contig][start:end])
+        return self._arrays[contig]
+
+    def fetch(self, contig: str, start: int, end: int) -> np.ndarray:
+        """Codes (end - start, 1 + species) of reference positions [start, end), 0-based."""
+        array = self._array(contig)
+        if not 0 <= start <= end <= self.contigs[contig]:
+            raise GenofmInputError(f"{contig}:{start}-{end} is outside the contig (length {self.contigs[contig]})")
+        return np.asarray(array[start:end])
+
+    def take(self, contig: str, positions) -> np.ndarray:
+        """Codes (len(positions), 1 + species) at the 0-based `positions` of a contig."""
+        array = self._array(contig)
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) and (positions.min() < 0 or positions.max() >= self.contigs[contig]):
+            raise GenofmInputError(f"positions outside {contig} (length {self.contigs[contig]})")
+        return np.asarray(array[positions])
 
     def letters(self, contig: str, start: int, end: int) -> list[str]:
         """Per species, its aligned letters over the interval ('.' absent, '-' gap)."""

@@ -34,13 +34,31 @@ CLASSES = ("synonymous", "missense", "stop_gained", "intergenic")
 
 @dataclass
 class Cds:
-    start: int  # 0-based, half-open
+    start: int  # 0-based, half-open: the span of the coding sequence
     end: int
     strand: str  # + or -
     name: str
     table: int = 11
     pseudo: bool = False
     translation: str = ""  # the annotated protein (/translation), when given
+    contig: str = ""
+    segments: tuple[tuple[int, int], ...] = ()  # a multi-exon CDS: its pieces, in genome order
+
+    def pieces(self) -> tuple[tuple[int, int], ...]:
+        return self.segments or ((self.start, self.end),)
+
+    @property
+    def length(self) -> int:
+        return sum(e - s for s, e in self.pieces())
+
+    def coding_positions(self) -> np.ndarray:
+        """The genome positions (0-based, + strand) of the coding bases, in coding order."""
+        positions = np.concatenate([np.arange(s, e) for s, e in self.pieces()])
+        return positions if self.strand == "+" else positions[::-1]
+
+    def coding_sequence(self, genome: str) -> str:
+        plus = "".join(genome[s:e] for s, e in self.pieces()).upper()
+        return plus if self.strand == "+" else reverse_complement(plus)
 
 
 _LOCATION = re.compile(r"^(complement\()?(\d+)\.\.(\d+)\)?$")
@@ -114,14 +132,7 @@ def coding_snvs(genome: str, cds: list[Cds], within: list[tuple[int, int]] | Non
     """Every SNV of every usable codon of the CDS lying wholly inside `within` (0-based
     intervals; all CDS when None): pos (0-based), ref, alt, class, gene, codon_position.
     REF/ALT are on the + strand, as a VCF writes them."""
-    coverage = np.zeros(len(genome) + 1, dtype=np.int32)
-    for c in cds:
-        if c.end > len(genome):
-            raise GenofmInputError(f"CDS {c.name} ({c.start + 1}..{c.end}) runs past the end of the "
-                                   f"{len(genome):,} bp sequence: annotation of another assembly?")
-        coverage[c.start] += 1
-        coverage[c.end] -= 1
-    depth = np.cumsum(coverage)[:-1]  # CDS covering each base
+    depth = coding_depth(genome, cds)
     counts = {"pseudogene": 0, "unsupported table": 0, "length not a multiple of 3": 0,
               "internal stop": 0, "outside the intervals": 0}
     rows = []
@@ -132,15 +143,15 @@ def coding_snvs(genome: str, cds: list[Cds], within: list[tuple[int, int]] | Non
         if c.table not in SUPPORTED_TABLES:
             counts["unsupported table"] += 1
             continue
-        if (c.end - c.start) % 3:
+        if c.length % 3:
             counts["length not a multiple of 3"] += 1
             continue
         if within is not None and not any(s <= c.start and c.end <= e for s, e in within):
             counts["outside the intervals"] += 1
             continue
         code = GENETIC_CODES[c.table]
-        plus = genome[c.start:c.end].upper()
-        coding = plus if c.strand == "+" else reverse_complement(plus)
+        coding = c.coding_sequence(genome)
+        positions = c.coding_positions()
         codons = [coding[i:i + 3] for i in range(0, len(coding), 3)]
         if any(code.get(codon, "X") == "*" for codon in codons[1:-1]):
             counts["internal stop"] += 1
@@ -150,8 +161,7 @@ def coding_snvs(genome: str, cds: list[Cds], within: list[tuple[int, int]] | Non
             if codon not in code:
                 continue  # an N or other ambiguity code
             for offset in range(3):
-                # genome position of this codon base (on the + strand)
-                pos = c.start + 3 * index + offset if c.strand == "+" else c.end - 1 - (3 * index + offset)
+                pos = int(positions[3 * index + offset])  # on the + strand
                 if depth[pos] != 1:
                     continue  # overlapping genes: the consequence is not one
                 for base in BASES:
@@ -167,6 +177,87 @@ def coding_snvs(genome: str, cds: list[Cds], within: list[tuple[int, int]] | Non
     log.info("coding SNVs: %d from %d CDS%s", len(rows), len(cds) - sum(counts.values()),
              f" ({left_out} left out)" if left_out else "")
     return pd.DataFrame(rows, columns=["pos", "ref", "alt", "class", "gene", "codon_position"])
+
+
+def coding_depth(genome: str, cds: list[Cds]) -> np.ndarray:
+    """How many CDS cover each base of `genome` (their pieces, not the introns between)."""
+    coverage = np.zeros(len(genome) + 1, dtype=np.int32)
+    for c in cds:
+        if c.end > len(genome):
+            raise GenofmInputError(f"CDS {c.name} ({c.start + 1}..{c.end}) runs past the end of the "
+                                   f"{len(genome):,} bp sequence: annotation of another assembly?")
+        for s, e in c.pieces():
+            coverage[s] += 1
+            coverage[e] -= 1
+    return np.cumsum(coverage)[:-1]
+
+
+def four_fold_sites(genome: str, cds: list[Cds]) -> np.ndarray:
+    """0-based positions of four-fold degenerate sites: third codon bases where every base
+    gives the same amino acid, in usable codons (as coding_snvs: no start or stop codon, no
+    pseudogene, internal stop or length off the frame), covered by one CDS only. The neutral
+    sites a phylogenetic model of neutral evolution is fitted on."""
+    depth = coding_depth(genome, cds)
+    sites = []
+    for c in cds:
+        if c.pseudo or c.table not in SUPPORTED_TABLES or c.length % 3:
+            continue
+        code = GENETIC_CODES[c.table]
+        coding = c.coding_sequence(genome)
+        codons = [coding[i:i + 3] for i in range(0, len(coding), 3)]
+        if any(code.get(codon, "X") == "*" for codon in codons[1:-1]):
+            continue
+        positions = c.coding_positions()
+        for index in range(1, len(codons) - 1):
+            codon = codons[index]
+            if codon in code and len({code[codon[:2] + base] for base in BASES}) == 1:
+                pos = int(positions[3 * index + 2])
+                if depth[pos] == 1:
+                    sites.append(pos)
+    return np.unique(np.array(sites, dtype=np.int64))
+
+
+def read_cds_lines(path: str | Path, transcript_attribute: str = "transcript_id",
+                   table: int = 1) -> dict[str, list[Cds]]:
+    """The CDS of a GTF, GFF2 or GFF3 file (plain or gzip) by contig: its CDS lines grouped into
+    coding sequences by `transcript_attribute` (GTF: transcript_id; JGI's GFF2: name; GFF3:
+    Parent), pieces in genome order. A CDS line without the attribute stops naming the line;
+    a coding sequence whose pieces lie on two contigs or strands, or whose first piece
+    (in coding order) has a frame other than 0 (partial), is left out and counted."""
+    from .files import open_text
+
+    pattern = re.compile(rf'(?:^|;)\s*{re.escape(transcript_attribute)}(?:\s+"([^"]*)"|\s+([^;\s]+)|=([^;]+))')
+    pieces: dict[str, list[tuple[str, int, int, str, str]]] = {}
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if line.startswith("#") or not line.strip():
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 9:
+                raise GenofmInputError(f"{path}, line {number}: {len(fields)} tab-separated fields, 9 expected")
+            if fields[2] != "CDS":
+                continue
+            match = pattern.search(fields[8])
+            if not match:
+                raise GenofmInputError(f"{path}, line {number}: a CDS line without {transcript_attribute} (the "
+                                       f"attribute that groups CDS lines into coding sequences)")
+            name = next(g for g in match.groups() if g is not None)
+            pieces.setdefault(name, []).append((fields[0], int(fields[3]) - 1, int(fields[4]), fields[6], fields[7]))
+    by_contig: dict[str, list[Cds]] = {}
+    left_out = 0
+    for name, parts in pieces.items():
+        parts.sort(key=lambda p: p[1])
+        first = parts[0] if parts[0][3] == "+" else parts[-1]
+        if len({(p[0], p[3]) for p in parts}) != 1 or first[4] not in ("0", "."):
+            left_out += 1
+            continue
+        contig, strand = parts[0][0], parts[0][3]
+        by_contig.setdefault(contig, []).append(
+            Cds(parts[0][1], parts[-1][2], strand, name, table, contig=contig,
+                segments=tuple((p[1], p[2]) for p in parts)))
+    log.info("%s: %d coding sequences on %d contigs (%d left out: split over contigs or strands, or partial)",
+             path, sum(map(len, by_contig.values())), len(by_contig), left_out)
+    return by_contig
 
 
 def intergenic_positions(genome: str, spans: list[tuple[int, int]], within: list[tuple[int, int]] | None = None,

@@ -1,0 +1,119 @@
+"""Conservation: multi-exon CDS from GTF/GFF lines, four-fold degenerate sites, the species tree,
+phyloFit's neutral model and phyloP scores (phast)."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from genofm.alignment import AlignedColumns, build_arrays
+from genofm.consequence import coding_snvs, four_fold_sites, read_cds_lines
+from genofm.conservation import binary_tree, fit_neutral_model, parse_topology, phylop_scores, tree_from_maf
+from genofm.errors import GenofmInputError
+from genofm.sequence import reverse_complement
+
+# a two-exon gene on + (ATG GCT | GGA TAA: Met Ala Gly stop, the intron between) and the same
+# gene on - further on
+EXON1, INTRON, EXON2 = "ATGGCT", "GTAAGTTTTTTAG", "GGATAA"
+GENE = EXON1 + INTRON + EXON2
+GENOME = "CC" + GENE + "CCCC" + reverse_complement(GENE) + "CC"
+MINUS = 2 + len(GENE) + 4  # where the minus-strand gene starts
+
+
+def gtf(tmp_path, attribute_format):
+    lines = []
+    for name, pieces, strand in (("plus", [(2, 8), (21, 27)], "+"), ("minus", [(MINUS, MINUS + 6),
+                                                                              (MINUS + 19, MINUS + 25)], "-")):
+        for i, (s, e) in enumerate(pieces):
+            attrs = attribute_format.format(name=name)
+            lines.append(f"c1\tt\texon\t{s + 1}\t{e}\t.\t{strand}\t.\t{attrs}")
+            lines.append(f"c1\tt\tCDS\t{s + 1}\t{e}\t.\t{strand}\t0\t{attrs}")
+    path = tmp_path / "genes.gff.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+@pytest.mark.parametrize("attribute, text", [("transcript_id", 'gene_id "g"; transcript_id "{name}";'),
+                                             ("name", 'name "{name}"; transcriptId 7'),
+                                             ("Parent", "ID=cds;Parent={name}")])
+def test_multi_exon_cds_from_gtf_gff2_and_gff3_lines(tmp_path, attribute, text):
+    cds = read_cds_lines(gtf(tmp_path, text), attribute)["c1"]
+    plus, minus = sorted(cds, key=lambda c: c.start)
+    assert plus.segments == ((2, 8), (21, 27)) and plus.length == 12
+    assert plus.coding_sequence(GENOME) == minus.coding_sequence(GENOME) == EXON1 + EXON2
+    assert list(plus.coding_positions()[5:8]) == [7, 21, 22]  # across the intron
+    snvs = coding_snvs(GENOME, cds)
+    # the codons between start and stop: GCT (Ala) and GGA (Gly), both four-fold degenerate at base 3
+    assert set(snvs["pos"]) == {5, 6, 7, 21, 22, 23} | {MINUS + 21, MINUS + 20, MINUS + 19, MINUS + 5, MINUS + 4,
+                                                         MINUS + 3}
+    assert set(snvs.loc[snvs["codon_position"] == 3, "class"]) == {"synonymous"}
+    assert list(four_fold_sites(GENOME, cds)) == [7, 23, MINUS + 3, MINUS + 19]
+
+
+def test_a_cds_line_without_its_transcript_attribute_stops(tmp_path):
+    path = tmp_path / "bad.gtf"
+    path.write_text('c1\tt\tCDS\t3\t8\t.\t+\t0\tgene_id "g";\n')
+    with pytest.raises(GenofmInputError, match=r"bad.gtf, line 1: a CDS line without transcript_id"):
+        read_cds_lines(path)
+
+
+TBA_HEADER = "##maf version=1\n# tba.v12 (hg ((mm rn) cf)) x.maf y.maf\n"
+
+
+def test_the_species_tree_from_the_maf_header(tmp_path):
+    maf = tmp_path / "a.maf"
+    maf.write_text(TBA_HEADER + "\na\ns hg.c1 0 2 + 9 AC\n")
+    assert tree_from_maf(maf) == "(hg,((mm,rn),cf));"
+    assert binary_tree("(a,(b,c,d,e),f);", ["a", "b", "c", "d", "e", "f"]) == "((a,(((b,c),d),e)),f);"
+    assert binary_tree("(hg:0.1,((mm:0.2,rn:0.2)x:0.1,cf:0.3):0.1);", ["hg", "mm", "cf"]) == "(hg,(mm,cf));"
+    assert parse_topology("((a,b),c);") == [["a", "b"], "c"]
+    with pytest.raises(GenofmInputError, match="does not have dog"):
+        binary_tree("(hg,mm);", ["hg", "dog"])
+    bare = tmp_path / "bare.maf"
+    bare.write_text("##maf version=1\na\ns hg.c1 0 2 + 9 AC\n")
+    with pytest.raises(GenofmInputError, match="names no species tree"):
+        tree_from_maf(bare)
+
+
+def simulated_alignment(tmp_path, n_neutral=3000, n_conserved=200, seed=0):
+    """Five species on a star-ish tree: neutral columns where each species' base changes with
+    probability 0.3, conserved columns identical in all; then 50 columns only the reference has."""
+    rng = np.random.default_rng(seed)
+    species = ["hg", "pt", "mm", "rn", "cf"]
+    n = n_neutral + n_conserved
+    reference = rng.choice(list("ACGT"), n)
+    rows = {"hg": reference}
+    for name in species[1:]:
+        change = rng.random(n) < 0.3
+        change[n_neutral:] = False
+        rows[name] = np.where(change, rng.choice(list("ACGT"), n), reference)
+    genome = "".join(reference) + "A" * 50
+    text = TBA_HEADER.replace("(hg ((mm rn) cf))", "((hg pt) ((mm rn) cf))") + "\n"
+    text += "a\n" + "\n".join(f"s {name}.c1 0 {n} + {n + 50} {''.join(rows[name])}" for name in species) + "\n\n"
+    text += f"a\ns hg.c1 {n} 50 + {n + 50} {'A' * 50}\n"
+    maf = tmp_path / "sim.maf"
+    maf.write_text(text)
+    build_arrays(maf, "hg", species[1:], tmp_path / "arrays", contigs={"c1": len(genome)})
+    return maf, AlignedColumns(tmp_path / "arrays"), n_neutral, n_conserved
+
+
+def test_phylofit_and_phylop_tell_conserved_columns_from_neutral_ones(tmp_path):
+    require_tool("phyloFit")
+    maf, columns, n_neutral, n_conserved = simulated_alignment(tmp_path)
+    neutral = [("c1", np.arange(0, n_neutral, 2))]
+    fit = fit_neutral_model(columns, neutral, tree_from_maf(maf), tmp_path / "neutral.mod", tmp_path)
+    assert fit["columns"] == n_neutral // 2 and fit["tree"] == "((hg,pt),((mm,rn),cf));"
+    assert 0.5 < fit["total_branch_length"] < 5  # a 0.3 chance of change per species and column
+    assert (tmp_path / "neutral.mod").read_text().startswith("ALPHABET")
+    wanted = [("c1", np.arange(1, n_neutral, 2)), ("c1", np.arange(n_neutral, n_neutral + n_conserved)),
+              ("c1", np.array([n_neutral + n_conserved + 3]))]
+    scores = phylop_scores(tmp_path / "neutral.mod", columns, wanted, tmp_path)
+    held_out, conserved, lone = scores[:n_neutral // 2], scores[n_neutral // 2:-1], scores[-1]
+    assert np.isnan(lone)  # only the reference aligned: no score
+    assert not np.isnan(held_out).any() and not np.isnan(conserved).any()
+    assert conserved.mean() > 0.5 and held_out.mean() < conserved.mean() - 0.5
+    auroc = (conserved[:, None] > held_out[None, :]).mean() + 0.5 * (conserved[:, None] == held_out[None, :]).mean()
+    assert auroc > 0.8
