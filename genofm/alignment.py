@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -69,6 +70,13 @@ def open_maf(path):
 
 def read_blocks(path) -> Iterator[MafBlock]:
     """The blocks of a MAF with their "s" rows, in file order; "i", "e" and "q" lines are skipped."""
+    try:
+        yield from _blocks(path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise GenofmInputError(f"{path}: truncated or corrupt compressed file ({err})") from err
+
+
+def _blocks(path) -> Iterator[MafBlock]:
     with open_maf(path) as handle:
         rows: list[MafRow] = []
         start_line = 0

@@ -37,7 +37,7 @@ def compare_class_pairs(tables: dict[str, pd.DataFrame], seed: int) -> pd.DataFr
 
 def primary_score(table: pd.DataFrame) -> str | None:
     """The model's own likelihood score if it has one (llr, lldiff, influence), else the first."""
-    scores = [s for s in present_scores(table) if s != "markov"]
+    scores = [s for s in present_scores(table) if s not in ("markov", "phylop")]  # not the model's own
     return scores[0] if scores else None
 
 

@@ -110,6 +110,9 @@ class AnnotationSettings:
                                          'check.', pattern=CHECKSUM_PATTERN)
     format: str = setting("auto", "Annotation format; auto decides by file name (.gtf / .gff3 / .gff).",
                           choices=["auto", "gtf", "gff3"])
+    transcript_attribute: str = setting("auto", "The attribute that groups CDS lines into coding sequences (for "
+                                                "conservation's four-fold degenerate sites): auto is transcript_id "
+                                                "in GTF, Parent in GFF3; JGI's GFF2 uses name.")
 
 
 @dataclass
@@ -126,6 +129,12 @@ class AlignmentSettings:
     species: list[str] = setting(doc="The other species to keep, in this order (the arrays' columns after the "
                                      "reference); the MAF's others are left out and named in the log.",
                                  factory=list)
+    tree: str = setting("", "Species tree topology (Newick) for the neutral model; empty: the one in the MAF's "
+                            "header (TBA, multiz).")
+    neutral_sites: int = setting(100_000, "Four-fold degenerate sites (a seeded sample, from the genome's "
+                                          "annotation) that phyloFit fits the neutral model on. With an "
+                                          "annotation, call sets of the genome get phyloP scores (GFM_PHYLOP).",
+                                 minimum=100)
 
 
 @dataclass

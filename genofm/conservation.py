@@ -58,30 +58,30 @@ def parse_topology(newick: str):
     tokens = [t for t in tokens if not t.startswith(":")]
     position = 0
 
+    def peek() -> str:
+        return tokens[position] if position < len(tokens) else ""
+
     def node():
         nonlocal position
-        if position >= len(tokens):
-            raise GenofmInputError(f"tree {newick!r}: ends early")
-        if tokens[position] == "(":
+        if peek() == "(":
             position += 1
             children = [node()]
-            while tokens[position] == ",":
+            while peek() == ",":
                 position += 1
                 children.append(node())
-            if tokens[position] != ")":
-                raise GenofmInputError(f"tree {newick!r}: ')' expected at {tokens[position]!r}")
+            if peek() != ")":
+                raise GenofmInputError(f"tree {newick!r}: ')' expected at {peek() or 'the end'!r}")
             position += 1
-            if position < len(tokens) and tokens[position] not in "(),;":
+            if peek() not in ("", "(", ")", ",", ";"):
                 position += 1  # an inner node's name
             return children
-        name = tokens[position]
-        if name in "(),;":
-            raise GenofmInputError(f"tree {newick!r}: a species name expected at {name!r}")
+        name = peek()
+        if name in ("", "(", ")", ",", ";"):
+            raise GenofmInputError(f"tree {newick!r}: a species name expected at {name or 'the end'!r}")
         position += 1
         return name
 
-    tree = node()
-    return tree
+    return node()
 
 
 def leaves(tree) -> list[str]:
@@ -186,3 +186,77 @@ def phylop_scores(model_path, columns: AlignedColumns, sites: list[tuple[str, np
     informative = ((codes[:, 1:] >= 1) & (codes[:, 1:] <= 5)).any(axis=1)
     scores[~informative] = math.nan
     return scores
+
+
+# --- the workflow's pieces: a neutral model from the annotation, phyloP of VCF alleles ---------
+
+def transcript_attribute(attribute: str, annotation_format: str) -> str:
+    if attribute != "auto":
+        return attribute
+    return "transcript_id" if annotation_format == "gtf" else "Parent"
+
+
+def neutral_site_sample(columns: AlignedColumns, fasta, cds_by_contig: dict, n: int,
+                        seed: int) -> tuple[list[tuple[str, np.ndarray]], int]:
+    """A seeded sample of `n` four-fold degenerate sites over the contigs the alignment has, by
+    contig in the alignment's order; and how many there were."""
+    from .consequence import four_fold_sites
+
+    per_contig = []
+    for contig in columns.contigs:
+        if cds_by_contig.get(contig):
+            per_contig.append((contig, four_fold_sites(fasta.fetch(contig), cds_by_contig[contig])))
+    total = sum(len(p) for _, p in per_contig)
+    if total == 0:
+        raise GenofmInputError("the annotation gives no four-fold degenerate site on the alignment's contigs "
+                               f"({', '.join(list(columns.contigs)[:5])}...): no coding sequences there?")
+    keep = np.sort(np.random.default_rng(seed).choice(total, min(n, total), replace=False))
+    offsets = np.cumsum([0] + [len(p) for _, p in per_contig])
+    sample = [(contig, positions[keep[(keep >= lo) & (keep < hi)] - lo])
+              for (contig, positions), lo, hi in zip(per_contig, offsets[:-1], offsets[1:])]
+    return sample, total
+
+
+def fit_from_annotation(arrays_dir, annotation, attribute: str, fasta, tree: str, sites: int, seed: int,
+                        out_mod, workdir) -> dict:
+    """The neutral model of a genome's alignment, fitted on a sample of the four-fold degenerate
+    sites of its annotation's coding sequences (standard genetic code)."""
+    from .consequence import read_cds_lines
+
+    columns = AlignedColumns(arrays_dir)
+    cds = read_cds_lines(annotation, attribute, table=1)
+    sample, total = neutral_site_sample(columns, fasta, cds, sites, seed)
+    fit = fit_neutral_model(columns, sample, tree, out_mod, workdir)
+    log.info("neutral model: %d of %d four-fold degenerate sites; total branch length %.3f substitutions per "
+             "site; tree %s", fit["columns"], total, fit["total_branch_length"], fit["tree"])
+    return {**fit, "four_fold_sites": total}
+
+
+class PhylopScorer:
+    """phyloP of VCF alleles: the mean over the REF bases' columns (an insertion: its anchor
+    base), into allele.scores["phylop"]; none where no REF base's column has a score."""
+
+    def __init__(self, model_path, arrays_dir):
+        self.model_path, self.columns = Path(model_path), AlignedColumns(arrays_dir)
+
+    def score(self, alleles) -> None:
+        import tempfile
+
+        from .vcf import SCORED_STATUSES
+
+        wanted = [a for a in alleles if a.status in SCORED_STATUSES and a.kind != "other"
+                  and a.ref_chrom in self.columns.contigs]
+        if not wanted:
+            return
+        spans = {(a.ref_chrom, p) for a in wanted for p in range(a.pos, a.pos + len(a.ref))}
+        by_contig: dict[str, list[int]] = {}
+        for contig, position in sorted(spans):
+            by_contig.setdefault(contig, []).append(position)
+        sites = [(contig, np.array(positions)) for contig, positions in by_contig.items()]
+        with tempfile.TemporaryDirectory(prefix="genofm-phylop-") as tmp:
+            scores = phylop_scores(self.model_path, self.columns, sites, tmp)
+        at = dict(zip(((c, int(p)) for c, positions in sites for p in positions), scores))
+        for a in wanted:
+            values = np.array([at[(a.ref_chrom, p)] for p in range(a.pos, a.pos + len(a.ref))])
+            if not np.isnan(values).all():
+                a.scores["phylop"] = float(np.nanmean(values))

@@ -42,6 +42,7 @@ SCORES = {
     "emb_cosine": ("embedding cosine distance", 1.0),
     "emb_l2": ("embedding L2 distance", 1.0),
     "markov": ("-log-likelihood difference (Markov baseline)", -1.0),
+    "phylop": ("phyloP conservation", 1.0),
 }
 
 

@@ -24,6 +24,7 @@ from .atomic import atomic_paths
 from .config import CallsetConfig
 from .errors import GenofmInputError
 from .loading import load_model_and_tokenizer, tokenizer_label
+from .conservation import PhylopScorer
 from .markov import MarkovModel
 from .model import DNALM
 from .provenance import provenance
@@ -36,7 +37,7 @@ from .vcf_writer import annotated_header, annotated_line, write_bgzip_vcf_index
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["record", "chrom", "pos", "id", "ref", "alt", "kind", "class", "codon_position", "status", "window",
-                 "llr", "llr_fwd", "llr_rev", "pll", "lldiff", "influence", "emb_cosine", "emb_l2", "markov"]
+                 "llr", "llr_fwd", "llr_rev", "pll", "lldiff", "influence", "emb_cosine", "emb_l2", "markov", "phylop"]
 # REF checks that count towards the "another genome build?" warning
 _CHECKED = ("OK", "NEAR_CONTIG_END", "N_IN_WINDOW", "REF_MISMATCH", "ALT_NOT_ACGT", "OUTSIDE_REGIONS")
 # statuses of records left out by choice (regions) or by nature (no ALT, symbolic): they do not
@@ -50,12 +51,14 @@ _SCORE_COLUMNS = TABLE_COLUMNS[TABLE_COLUMNS.index("llr"):]
 @dataclass(frozen=True)
 class ScoringInputs:
     """What a scoring run reads: the model, the reference, the VCF and, optionally, a Markov
-    baseline whose score SNVs also get (column and INFO `markov`) beside the model's."""
+    baseline whose score SNVs also get (column and INFO `markov`) beside the model's, and a
+    conservation scorer (phyloP against the genome's alignment: column `phylop`)."""
 
     model_dir: str | Path
     fasta: str | Path
     vcf: str | Path
     baseline: MarkovModel | None = None
+    conservation: PhylopScorer | None = None
     callset_key: str = "variants.<callset>"  # where the config sets the call set: messages name its keys
 
 
@@ -241,14 +244,21 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs, c
                                 inputs.callset_key, callset.codon_info_key)
         scorer = VariantScorer(model, tokenizer, fasta, cfg, loaded.device)
         window_bases = scorer.window_tokens * tokenizer.k
-        score_names = scorer.score_names + (["markov"] if baseline else [])
+        conservation = inputs.conservation
+        score_names = scorer.score_names + (["markov"] if baseline else []) + (["phylop"] if conservation else [])
         fields = info_fields(score_names, baseline.order if baseline else 0)
-        score_baseline = (lambda alleles: markov_scores(baseline, fasta, alleles)) if baseline else (lambda _: None)
+
+        def score_baseline(alleles):  # the scores beside the model's
+            if baseline:
+                markov_scores(baseline, fasta, alleles)
+            if conservation:
+                conservation.score(alleles)
         header_meta = {
             "genofm_model": {"Path": str(inputs.model_dir), "Objective": "clm" if model.cfg.causal else "mlm",
                              "Parameters": model.num_parameters(), "Tokenizer": tokenizer_label(tokenizer)},
             "genofm_scoring": {"Window": window_bases, "Reference": str(inputs.fasta),
                                **{k: v for k, v in asdict(cfg).items() if k != "window"}},
+            **({"genofm_conservation": {"NeutralModel": str(conservation.model_path)}} if conservation else {}),
             **(meta or {}),
         }
         header = annotated_header(scan.header_text, fields, header_meta)

@@ -474,6 +474,8 @@ def info_fields(score_names: list[str], markov_order: int = 0) -> list[InfoField
                       "negative: the ALT base upsets what the model expects next"),
         "emb_cosine": ("GFM_EMB_COS", "Cosine distance between the REF and ALT window embeddings"),
         "emb_l2": ("GFM_EMB_L2", "Euclidean (L2) distance between the REF and ALT window embeddings"),
+        "phylop": ("GFM_PHYLOP", "Conservation: phyloP -log10 p (LRT, CONACC) of the REF bases' alignment columns "
+                   "against the genome's neutral model, averaged; positive: conserved, negative: accelerated"),
     }
     statuses = ", ".join(STATUSES)
     fields = [InfoField("GFM_STATUS", "", "String", f"genofm scoring status: {statuses}")]

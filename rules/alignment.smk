@@ -44,3 +44,34 @@ rule alignment_arrays:
         species=lambda w: genome_config(w.genome)["alignment"]["species"],
     script:
         "../workflow_scripts/alignment_arrays.py"
+
+
+rule neutral_model:
+    input:
+        arrays="results/{genome}/alignment",
+        maf="resources/{genome}/alignment.maf.gz",
+        annotation=lambda w: annotation_path(w.genome),
+        fasta="resources/{genome}/genome.fa.gz",
+        fai="resources/{genome}/genome.fa.gz.fai",
+    output:
+        model="results/{genome}/conservation/neutral.mod",
+        summary="results/{genome}/conservation/neutral.json",
+    log:
+        "logs/{genome}/neutral_model.log",
+    benchmark:
+        "benchmarks/{genome}/neutral_model.tsv"
+    conda:
+        "../envs/genome.yaml"
+    resources:
+        mem_mb=lambda w, attempt: 4000 * attempt,
+        runtime=lambda w, attempt: 120 * attempt,
+    params:
+        tree=lambda w: genome_config(w.genome)["alignment"]["tree"],
+        sites=lambda w: genome_config(w.genome)["alignment"]["neutral_sites"],
+        attribute=lambda w: genome_config(w.genome)["annotation"][
+            "transcript_attribute"
+        ],
+        annotation_format=lambda w: annotation_format(w.genome),
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/neutral_model.py"

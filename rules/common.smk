@@ -301,6 +301,18 @@ def callset_inputs(wildcards):
         "fai": f"resources/{cs['genome']}/genome.fa.gz.fai",
         "gzi": f"resources/{cs['genome']}/genome.fa.gz.gzi",
         "vcf": cs["vcf"],
+        **conservation_inputs(cs["genome"]),
+    }
+
+
+def conservation_inputs(genome):
+    """phyloP's inputs for a genome with an alignment and an annotation (else none)."""
+    gcfg = genome_config(genome)
+    if not gcfg["alignment"]["source"] or not annotation_source(genome):
+        return {}
+    return {
+        "neutral_model": f"results/{genome}/conservation/neutral.mod",
+        "alignment": f"results/{genome}/alignment",
     }
 
 
@@ -441,6 +453,8 @@ def all_outputs():
         outputs.append(f"resources/{genome}/genome.fa.gz")
         if gcfg["alignment"]["source"]:
             outputs.append(f"results/{genome}/alignment")
+            if annotation_source(genome):
+                outputs.append(f"results/{genome}/conservation/neutral.mod")
         for name in gcfg["region_sets"]:
             outputs.append(f"results/{genome}/regions/{name}.parquet")
             outputs.append(f"results/{genome}/tokens/{name}/tokens.npy")

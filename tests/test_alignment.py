@@ -101,6 +101,14 @@ def test_gzip_and_the_reference_check(tmp_path):
         build_arrays(wrong, "hg", ["mm"], tmp_path / "w", fasta=fasta(tmp_path))
 
 
+def test_a_truncated_gzip_maf_stops(tmp_path):
+    whole = gzip.compress(MAF.encode() * 50)
+    cut = tmp_path / "cut.maf.gz"
+    cut.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(GenofmInputError, match=r"cut.maf.gz: truncated or corrupt compressed file"):
+        list(read_blocks(cut))
+
+
 def test_species_as_configured(tmp_path, caplog):
     maf = write(tmp_path, MAF)
     with pytest.raises(GenofmInputError, match=r"name the MAF's reference species and the species to keep in "

@@ -4,11 +4,12 @@ phyloFit's neutral model and phyloP scores (phast)."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import numpy as np
 import pytest
 
-from conftest import require_tool
+from conftest import REPO, copy_workflow, require_tool
 from genofm.alignment import AlignedColumns, build_arrays
 from genofm.consequence import coding_snvs, four_fold_sites, read_cds_lines
 from genofm.conservation import binary_tree, fit_neutral_model, parse_topology, phylop_scores, tree_from_maf
@@ -70,6 +71,9 @@ def test_the_species_tree_from_the_maf_header(tmp_path):
     assert binary_tree("(a,(b,c,d,e),f);", ["a", "b", "c", "d", "e", "f"]) == "((a,(((b,c),d),e)),f);"
     assert binary_tree("(hg:0.1,((mm:0.2,rn:0.2)x:0.1,cf:0.3):0.1);", ["hg", "mm", "cf"]) == "(hg,(mm,cf));"
     assert parse_topology("((a,b),c);") == [["a", "b"], "c"]
+    for bad, message in (("(a,b", r"'\)' expected at 'the end'"), ("(a,,b);", "a species name expected at ','")):
+        with pytest.raises(GenofmInputError, match=message):
+            parse_topology(bad)
     with pytest.raises(GenofmInputError, match="does not have dog"):
         binary_tree("(hg,mm);", ["hg", "dog"])
     bare = tmp_path / "bare.maf"
@@ -117,3 +121,81 @@ def test_phylofit_and_phylop_tell_conserved_columns_from_neutral_ones(tmp_path):
     assert conserved.mean() > 0.5 and held_out.mean() < conserved.mean() - 0.5
     auroc = (conserved[:, None] > held_out[None, :]).mean() + 0.5 * (conserved[:, None] == held_out[None, :]).mean()
     assert auroc > 0.8
+
+
+# --- through the workflow: the demo genome with a simulated alignment -------------------------
+
+def demo_alignment(path, seed=3):
+    """A MAF of the demo genome (reference "demo") and four other species in 4 kb blocks: each
+    base of another species changes with probability 0.25, but only 0.02 at the first two bases
+    of codons (so coding changes that alter the protein sit in conserved columns)."""
+    from genofm.consequence import read_cds_lines
+
+    rng = np.random.default_rng(seed)
+    cds = read_cds_lines(REPO / "config/demo/annotation.gtf")
+    contigs: dict[str, list[str]] = {}
+    with gzip.open(REPO / "config/demo/genome.fa.gz", "rt") as handle:
+        for line in handle:
+            if line.startswith(">"):
+                name = line[1:].split()[0]
+                contigs[name] = []
+            else:
+                contigs[name].append(line.strip())
+    lines = ["##maf version=1", "# tba.v12 (demo ((sp1 sp2) (sp3 sp4))) x.maf", ""]
+    for contig, pieces in contigs.items():
+        sequence = np.array(list("".join(pieces)))
+        length = len(sequence)
+        rate = np.full(length, 0.25)
+        for c in cds.get(contig, []):
+            positions = c.coding_positions()
+            rate[positions[np.arange(len(positions)) % 3 != 2]] = 0.02
+        for start in range(0, length, 4000):
+            end = min(length, start + 4000)
+            lines += ["a score=0", f"s demo.{contig} {start} {end - start} + {length} {''.join(sequence[start:end])}"]
+            for species in ("sp1", "sp2", "sp3", "sp4"):
+                change = rng.random(end - start) < rate[start:end]
+                row = np.where(change, rng.choice(list("ACGT"), end - start), sequence[start:end])
+                lines.append(f"s {species}.{contig} {start} {end - start} + {length} {''.join(row)}")
+            lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.workflow
+def test_call_sets_get_phylop_through_the_workflow(tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    require_tool("phyloP")
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    genome = config["genomes"]["demo"]
+    genome["alignment"] = {"source": str(demo_alignment(tmp_path / "demo.maf")), "reference_species": "demo",
+                           "species": ["sp1", "sp2", "sp3", "sp4"], "neutral_sites": 5000}
+    model = config["models"]["demo_mlm"]
+    model["training"].update(max_steps=10, eval_every=10, checkpoint_every=10, metrics_every=10, log_every=10)
+    model["export_huggingface"] = False
+    config["models"] = {"demo_mlm": model}
+    config["probes"] = {}
+    config["variants"]["demo_variants"]["models"] = ["demo_mlm"]
+    (workdir / "phylop.yaml").write_text(yaml.safe_dump(config))
+    target = "results/demo/variants/demo_mlm/demo_variants/findings.tsv"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile", "phylop.yaml"],
+                          cwd=workdir, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    fit = json.loads((workdir / "results/demo/conservation/neutral.json").read_text())
+    assert fit["columns"] == 5000 and fit["tree"] == "(demo,((sp1,sp2),(sp3,sp4)));"
+    table = pd.read_csv(workdir / "results/demo/variants/demo_mlm/demo_variants.tsv", sep="\t")
+    ok = table[table["status"] == "OK"]
+    assert ok["phylop"].notna().mean() > 0.95
+    # codon positions 1-2 evolve slowly in the simulation: missense SNVs sit in conserved columns
+    by_class = ok.groupby("class")["phylop"].mean()
+    assert by_class["missense"] > by_class["synonymous"] + 0.5
+    with gzip.open(workdir / "results/demo/variants/demo_mlm/demo_variants.vcf.gz", "rt") as handle:
+        text = handle.read()
+    assert "##INFO=<ID=GFM_PHYLOP," in text and "GFM_PHYLOP=" in text
+    findings = pd.read_csv(workdir / target, sep="\t")
+    assert "phylop" in set(findings["score"])

@@ -2,6 +2,7 @@
 (annotated VCF, table, summary), in one job or in shards that score_variants then joins."""
 
 from genofm.config import run_settings
+from genofm.conservation import PhylopScorer
 from genofm.devices import torch_device
 from genofm.markov import fit_markov
 from genofm.provenance import provenance
@@ -28,11 +29,13 @@ def main(smk):
     baseline = None
     if smk.params.markov_order:
         baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
+    conservation = (PhylopScorer(smk.input.neutral_model, smk.input.alignment)
+                    if hasattr(smk.input, "neutral_model") else None)
     sharded = hasattr(smk.wildcards, "shard")
     outputs = (ShardParts(smk.output.vcf, smk.output.tsv, smk.output.json) if sharded
                else ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary))
     score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline,
-                            callset_key=callset_key),
+                            conservation=conservation, callset_key=callset_key),
               outputs, ScoringConfig(**smk.params.scoring), callset, meta=meta,
               device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"),
               shard=(int(smk.wildcards.shard), int(smk.wildcards.shards)) if sharded else None)

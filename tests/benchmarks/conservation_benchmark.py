@@ -32,8 +32,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from genofm.alignment import AlignedColumns, build_arrays  # noqa: E402
-from genofm.consequence import coding_snvs, four_fold_sites, read_cds_lines  # noqa: E402
-from genofm.conservation import fit_neutral_model, phylop_scores, tree_from_maf  # noqa: E402
+from genofm.consequence import coding_snvs, read_cds_lines  # noqa: E402
+from genofm.conservation import (fit_neutral_model, leaves, neutral_site_sample, parse_topology,  # noqa: E402
+                                 phylop_scores, tree_from_maf)
 from genofm.findings import class_pair_findings  # noqa: E402
 from markdown_table import write_markdown  # noqa: E402
 
@@ -57,27 +58,20 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, pysam.FastaFile(str(fasta_path)) as fasta:
         tree = tree_from_maf(maf)
-        species = [s for s in tree.replace("(", ",").replace(")", ",").replace(";", "").split(",")
-                   if s and s != REFERENCE]
+        species = [s for s in leaves(parse_topology(tree)) if s != REFERENCE]
         build_arrays(maf, REFERENCE, species, Path(tmp) / "arrays", fasta=fasta,
                      contigs=dict(zip(fasta.references, fasta.lengths)))
         columns = AlignedColumns(Path(tmp) / "arrays")
         cds = read_cds_lines(ZYMO / "Mgraminicolav2.FrozenGeneCatalog20080910.gff.gz", "name", table=1)
-        neutral, snvs = [], []
+        snvs = []
         per_contig = -(-args.per_class // len(cds))
         for contig in sorted(cds):
-            genome = fasta.fetch(contig)
-            neutral.append((contig, four_fold_sites(genome, cds[contig])))
-            table = coding_snvs(genome, cds[contig])
+            table = coding_snvs(fasta.fetch(contig), cds[contig])
             for kind in CLASSES:
                 rows = table[table["class"] == kind]
                 pick = np.sort(rng.choice(len(rows), min(per_contig, len(rows)), replace=False))
                 snvs.append(rows.iloc[pick].assign(contig=contig))
-        total = sum(len(p) for _, p in neutral)
-        keep = np.sort(rng.choice(total, min(args.neutral_sites, total), replace=False))
-        offsets = np.cumsum([0] + [len(p) for _, p in neutral])
-        sample = [(c, p[keep[(keep >= lo) & (keep < hi)] - lo]) for (c, p), lo, hi in
-                  zip(neutral, offsets[:-1], offsets[1:])]
+        sample, total = neutral_site_sample(columns, fasta, cds, args.neutral_sites, args.seed)
         fit = fit_neutral_model(columns, sample, tree, Path(tmp) / "neutral.mod", tmp)
         print(f"neutral model: {fit['columns']:,} of {total:,} four-fold degenerate sites; total branch length "
               f"{fit['total_branch_length']:.2f} substitutions per site", flush=True)
