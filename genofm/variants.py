@@ -22,9 +22,9 @@ import pysam
 
 from .atomic import atomic_paths
 from .config import CallsetConfig
+from .conservation import PhylopScorer
 from .errors import GenofmInputError
 from .loading import load_model_and_tokenizer, tokenizer_label
-from .conservation import PhylopScorer
 from .markov import MarkovModel
 from .model import DNALM
 from .provenance import provenance
