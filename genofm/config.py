@@ -447,11 +447,20 @@ class CallsetConfig:
 @dataclass
 class LabelledSnvSettings:
     """Make this call set's VCF (at the `vcf` path, which must then be
-    results/{genome}/labelled_snvs/{callset}.vcf) from a GenBank annotation: random SNVs in coding
-    sequences classed by their true consequence (synonymous, missense, stop_gained; bacterial code,
-    table 11) plus intergenic SNVs, in INFO/CLASS."""
+    results/{genome}/labelled_snvs/{callset}.vcf) from a GenBank file or the genome's annotation:
+    random SNVs in coding sequences classed by their true consequence (synonymous, missense,
+    stop_gained) plus intergenic SNVs, in INFO/CLASS, with INFO/CODON_POS."""
 
-    genbank: str = setting("", "GenBank flat file of the genome (one record); empty: the VCF is the user's.")
+    genbank: str = setting("", "GenBank flat file of the genome (one record); empty: the VCF is the user's (or "
+                               "annotation).")
+    annotation: bool = setting(False, "Draw from the genome's annotation instead (GTF, GFF3 or GFF2 CDS lines "
+                                      "grouped into multi-exon coding sequences by annotation.transcript_attribute; "
+                                      "every contig).")
+    genetic_code: int = setting(1, "With annotation: the translation table (1 standard, 11 bacterial).",
+                                choices=[1, 11])
+    min_aligned_species: int = setting(0, "Only sites where at least this many other species of the genome's "
+                                          "alignment have a base (genomes.<g>.alignment); 0: every site.",
+                                       minimum=0)
     per_class: int = setting(500, "SNVs drawn per class.", minimum=1)
     seed: int = setting(1, "Seed of the draw.")
     within_set: str = setting("", "Draw only from genes wholly inside the regions of this region set (e.g. the "

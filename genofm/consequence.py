@@ -301,14 +301,79 @@ def labelled_snv_set(genome: str, cds: list[Cds], spans: list[tuple[int, int]], 
     return table.drop_duplicates(["pos", "alt"]).reset_index(drop=True)
 
 
-def write_vcf(table: pd.DataFrame, chrom: str, length: int, path: str | Path, source: str = "genofm") -> None:
-    """A VCF 4.2 of the labelled SNVs: INFO/CLASS the consequence, INFO/GENE the CDS, INFO/CODON_POS
-    the SNV's position in its codon."""
+def write_vcf(table: pd.DataFrame, contigs: list[tuple[str, int]], path: str | Path, source: str = "genofm") -> None:
+    """A VCF 4.2 of the labelled SNVs (a `chrom` column naming each one's contig, in the order of
+    `contigs`): INFO/CLASS the consequence, INFO/GENE the CDS, INFO/CODON_POS the SNV's position
+    in its codon."""
     info = [("CLASS", "1", "String", "True consequence: synonymous, missense, stop_gained or intergenic"),
-            ("GENE", "1", "String", "Locus tag of the CDS hit"),
+            ("GENE", "1", "String", "The CDS hit (locus tag or transcript)"),
             ("CODON_POS", "1", "Integer", "Position of a coding SNV in its codon (1-3, on the coding strand)")]
-    records = ((chrom, row.pos + 1, ".", row.ref, row.alt, {"CLASS": row[3], "GENE": row.gene}
+    records = ((row.chrom, row.pos + 1, ".", row.ref, row.alt, {"CLASS": row._4, "GENE": row.gene}
                 | ({"CODON_POS": int(row.codon_position)} if row.codon_position else {}))
-               for row in table.itertuples(index=False))
-    write_vcf_file(path, [("source", source)], [(chrom, length)], info, records)
+               for row in table[["chrom", "pos", "ref", "alt", "class", "gene", "codon_position"]]
+               .itertuples(index=False))
+    write_vcf_file(path, [("source", source)], contigs, info, records)
 
+
+def read_feature_spans(path: str | Path) -> dict[str, list[tuple[int, int]]]:
+    """Every feature's span (0-based, half-open) of a GTF/GFF file by contig: where intergenic
+    SNVs must not fall."""
+    from .files import open_text
+
+    spans: dict[str, list[tuple[int, int]]] = {}
+    with open_text(path) as handle:
+        for line in handle:
+            if line.startswith("#") or not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) >= 5 and fields[3].isdigit() and fields[4].isdigit():
+                spans.setdefault(fields[0], []).append((int(fields[3]) - 1, int(fields[4])))
+    return spans
+
+
+def labelled_snvs_of_genome(fasta, cds_by_contig: dict[str, list[Cds]], spans_by_contig: dict[str, list],
+                            per_class: int, seed: int, keep=None,
+                            within: dict[str, list[tuple[int, int]]] | None = None) -> pd.DataFrame:
+    """`per_class` SNVs of each class drawn uniformly over a genome of several contigs, one
+    contig at a time (so memory holds one contig's SNVs): each candidate gets a seeded random
+    key and the `per_class` smallest keys of a class are kept. `keep(contig, positions)` (a
+    boolean mask) filters candidates first (e.g. enough species aligned); with `within` (intervals
+    by contig), only genes wholly inside them and intergenic bases inside them. Columns: chrom, pos
+    (0-based), ref, alt, class, gene, codon_position; sorted by contig (FASTA order), pos, alt."""
+    rng = np.random.default_rng(seed)
+    kept: dict[str, pd.DataFrame] = {}
+
+    def offer(rows: pd.DataFrame, keys: np.ndarray) -> None:  # keep the per_class smallest keys of each class
+        rows = rows.assign(key=keys)
+        for kind, group in rows.groupby("class"):
+            both = pd.concat([kept[kind], group]) if kind in kept else group
+            kept[kind] = both.nsmallest(per_class, "key")
+
+    for contig in fasta.references:
+        if within is not None and not within.get(contig):
+            continue
+        inside = within.get(contig) if within is not None else None
+        genome = fasta.fetch(contig).upper()
+        if cds_by_contig.get(contig):
+            coding = coding_snvs(genome, cds_by_contig[contig], inside)
+            if keep is not None and len(coding):
+                coding = coding[keep(contig, coding["pos"].to_numpy())]
+            offer(coding.assign(chrom=contig), rng.random(len(coding)))
+        free = intergenic_positions(genome, spans_by_contig.get(contig, []), inside)
+        if keep is not None and len(free):
+            free = free[keep(contig, free)]
+        keys = rng.random(len(free))
+        if len(free) > per_class:  # only the contig's smallest keys can be among the genome's
+            smallest = np.argpartition(keys, per_class)[:per_class]
+            free, keys = free[smallest], keys[smallest]
+        refs = np.frombuffer(genome.encode(), dtype="S1")[free].astype(str)
+        alts = [BASES.replace(r, "")[i] for r, i in zip(refs, rng.integers(0, 3, len(free)))]
+        offer(pd.DataFrame({"pos": free, "ref": refs, "alt": alts, "class": "intergenic", "gene": "",
+                            "codon_position": 0, "chrom": contig}), keys)
+    for kind in CLASSES:
+        if kind not in kept or len(kept[kind]) < per_class:
+            log.warning("only %d %s SNVs exist; taking all", len(kept.get(kind, [])), kind)
+    order = {name: i for i, name in enumerate(fasta.references)}
+    table = pd.concat(kept.values(), ignore_index=True).drop(columns="key")
+    table = table.assign(rank=table["chrom"].map(order)).sort_values(["rank", "pos", "alt"], kind="stable")
+    return table.drop(columns="rank").drop_duplicates(["chrom", "pos", "alt"]).reset_index(drop=True)

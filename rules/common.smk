@@ -341,18 +341,34 @@ def embed_config():
 
 def labelled_snv_inputs(wildcards):
     spec = callset_config(wildcards.callset)["labelled_snvs"]
-    if not spec.get("genbank"):
+    genome = wildcards.genome
+    if not spec.get("genbank") and not spec.get("annotation"):
         raise ValueError(
-            f"call set {wildcards.callset!r} has no labelled_snvs.genbank to make its VCF from"
+            f"call set {wildcards.callset!r} has neither labelled_snvs.genbank nor "
+            "labelled_snvs.annotation to make its VCF from"
         )
     inputs = {
-        "fasta": f"resources/{wildcards.genome}/genome.fa.gz",
-        "genbank": spec["genbank"],
+        "fasta": f"resources/{genome}/genome.fa.gz",
+        "fai": f"resources/{genome}/genome.fa.gz.fai",
     }
+    if spec.get("annotation"):
+        if not annotation_source(genome):
+            raise ValueError(
+                f"call set {wildcards.callset!r}: labelled_snvs.annotation, but genome "
+                f"{genome!r} has no annotation.source"
+            )
+        inputs["annotation"] = annotation_path(genome)
+    else:
+        inputs["genbank"] = spec["genbank"]
+    if spec.get("min_aligned_species"):
+        if not genome_config(genome)["alignment"]["source"]:
+            raise ValueError(
+                f"call set {wildcards.callset!r}: labelled_snvs.min_aligned_species, but "
+                f"genome {genome!r} has no alignment.source"
+            )
+        inputs["alignment"] = f"results/{genome}/alignment"
     if spec.get("within_set"):
-        inputs["within"] = (
-            f"results/{wildcards.genome}/regions/{spec['within_set']}.parquet"
-        )
+        inputs["within"] = f"results/{genome}/regions/{spec['within_set']}.parquet"
     return inputs
 
 

@@ -15,6 +15,12 @@ rule labelled_snvs:
         runtime=30,
     params:
         spec=lambda w: callset_config(w.callset)["labelled_snvs"],
+        transcript_attribute=lambda w: genome_config(w.genome)["annotation"][
+            "transcript_attribute"
+        ],
+        annotation_format=lambda w: (
+            annotation_format(w.genome) if annotation_source(w.genome) else ""
+        ),
     script:
         "../workflow_scripts/labelled_snvs.py"
 

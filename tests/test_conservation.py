@@ -11,7 +11,8 @@ import pytest
 
 from conftest import REPO, copy_workflow, require_tool
 from genofm.alignment import AlignedColumns, build_arrays
-from genofm.consequence import coding_snvs, four_fold_sites, read_cds_lines
+from genofm.consequence import (coding_snvs, four_fold_sites, labelled_snvs_of_genome, read_cds_lines,
+                                read_feature_spans, write_vcf)
 from genofm.conservation import binary_tree, fit_neutral_model, parse_topology, phylop_scores, tree_from_maf
 from genofm.errors import GenofmInputError
 from genofm.sequence import reverse_complement
@@ -59,6 +60,43 @@ def test_a_cds_line_without_its_transcript_attribute_stops(tmp_path):
     path.write_text('c1\tt\tCDS\t3\t8\t.\t+\t0\tgene_id "g";\n')
     with pytest.raises(GenofmInputError, match=r"bad.gtf, line 1: a CDS line without transcript_id"):
         read_cds_lines(path)
+
+
+def test_labelled_snvs_from_gene_models_over_several_contigs(tmp_path):
+    """The two-gene contig twice (c1, c2) and a contig without genes (c3): every class drawn
+    over all contigs, codon positions on the coding strand, intergenic SNVs outside every
+    feature, a filter and `within` applied, the same draw from the same seed, a VCF of it."""
+    import pysam
+
+    from conftest import write_fasta
+
+    annotation = gtf(tmp_path, 'gene_id "g"; transcript_id "{name}";')
+    text = gzip.decompress(annotation.read_bytes()).decode()
+    both = tmp_path / "both.gtf"
+    both.write_text(text + text.replace("c1\t", "c2\t").replace('"plus"', '"plus2"').replace('"minus"', '"minus2"'))
+    fasta_path = write_fasta(tmp_path / "g.fa", {"c1": GENOME, "c2": GENOME, "c3": "ACGT" * 20})
+    cds, spans = read_cds_lines(both), read_feature_spans(both)
+    with pysam.FastaFile(str(fasta_path)) as fasta:
+        table = labelled_snvs_of_genome(fasta, cds, spans, per_class=4, seed=5)
+        again = labelled_snvs_of_genome(fasta, cds, spans, per_class=4, seed=5)
+        odd_only = labelled_snvs_of_genome(fasta, cds, spans, per_class=4, seed=5,
+                                           keep=lambda contig, positions: positions % 2 == 1)
+        c1_only = labelled_snvs_of_genome(fasta, cds, spans, per_class=4, seed=5, within={"c1": [(0, 58)]})
+        assert table.equals(again)
+        assert table.groupby("class").size().to_dict() == {"intergenic": 4, "missense": 4, "stop_gained": 4,
+                                                           "synonymous": 4}
+        assert set(table["chrom"]) <= {"c1", "c2", "c3"} and list(table["chrom"]) == sorted(table["chrom"])
+        for row in table.itertuples():
+            assert fasta.fetch(row.chrom, row.pos, row.pos + 1) == row.ref != row.alt
+            if row._4 == "intergenic":
+                assert not any(s <= row.pos < e for s, e in spans.get(row.chrom, []))
+        assert (table.loc[table["class"] == "synonymous", "codon_position"] == 3).all()
+        assert (odd_only["pos"] % 2 == 1).all() and set(c1_only["chrom"]) == {"c1"}
+        write_vcf(table, list(zip(fasta.references, fasta.lengths)), tmp_path / "snvs.vcf")
+    with pysam.VariantFile(str(tmp_path / "snvs.vcf")) as vcf:
+        records = list(vcf)
+    assert len(records) == len(table) and {r.chrom for r in records} == set(table["chrom"])
+    assert {r.info["CLASS"] for r in records} == {"intergenic", "missense", "stop_gained", "synonymous"}
 
 
 TBA_HEADER = "##maf version=1\n# tba.v12 (hg ((mm rn) cf)) x.maf y.maf\n"
@@ -199,3 +237,35 @@ def test_call_sets_get_phylop_through_the_workflow(tmp_path):
     assert "##INFO=<ID=GFM_PHYLOP," in text and "GFM_PHYLOP=" in text
     findings = pd.read_csv(workdir / target, sep="\t")
     assert "phylop" in set(findings["score"])
+
+
+@pytest.mark.workflow
+def test_labelled_snvs_from_the_annotation_through_the_workflow(tmp_path):
+    import subprocess
+    import sys
+
+    import pysam
+    import yaml
+
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["genomes"]["demo"]["alignment"] = {
+        "source": str(demo_alignment(tmp_path / "demo.maf")), "reference_species": "demo",
+        "species": ["sp1", "sp2", "sp3", "sp4"]}
+    config["models"], config["probes"] = {"demo_mlm": config["models"]["demo_mlm"]}, {}
+    config["variants"] = {"from_genes": {"vcf": "results/demo/labelled_snvs/from_genes.vcf", "genome": "demo",
+                                         "model": "demo_mlm", "labelled_snvs": {
+                                             "annotation": True, "per_class": 30, "min_aligned_species": 4,
+                                             "seed": 2}}}
+    (workdir / "labelled.yaml").write_text(yaml.safe_dump(config))
+    target = "results/demo/labelled_snvs/from_genes.vcf"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile",
+                           "labelled.yaml"], cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with pysam.VariantFile(str(workdir / target)) as vcf:
+        records = list(vcf)
+    classes = [r.info["CLASS"] for r in records]
+    assert {c: classes.count(c) for c in set(classes)} == {"synonymous": 30, "missense": 30, "stop_gained": 30,
+                                                           "intergenic": 30}
+    assert {r.chrom for r in records} == {"chr1", "chr2"}
+    assert all(r.info["CODON_POS"] in (1, 2, 3) for r in records if r.info["CLASS"] != "intergenic")

@@ -126,7 +126,7 @@ def test_labelled_set_vcf_and_within(tmp_path, mtb, mtb_genome):
     again = labelled_snv_set(mtb_genome, cds, spans, per_class=50, seed=3, within=within)
     assert again.equals(table)
     path = tmp_path / "snvs.vcf"
-    write_vcf(table, "NC_000962.3", len(mtb_genome), path)
+    write_vcf(table.assign(chrom="NC_000962.3"), [("NC_000962.3", len(mtb_genome))], path)
     with pysam.VariantFile(str(path)) as vcf:
         records = list(vcf)
     assert len(records) == 200 and records[0].info["CLASS"] in {"synonymous", "missense", "stop_gained", "intergenic"}
