@@ -139,16 +139,18 @@ def write_columns_fasta(path, columns: AlignedColumns, sites: list[tuple[str, np
 
 
 def fit_neutral_model(columns: AlignedColumns, sites: list[tuple[str, np.ndarray]], tree: str, out_mod,
-                      workdir) -> dict:
+                      workdir, seed: int = 0) -> dict:
     """phyloFit (REV, the tree's branch lengths fitted) on the columns of `sites`; writes the
-    model to `out_mod` and returns what it says (total branch length, background, likelihood)."""
+    model to `out_mod` and returns what it says (total branch length, background, likelihood).
+    phyloFit draws some starting values at random: its seed (seed + 1, as it wants one >= 1)
+    makes the model the same on every run."""
     workdir = Path(workdir) / "phylofit"
     workdir.mkdir(parents=True, exist_ok=True)
     fasta = workdir / "neutral_sites.fa"
     n = len(write_columns_fasta(fasta, columns, sites))
     topology = binary_tree(tree, columns.species)
-    proc = subprocess.run([require_phast("phyloFit"), "--tree", topology, "--subst-mod", "REV", "--msa-format",
-                           "FASTA", "--out-root", str(workdir / "neutral"), str(fasta)],
+    proc = subprocess.run([require_phast("phyloFit"), "--seed", str(seed + 1), "--tree", topology, "--subst-mod",
+                           "REV", "--msa-format", "FASTA", "--out-root", str(workdir / "neutral"), str(fasta)],
                           capture_output=True, text=True)
     if proc.returncode:
         raise GenofmInputError(f"phyloFit failed on {n} neutral columns: {proc.stderr.strip()[-1000:]}")
@@ -226,7 +228,7 @@ def fit_from_annotation(arrays_dir, annotation, attribute: str, fasta, tree: str
     columns = AlignedColumns(arrays_dir)
     cds = read_cds_lines(annotation, attribute, table=1)
     sample, total = neutral_site_sample(columns, fasta, cds, sites, seed)
-    fit = fit_neutral_model(columns, sample, tree, out_mod, workdir)
+    fit = fit_neutral_model(columns, sample, tree, out_mod, workdir, seed)
     log.info("neutral model: %d of %d four-fold degenerate sites; total branch length %.3f substitutions per "
              "site; tree %s", fit["columns"], total, fit["total_branch_length"], fit["tree"])
     return {**fit, "four_fold_sites": total}

@@ -150,6 +150,9 @@ def test_phylofit_and_phylop_tell_conserved_columns_from_neutral_ones(tmp_path):
     assert fit["columns"] == n_neutral // 2 and fit["tree"] == "((hg,pt),((mm,rn),cf));"
     assert 0.5 < fit["total_branch_length"] < 5  # a 0.3 chance of change per species and column
     assert (tmp_path / "neutral.mod").read_text().startswith("ALPHABET")
+    # phyloFit starts from random values: the seed makes the model the same on every run
+    fit_neutral_model(columns, neutral, tree_from_maf(maf), tmp_path / "again.mod", tmp_path / "again")
+    assert (tmp_path / "again.mod").read_bytes() == (tmp_path / "neutral.mod").read_bytes()
     wanted = [("c1", np.arange(1, n_neutral, 2)), ("c1", np.arange(n_neutral, n_neutral + n_conserved)),
               ("c1", np.array([n_neutral + n_conserved + 3]))]
     scores = phylop_scores(tmp_path / "neutral.mod", columns, wanted, tmp_path)

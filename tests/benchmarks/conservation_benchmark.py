@@ -72,7 +72,7 @@ def main() -> int:
                 pick = np.sort(rng.choice(len(rows), min(per_contig, len(rows)), replace=False))
                 snvs.append(rows.iloc[pick].assign(contig=contig))
         sample, total = neutral_site_sample(columns, fasta, cds, args.neutral_sites, args.seed)
-        fit = fit_neutral_model(columns, sample, tree, Path(tmp) / "neutral.mod", tmp)
+        fit = fit_neutral_model(columns, sample, tree, Path(tmp) / "neutral.mod", tmp, args.seed)
         print(f"neutral model: {fit['columns']:,} of {total:,} four-fold degenerate sites; total branch length "
               f"{fit['total_branch_length']:.2f} substitutions per site", flush=True)
         table = pd.concat(snvs, ignore_index=True)
