@@ -41,7 +41,14 @@ for _code, _bases in enumerate(("Aa", "Cc", "Gg", "Tt"), start=1):
         CODES[ord(_base)] = _code
 CODES[ord("-")] = GAP
 CODES[ord(".")] = GAP
-LETTERS = np.frombuffer(b".ACGTN-", dtype=np.uint8)  # code -> letter, for display and checks
+LETTERS = np.frombuffer(b".ACGTN-", dtype=np.uint8)
+
+
+def other_species_bases(codes: np.ndarray) -> np.ndarray:
+    """How many species other than the reference (column 0) have a base (A, C, G, T or N) in
+    each row of `codes` (rows, 1 + species)."""
+    others = codes[:, 1:]
+    return ((others >= 1) & (others <= N_CODE)).sum(axis=1)  # code -> letter, for display and checks
 
 
 @dataclass(frozen=True)

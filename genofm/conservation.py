@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .alignment import AlignedColumns, open_maf
+from .alignment import AlignedColumns, open_maf, other_species_bases
 from .errors import GenofmInputError
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def phylop_scores(model_path, columns: AlignedColumns, sites: list[tuple[str, np
             scores[column] = float(line)
             column += 1
     # a column where no other species has a base carries no information (phyloP says 0 or skips it)
-    informative = ((codes[:, 1:] >= 1) & (codes[:, 1:] <= 5)).any(axis=1)
+    informative = other_species_bases(codes) > 0
     scores[~informative] = math.nan
     return scores
 

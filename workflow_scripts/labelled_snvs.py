@@ -4,7 +4,7 @@ from the genome's annotation (genofm.consequence)."""
 import numpy as np
 import pysam
 
-from genofm.alignment import AlignedColumns
+from genofm.alignment import AlignedColumns, other_species_bases
 from genofm.atomic import atomic_path
 from genofm.consequence import (labelled_snv_set, labelled_snvs_of_genome, read_cds_lines, read_feature_spans,
                                 read_genbank_cds, write_vcf)
@@ -29,8 +29,7 @@ def aligned_enough(arrays, minimum):
     def keep(contig, positions):
         if contig not in columns.contigs:
             return np.zeros(len(positions), dtype=bool)
-        codes = columns.take(contig, positions)[:, 1:]
-        return ((codes >= 1) & (codes <= 5)).sum(axis=1) >= minimum
+        return other_species_bases(columns.take(contig, positions)) >= minimum
 
     return keep
 
