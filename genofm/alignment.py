@@ -42,6 +42,7 @@ for _code, _bases in enumerate(("Aa", "Cc", "Gg", "Tt"), start=1):
 CODES[ord("-")] = GAP
 CODES[ord(".")] = GAP
 LETTERS = np.frombuffer(b".ACGTN-", dtype=np.uint8)
+COMPLEMENT_CODES = np.array([ABSENT, 4, 3, 2, 1, N_CODE, GAP], dtype=np.uint8)  # A<->T, C<->G
 
 
 def other_species_bases(codes: np.ndarray) -> np.ndarray:
@@ -348,6 +349,20 @@ class AlignedColumns:
         if len(positions) and (positions.min() < 0 or positions.max() >= self.contigs[contig]):
             raise GenofmInputError(f"positions outside {contig} (length {self.contigs[contig]})")
         return np.asarray(array[positions])
+
+    def columns(self, species: list[str]) -> list[int]:
+        """The array columns of `species` (column 0 is the reference itself)."""
+        missing = [name for name in species if name not in self.species[1:]]
+        if missing:
+            raise GenofmInputError(f"{self.directory}: the alignment has no column for {', '.join(missing)} "
+                                   f"(it has {', '.join(self.species[1:])})")
+        return [self.species.index(name) for name in species]
+
+    def species_codes(self, contig: str, start: int, end: int, species: list[str], reverse: bool = False) -> np.ndarray:
+        """Codes (end - start, len(species)) of `species` over [start, end); `reverse`: as the
+        reverse strand reads them (last position first, bases complemented)."""
+        codes = self.fetch(contig, start, end)[:, self.columns(species)]
+        return COMPLEMENT_CODES[codes[::-1]] if reverse else codes
 
     def letters(self, contig: str, start: int, end: int) -> list[str]:
         """Per species, its aligned letters over the interval ('.' absent, '-' gap)."""

@@ -309,6 +309,12 @@ class ModelSettings:
                                               "(AutoModelForMaskedLM and AutoTokenizer load it).")
     genomes: dict[str, ModelGenome] = setting(doc="Training data, by genome name (a key of `genomes`).",
                                               factory=dict)
+    aligned_species: list[str] = setting(doc="Alignment-aware model (GPN-MSA's design): at each position the input "
+                                             "is the reference base plus the bases these species of the genome's "
+                                             "alignment (genomes.<g>.alignment.species) align to it. Needs one "
+                                             "genome, with an alignment, and single-nucleotide tokens (tokenizer.k: "
+                                             "1). Leave out strains of the reference species: the model would copy "
+                                             "their base. Empty: a single-sequence model.", factory=list)
     architecture: ArchitectureConfig = setting(doc="The network (genofm.model.ModelConfig); vocab_size comes from "
                                                    "the tokenizer.", factory=ArchitectureConfig)
     training: TrainConfig = setting(doc=TrainConfig.__doc__, factory=TrainConfig)

@@ -3,6 +3,10 @@
 Every random choice is drawn from a generator seeded by (seed, step, micro-batch index), so a
 batch depends only on where training is, not on what ran before: a resumed run and a run
 split over several processes see exactly the batches of a single uninterrupted one.
+
+Alignment-aware models also get, for each window, the bases other species align to each of its
+positions (`aligned_windows`): with single-nucleotide tokens, body token i of a region is base
+start + i on the '+' strand and end - 1 - i, complemented, on the '-' strand.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .alignment import ABSENT, COMPLEMENT_CODES, AlignedColumns
 from .errors import GenofmInputError
 from .sequence import reverse_complement
 from .tokenizer import CLS, MASK, PAD, KmerTokenizer
@@ -30,6 +36,7 @@ class Pool:
     set_of_region: np.ndarray
     starts: np.ndarray  # first body token (after <cls>) of each region, within its set
     lengths: np.ndarray
+    index: pd.DataFrame  # each region's chrom, start, end, strand (row i: region i)
 
     @property
     def n_tokens(self) -> int:
@@ -40,7 +47,7 @@ def load_pool(name: str, directories: list[str | Path], min_tokens: int = 2) -> 
     """All regions of the given token sets; errors for empty or unusable sets."""
     if not directories:
         raise GenofmInputError(f"genome {name!r}: no token sets given")
-    tokens, set_ids, starts, lengths, tokenizer = [], [], [], [], None
+    tokens, set_ids, starts, lengths, indexes, tokenizer = [], [], [], [], [], None
     for i, directory in enumerate(directories):
         ts = load_token_set(directory)
         if tokenizer is None:
@@ -57,7 +64,9 @@ def load_pool(name: str, directories: list[str | Path], min_tokens: int = 2) -> 
         set_ids.append(np.full(int(keep.sum()), i))
         starts.append(body_start[keep])
         lengths.append(body_len[keep])
-    pool = Pool(name, tokens, np.concatenate(set_ids), np.concatenate(starts), np.concatenate(lengths))
+        indexes.append(ts.index.loc[keep, ["chrom", "start", "end", "strand"]].assign(set=str(directory)))
+    pool = Pool(name, tokens, np.concatenate(set_ids), np.concatenate(starts), np.concatenate(lengths),
+                pd.concat(indexes, ignore_index=True))
     if pool.n_tokens < min_tokens:
         raise GenofmInputError(f"genome {name!r}: the token sets hold only {pool.n_tokens} tokens, "
                                f"too few to train on ({', '.join(map(str, directories))})")
@@ -66,13 +75,18 @@ def load_pool(name: str, directories: list[str | Path], min_tokens: int = 2) -> 
 
 def sample_windows(pools: list[Pool], weights: np.ndarray, n: int, length: int,
                    rng: np.random.Generator) -> np.ndarray:
-    """(n, length) int64 windows: <cls> then length-1 tokens of a random region, padded.
+    """(n, length) int64 windows: <cls> then length-1 tokens of a random region, padded."""
+    return window_tokens(pools, draw_windows(pools, weights, n, length, rng), length)
+
+
+def draw_windows(pools: list[Pool], weights: np.ndarray, n: int, length: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(n, 4) int64: each window's pool, region, first body token in the region and token count.
 
     The genome is drawn by weight, the region in proportion to its token count, the offset
     uniformly among the positions where the window fits (or 0 for a short region).
     """
-    out = np.full((n, length), PAD, dtype=np.int64)
-    out[:, 0] = CLS
+    out = np.zeros((n, 4), dtype=np.int64)
     genome = rng.choice(len(pools), size=n, p=weights / weights.sum())
     body = length - 1
     for g in np.unique(genome):
@@ -81,11 +95,57 @@ def sample_windows(pools: list[Pool], weights: np.ndarray, n: int, length: int,
         region = rng.choice(len(pool.lengths), size=rows.size, p=pool.lengths / pool.n_tokens)
         room = np.maximum(pool.lengths[region] - body, 0)
         offset = (rng.random(rows.size) * (room + 1)).astype(np.int64)
-        take = np.minimum(pool.lengths[region], body)
-        for row, r, o, t in zip(rows, region, offset, take):
-            tokens = pool.tokens[pool.set_of_region[r]]
-            start = pool.starts[r] + o
-            out[row, 1:1 + t] = tokens[start:start + t]
+        out[rows] = np.stack([np.full(rows.size, g), region, offset, np.minimum(pool.lengths[region], body)], 1)
+    return out
+
+
+def window_tokens(pools: list[Pool], draws: np.ndarray, length: int) -> np.ndarray:
+    """(n, length) int64 token windows of `draws` (draw_windows): <cls>, the tokens, padding."""
+    out = np.full((len(draws), length), PAD, dtype=np.int64)
+    out[:, 0] = CLS
+    for row, (g, r, o, t) in enumerate(draws.tolist()):
+        pool = pools[g]
+        start = pool.starts[r] + o
+        out[row, 1:1 + t] = pool.tokens[pool.set_of_region[r]][start:start + t]
+    return out
+
+
+def aligned_windows(pools: list[Pool], draws: np.ndarray, length: int, alignments: list[AlignedColumns],
+                    species: list[str]) -> np.ndarray:
+    """(n, length, S) uint8: the codes `species` align to each body token of the windows of
+    `draws` (single-nucleotide tokens), on the window's strand; ABSENT at <cls> and padding."""
+    out = np.full((len(draws), length, len(species)), ABSENT, dtype=np.uint8)
+    for row, (g, r, o, t) in enumerate(draws.tolist()):
+        chrom, start, end, strand = pools[g].index.iloc[r][["chrom", "start", "end", "strand"]]
+        if strand == "-":
+            out[row, 1:1 + t] = alignments[g].species_codes(chrom, end - o - t, end - o, species, reverse=True)
+        else:
+            out[row, 1:1 + t] = alignments[g].species_codes(chrom, start + o, start + o + t, species)
+    return out
+
+
+def check_single_bases(pool: Pool, tokenizer: KmerTokenizer) -> None:
+    """An alignment-aware model maps token i of a region to base i: single-nucleotide tokens,
+    regions whose sequence is the reference interval."""
+    if tokenizer.k != 1 or tokenizer.overlapping:
+        raise GenofmInputError(f"genome {pool.name!r}: an alignment-aware model needs single-nucleotide tokens "
+                               f"(tokenizer.k: 1), not {tokenizer.spec}")
+    spans = (pool.index["end"] - pool.index["start"]).to_numpy()
+    wrong = np.flatnonzero(spans != pool.lengths)
+    if wrong.size:
+        region = pool.index.iloc[wrong[0]]
+        raise GenofmInputError(f"{region['set']}: region {region['chrom']}:{region['start']}-{region['end']} has "
+                               f"{pool.lengths[wrong[0]]} tokens for {spans[wrong[0]]} bases: its tokens cannot be "
+                               "placed on the alignment")
+
+
+def reverse_complement_aligned(aligned: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The aligned codes of windows flipped by reverse_complement_tokens (same real positions)."""
+    out = aligned.copy()
+    real = (ids != PAD) & (ids != CLS)
+    for row in range(ids.shape[0]):
+        positions = np.flatnonzero(real[row])
+        out[row, positions] = COMPLEMENT_CODES[aligned[row, positions[::-1]]]
     return out
 
 

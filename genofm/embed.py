@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from .alignment import COMPLEMENT_CODES, AlignedColumns
 from .atomic import atomic_paths
 from .config import EmbedConfig
 from .devices import bf16_autocast
@@ -48,15 +49,23 @@ class Embedder:
         self.context = model.cfg.max_len - 1  # body tokens per window, after <cls>
 
     @torch.no_grad()
-    def token_states(self, windows: list[np.ndarray]) -> list[torch.Tensor]:
-        """Hidden states (L_i + 1, D) of each window (<cls> first), one padded batch."""
+    def token_states(self, windows: list[np.ndarray], aligned: list[np.ndarray] | None = None) -> list[torch.Tensor]:
+        """Hidden states (L_i + 1, D) of each window (<cls> first), one padded batch; `aligned`:
+        each window's (L_i, S) alignment codes, for alignment-aware models."""
         length = max(w.size for w in windows) + 1
         ids = torch.full((len(windows), length), PAD, dtype=torch.long)
         ids[:, 0] = CLS
         for i, w in enumerate(windows):
             ids[i, 1:1 + w.size] = torch.from_numpy(w.astype(np.int64))
+        codes = None
+        if aligned is not None:
+            codes = torch.zeros((len(windows), length, aligned[0].shape[1]), dtype=torch.uint8)  # ABSENT
+            for i, a in enumerate(aligned):
+                codes[i, 1:1 + a.shape[0]] = torch.from_numpy(np.ascontiguousarray(a))
+            codes = codes.to(self.device)
         with bf16_autocast(self.device):
-            out = self.model(ids.to(self.device), output_hidden_states=self.cfg.layer != -1, return_logits=False)
+            out = self.model(ids.to(self.device), output_hidden_states=self.cfg.layer != -1, return_logits=False,
+                             **({} if codes is None else {"aligned": codes}))
         states = out.last_hidden if self.cfg.layer == -1 else out.hidden_states[self.cfg.layer]
         states = states.float().cpu()
         return [states[i, :w.size + 1] for i, w in enumerate(windows)]
@@ -82,12 +91,14 @@ class Embedder:
         cls = torch.stack([s[0] for s in states]).mean(0)
         return torch.cat([cls[None], per_token]).mean(0)
 
-    def embed_bodies(self, bodies: list[np.ndarray]) -> torch.Tensor:
-        """(n, D) vectors of token bodies (no <cls>), windows batched by length."""
+    def embed_bodies(self, bodies: list[np.ndarray], aligned: list[np.ndarray] | None = None) -> torch.Tensor:
+        """(n, D) vectors of token bodies (no <cls>), windows batched by length; `aligned`: each
+        body's (L, S) alignment codes (alignment-aware models)."""
         pieces = []  # (region, span, tokens)
         for r, body in enumerate(bodies):
             for a, b in windows_of(body, self.context, self.cfg.window_overlap):
                 pieces.append((r, (a, b), body[a:b]))
+        codes = None if aligned is None else [aligned[r][a:b] for r, (a, b), _ in pieces]
         order = sorted(range(len(pieces)), key=lambda i: pieces[i][2].size)
         states: list = [None] * len(pieces)
         batch: list[int] = []
@@ -97,7 +108,8 @@ class Embedder:
                 if not batch or (len(batch) + 1) * width <= self.cfg.batch_tokens:
                     batch.append(i)
                     continue
-            for j, s in zip(batch, self.token_states([pieces[j][2] for j in batch])):
+            batch_codes = None if codes is None else [codes[j] for j in batch]
+            for j, s in zip(batch, self.token_states([pieces[j][2] for j in batch], batch_codes)):
                 states[j] = s
             batch = [i] if i is not None else []
         by_region: dict[int, list[int]] = {}
@@ -106,30 +118,43 @@ class Embedder:
         return torch.stack([self.pool_region(bodies[r], [states[i] for i in idx], [pieces[i][1] for i in idx])
                             for r, idx in sorted(by_region.items())])
 
-    def embed_sequences(self, sequences: list[str], names: list[str] | None = None) -> torch.Tensor:
-        """(n, D) vectors of DNA sequences, averaged with the reverse strand if configured."""
+    def embed_sequences(self, sequences: list[str], names: list[str] | None = None,
+                        aligned: list[np.ndarray] | None = None) -> torch.Tensor:
+        """(n, D) vectors of DNA sequences, averaged with the reverse strand if configured.
+        `aligned`: each sequence's (len, S) alignment codes, base by base (alignment-aware
+        models, single-nucleotide tokens)."""
         for i, seq in enumerate(sequences):
             if not seq:
                 name = names[i] if names else i
                 raise GenofmInputError(f"region {name!r} has no sequence to embed")
         ids, offsets = self.tokenizer.encode_batch(sequences, names, add_special_tokens=False)
         bodies = [ids[offsets[i]:offsets[i + 1]] for i in range(len(sequences))]
-        vectors = self.embed_bodies(bodies)
+        if aligned is not None and any(a.shape[0] != b.size for a, b in zip(aligned, bodies)):
+            raise GenofmInputError("aligned codes must cover each sequence base by base (single-nucleotide tokens)")
+        vectors = self.embed_bodies(bodies, aligned)
         if self.cfg.rc_average:
             rc = [reverse_complement(s) for s in sequences]
             ids, offsets = self.tokenizer.encode_batch(rc, names, add_special_tokens=False)
-            vectors = (vectors + self.embed_bodies([ids[offsets[i]:offsets[i + 1]] for i in range(len(rc))])) / 2
+            rc_aligned = None if aligned is None else [COMPLEMENT_CODES[a[::-1]] for a in aligned]
+            rc_bodies = [ids[offsets[i]:offsets[i + 1]] for i in range(len(rc))]
+            vectors = (vectors + self.embed_bodies(rc_bodies, rc_aligned)) / 2
         return vectors
 
 
 def embed_regions(model_dir: str | Path, regions_parquet: str | Path, out_matrix: str | Path,
                   out_index: str | Path | None, cfg: EmbedConfig, device: str = "cpu",
-                  shard: tuple[int, int] | None = None) -> int:
+                  shard: tuple[int, int] | None = None, alignment: str | Path | None = None) -> int:
     """Embed every region of a region set; writes the (n, D) .npy and its index parquet. With
     `shard` = (i, n): the i-th of n shards of the rows (whole chunks of chunk_rows, so that
-    every batch is the one job's) into its own .npy, no index; `gather_embeddings` joins them."""
+    every batch is the one job's) into its own .npy, no index; `gather_embeddings` joins them.
+    `alignment`: the genome's alignment arrays, which an alignment-aware model reads."""
     chunk_rows = cfg.chunk_regions
     model, tokenizer = load_model_and_tokenizer(model_dir, device)
+    species = getattr(model.cfg, "aligned_species", [])
+    if species and alignment is None:
+        raise GenofmInputError(f"{model_dir}: an alignment-aware model ({', '.join(species)}) needs the genome's "
+                               "alignment arrays")
+    columns = AlignedColumns(alignment) if species else None
     embedder = Embedder(model, tokenizer, cfg, device)
     parquet = pq.ParquetFile(regions_parquet)
     n = parquet.metadata.num_rows
@@ -142,11 +167,16 @@ def embed_regions(model_dir: str | Path, regions_parquet: str | Path, out_matrix
     with atomic_paths(out_matrix, *([out_index] if shard is None else [])) as tmp_paths:
         matrix = np.lib.format.open_memmap(tmp_paths[0], mode="w+", dtype=np.dtype(cfg.dtype),
                                            shape=(total, model.cfg.d_model))
-        for i, batch in enumerate(parquet.iter_batches(batch_size=chunk_rows, columns=["name", "sequence"])):
+        read = ["name", "sequence"] + (["chrom", "start", "end", "strand"] if species else [])
+        for i, batch in enumerate(parquet.iter_batches(batch_size=chunk_rows, columns=read)):
             if i not in wanted:
                 continue
             names = [f"{name} in {regions_parquet}" for name in batch.column("name").to_pylist()]
-            vectors = embedder.embed_sequences(batch.column("sequence").to_pylist(), names)
+            aligned = None
+            if species:
+                aligned = [columns.species_codes(chrom, start, end, species, reverse=strand == "-")
+                           for chrom, start, end, strand in zip(*(batch.column(c).to_pylist() for c in read[2:]))]
+            vectors = embedder.embed_sequences(batch.column("sequence").to_pylist(), names, aligned)
             matrix[done:done + len(vectors)] = vectors.numpy().astype(cfg.dtype)
             done += len(vectors)
             rate = done / (time.perf_counter() - started)

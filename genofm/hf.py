@@ -217,6 +217,8 @@ def exportable_problems(model: DNALM, tokenizer: KmerTokenizer) -> list[str]:
         problems.append("overlapping k-mers: EsmTokenizer cannot make them")
     if cfg.mixer != "attention":
         problems.append(f"mixer {cfg.mixer!r}: ESM's blocks are all attention (convolution blocks have no equivalent)")
+    if cfg.aligned_species:
+        problems.append("alignment-aware: ESM reads tokens only, not the aligned bases of other species")
     return problems
 
 

@@ -7,8 +7,14 @@ feed-forward, and RoPE (default, as Nucleotide Transformer v2), ALiBi or learned
 in all but the last n_attention_layers (hybrid). `ModelConfig` travels with the weights: `save_pretrained` writes model.safetensors next to
 config.json, `DNALM.from_pretrained(directory)` reads them back without unpickling anything.
 
+Alignment-aware (GPN-MSA's design, `aligned_species`): single-nucleotide tokens, and at each
+position the bases S other species align to it (genofm.alignment codes: absent, A, C, G, T, N,
+gap) enter as a learned embedding per (species, code), summed with the token's embedding. The
+masked LM then predicts a masked reference base from its context and what the other species
+have there.
+
 Shapes: B batch, L sequence length (tokens), D d_model, H heads, Dh = D / H head size,
-V vocabulary size.
+V vocabulary size, S aligned species.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .alignment import GAP
 from .config import ArchitectureConfig
 from .errors import GenofmInputError, dataclass_from_dict
 
 CONFIG_NAME = "config.json"
+ALIGNMENT_CODES = GAP + 1  # genofm.alignment's codes: absent, A, C, G, T, N, gap
 WEIGHTS_NAME = "model.safetensors"
 
 
@@ -36,6 +44,7 @@ class ModelConfig(ArchitectureConfig):
     vocab_size: int = 4107
     causal: bool = False  # False: encoder for masked LM; True: decoder for next-token LM
     pad_id: int = 1
+    aligned_species: list[str] = field(default_factory=list)  # the alignment columns read, in this order
     extra: dict = field(default_factory=dict)  # free-form provenance (tokenizer spec, ...)
 
     def __post_init__(self):
@@ -58,6 +67,8 @@ class ModelConfig(ArchitectureConfig):
             problems.append(f"conv_kernel ({self.conv_kernel}) must be odd and positive")
         if self.lm_head not in ("esm", "linear"):
             problems.append(f"lm_head must be esm or linear, not {self.lm_head!r}")
+        if self.aligned_species and self.causal:
+            problems.append("an alignment-aware model is a masked LM (objective mlm)")
         if min(self.vocab_size, self.max_len, self.n_layers, self.d_model, self.n_heads, self.d_ff) < 1:
             problems.append("sizes must be positive")
         if problems:
@@ -207,6 +218,12 @@ class DNALM(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.position == "learned" else None
+        S = len(cfg.aligned_species)
+        # one vector per (species, alignment code): the sum over species is a linear map of
+        # their one-hot bases, as GPN-MSA's input layer
+        self.aligned = nn.Embedding(S * ALIGNMENT_CODES, cfg.d_model) if S else None
+        if S:
+            self.register_buffer("species_offsets", torch.arange(S) * ALIGNMENT_CODES, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, mixer, dilation) for mixer, dilation in cfg.block_mixers())
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
@@ -262,17 +279,27 @@ class DNALM(nn.Module):
         return bias
 
     def forward(self, ids, attention_mask=None, output_hidden_states=False, output_attentions=False,
-                logits_at=None, return_logits=True) -> ModelOutput:
+                logits_at=None, return_logits=True, aligned=None) -> ModelOutput:
         """ids: (B, L) token ids; attention_mask: (B, L), 1 for real tokens, 0 for padding
         (default: ids != pad_id). logits_at: optional (B, L) bool; logits are then computed
         only there, as (N, V) (masked LM training predicts ~15% of positions).
-        return_logits=False skips the vocabulary projection (embeddings, classifiers)."""
+        return_logits=False skips the vocabulary projection (embeddings, classifiers).
+        aligned: (B, L, S) alignment codes of the aligned species (alignment-aware models only;
+        0, absent, at special tokens and padding)."""
         B, L = ids.shape
         if L > self.cfg.max_len:
             raise GenofmInputError(f"sequence of {L} tokens is longer than the model's max_len {self.cfg.max_len}")
         if attention_mask is None:
             attention_mask = ids != self.cfg.pad_id
         x = self.embed(ids)  # (B, L, D)
+        if self.aligned is not None:
+            if aligned is None or tuple(aligned.shape) != (B, L, len(self.cfg.aligned_species)):
+                raise GenofmInputError(f"this model reads the aligned bases of {len(self.cfg.aligned_species)} species "
+                                       f"({', '.join(self.cfg.aligned_species)}) at each position; "
+                                       f"got {None if aligned is None else tuple(aligned.shape)} for ids {(B, L)}")
+            x = x + self.aligned(aligned.long() + self.species_offsets).sum(2)  # (B, L, S, D) -> (B, L, D)
+        elif aligned is not None:
+            raise GenofmInputError("aligned bases given to a model that does not read an alignment")
         if self.pos is not None:
             x = x + self.pos(torch.arange(L, device=ids.device))
         x = self.drop(x)

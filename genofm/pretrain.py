@@ -27,8 +27,10 @@ import torch.nn.functional as F
 
 from .atomic import atomic_path
 from .config import TrainConfig, run_settings
-from .data import (IGNORE, load_pool, mask_for_mlm, next_token_labels, reverse_complement_tokens,
-                   sample_windows, unigram_entropy)
+from .alignment import AlignedColumns
+from .data import (IGNORE, aligned_windows, check_single_bases, draw_windows, load_pool, mask_for_mlm,
+                   next_token_labels, reverse_complement_aligned, reverse_complement_tokens, unigram_entropy,
+                   window_tokens)
 from .devices import bf16_autocast, torch_device
 from .errors import GenofmInputError
 from .model import DNALM, ModelConfig
@@ -45,6 +47,7 @@ class DataSpec:
     train: list[str]
     valid: list[str]
     weight: float = 1.0
+    alignment: str = ""  # alignment-aware models: the genome's alignment arrays (genofm.alignment)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -101,14 +104,16 @@ class Distributed:
 def fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec]) -> str:
     """What a checkpoint must match to be resumed (logging cadence may change)."""
     train = result_training(train_cfg)
-    blob = json.dumps({"model": _architecture(model_cfg), "train": train, "data": [asdict(d) for d in data]},
-                      sort_keys=True)
+    # an empty alignment is left out: checkpoints from before alignments existed still resume
+    specs = [{k: v for k, v in asdict(d).items() if k != "alignment" or v} for d in data]
+    blob = json.dumps({"model": _architecture(model_cfg), "train": train, "data": specs}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _architecture(model_cfg: ModelConfig) -> dict:
-    """The model config without `extra` (provenance may differ between code versions)."""
-    return {k: v for k, v in asdict(model_cfg).items() if k != "extra"}
+    """The model config without `extra` (provenance may differ between code versions) nor an
+    empty `aligned_species` (as before alignments existed)."""
+    return {k: v for k, v in asdict(model_cfg).items() if k != "extra" and (k != "aligned_species" or v)}
 
 
 def save_checkpoint(directory: Path, step: int, model: DNALM, optimizer, state: dict, keep: int = 2) -> None:
@@ -180,27 +185,45 @@ def load_checkpoint(directory: Path, model: DNALM, optimizer, expected_fingerpri
 
 # --- the loop -----------------------------------------------------------------------------
 
-def micro_batch(pools, weights, tokenizer, train_cfg: TrainConfig, seq_len: int, step: int, index: int):
-    """Inputs and labels of micro-batch `index` of optimizer step `step` (deterministic)."""
+@dataclass
+class Alignments:
+    """What an alignment-aware model reads beside the tokens: each pool's alignment arrays and
+    the species whose aligned bases are its input."""
+
+    arrays: list[AlignedColumns]
+    species: list[str]
+
+
+def micro_batch(pools, weights, tokenizer, train_cfg: TrainConfig, seq_len: int, step: int, index: int,
+                alignments: Alignments | None = None):
+    """Inputs, labels and aligned codes (None without alignments) of micro-batch `index` of
+    optimizer step `step` (deterministic)."""
     rng = np.random.default_rng(_seed(train_cfg.seed, step, index))
-    ids = sample_windows(pools, weights, train_cfg.micro_batch_size, seq_len, rng)
+    draws = draw_windows(pools, weights, train_cfg.micro_batch_size, seq_len, rng)
+    ids = window_tokens(pools, draws, seq_len)
+    aligned = None if alignments is None else aligned_windows(pools, draws, seq_len, alignments.arrays,
+                                                              alignments.species)
     if train_cfg.rc_augment:
         flip = rng.random(ids.shape[0]) < 0.5
+        if aligned is not None:
+            aligned[flip] = reverse_complement_aligned(aligned[flip], ids[flip])
         ids[flip] = reverse_complement_tokens(ids[flip], tokenizer)
+    aligned = None if aligned is None else torch.from_numpy(aligned)
     ids = torch.from_numpy(ids)
     if train_cfg.objective == "clm":
-        return next_token_labels(ids)
+        return (*next_token_labels(ids), aligned)
     generator = torch.Generator().manual_seed(_seed(train_cfg.seed, step, index, 1))
-    return mask_for_mlm(ids, tokenizer, train_cfg.mask_prob, generator)
+    return (*mask_for_mlm(ids, tokenizer, train_cfg.mask_prob, generator), aligned)
 
 
-def labelled_logits(model, inputs, labels, device) -> tuple[torch.Tensor, torch.Tensor]:
+def labelled_logits(model, inputs, labels, device, aligned=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, V) and targets (N,) of the N labelled positions; logits are computed only
     where there is a label."""
     labels = labels.to(device)
     counted = labels != IGNORE
+    aligned = None if aligned is None else aligned.to(device)
     with bf16_autocast(device):
-        logits = model(inputs.to(device), logits_at=counted).logits  # (N, V)
+        logits = model(inputs.to(device), logits_at=counted, aligned=aligned).logits  # (N, V)
     return logits.float(), labels[counted]
 
 
@@ -208,8 +231,8 @@ def labelled_logits(model, inputs, labels, device) -> tuple[torch.Tensor, torch.
 def evaluate(model, batches, device) -> dict:
     model.eval()
     total, count, hits = 0.0, 0, 0
-    for inputs, labels in batches:
-        logits, targets = labelled_logits(model, inputs, labels, device)
+    for inputs, labels, aligned in batches:
+        logits, targets = labelled_logits(model, inputs, labels, device, aligned)
         total += float(F.cross_entropy(logits, targets, reduction="sum"))
         count += int(targets.numel())
         hits += int((logits.argmax(-1) == targets).sum())
@@ -275,6 +298,17 @@ def _train(run: TrainingRun) -> dict:
                        "training": result_training(train_cfg), "provenance": run.provenance}
     weights = np.array([d.weight for d in data], dtype=float)
     valid = [load_pool(d.genome, d.valid)[0] for d in data if d.valid]
+    alignments = valid_alignments = None
+    if model_cfg.aligned_species:
+        if train_cfg.objective != "mlm" or any(not d.alignment for d in data):
+            raise GenofmInputError("an alignment-aware model trains as a masked LM (objective mlm) on genomes "
+                                   "with an alignment")
+        for pool in pools + valid:
+            check_single_bases(pool, tokenizer)
+        arrays = [AlignedColumns(d.alignment) for d in data]
+        alignments = Alignments(arrays, model_cfg.aligned_species)
+        valid_alignments = Alignments([a for a, d in zip(arrays, data) if d.valid], model_cfg.aligned_species)
+        model_cfg.extra = {**model_cfg.extra, "alignment_reference": [a.reference for a in arrays]}
     valid_weights = np.array([d.weight for d in data if d.valid], dtype=float)
     seq_len = model_cfg.max_len
     entropy = unigram_entropy(pools, weights, tokenizer)
@@ -310,7 +344,7 @@ def _train(run: TrainingRun) -> dict:
         for i in range(max(1, train_cfg.eval_windows // train_cfg.micro_batch_size)):
             valid_batches.append(micro_batch(valid, valid_weights, tokenizer,
                                              TrainConfig(**{**asdict(train_cfg), "rc_augment": False}),
-                                             seq_len, step=-1, index=i))
+                                             seq_len, step=-1, index=i, alignments=valid_alignments))
     mine = [i for i in range(n_micro) if i % dist.world == dist.rank]
     started, tokens_seen, losses_since_row, losses_since_line = time.perf_counter(), 0, [], []
     model.train()
@@ -320,12 +354,13 @@ def _train(run: TrainingRun) -> dict:
             group["lr"] = lr
         loss_sum, step_tokens = 0.0, 0
         for j, index in enumerate(mine):
-            inputs, labels = micro_batch(pools, weights, tokenizer, train_cfg, seq_len, step, index)
+            inputs, labels, aligned = micro_batch(pools, weights, tokenizer, train_cfg, seq_len, step, index,
+                                                  alignments)
             torch.manual_seed(_seed(train_cfg.seed, step, index, 2))  # dropout
             last = j == len(mine) - 1
             sync = ddp.no_sync() if (dist.world > 1 and not last) else _nullcontext()
             with sync:
-                logits, targets = labelled_logits(ddp, inputs, labels, dist.device)
+                logits, targets = labelled_logits(ddp, inputs, labels, dist.device, aligned)
                 loss, counted = F.cross_entropy(logits, targets, reduction="sum"), max(int(targets.numel()), 1)
                 (loss / counted / len(mine)).backward()
             loss_sum += float(loss.detach()) / counted / len(mine)

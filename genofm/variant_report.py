@@ -28,7 +28,7 @@ from .errors import GenofmInputError  # noqa: E402
 from .plots import save_png  # noqa: E402
 from .sequence import BASES  # noqa: E402
 from .tokenizer import CLS  # noqa: E402
-from .variant_scoring import VariantScorer  # noqa: E402
+from .variant_scoring import VariantScorer, WindowKey  # noqa: E402
 from .vcf import Allele, parse_regions  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -256,13 +256,22 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
 
 
 @torch.no_grad()
-def last_layer_attention(scorer: VariantScorer, seq: str, max_tokens: int = 100) -> tuple[np.ndarray, list[str]]:
+def last_layer_attention(scorer: VariantScorer, seq: str, max_tokens: int = 100,
+                         window: WindowKey | None = None) -> tuple[np.ndarray, list[str]]:
     """Head-averaged attention (L, L) of the last attention layer over <cls> + the first tokens
-    of seq; None for a model without attention (all convolutions)."""
+    of seq; None for a model without attention (all convolutions). `window`: where seq lies on
+    the reference (an alignment-aware model reads the aligned bases there)."""
     tokenizer = scorer.tokenizer
     body = tokenizer.encode(seq, add_special_tokens=False)[:min(max_tokens, scorer.context)]
     ids = torch.from_numpy(np.r_[CLS, body].astype(np.int64))[None]
-    out = scorer.model(ids.to(scorer.device), output_attentions=True, return_logits=False)
+    extra = {}
+    if scorer.species:
+        if window is None:
+            raise GenofmInputError("an alignment-aware model needs the window's place on the reference")
+        codes = np.zeros((1, ids.shape[1], len(scorer.species)), dtype=np.uint8)  # ABSENT at <cls>
+        codes[0, 1:] = scorer.window_codes(window)[:body.size]
+        extra["aligned"] = torch.from_numpy(codes).to(scorer.device)
+    out = scorer.model(ids.to(scorer.device), output_attentions=True, return_logits=False, **extra)
     maps = [a for a in out.attentions if a is not None]  # convolution blocks have no map
     if not maps:
         return None, []

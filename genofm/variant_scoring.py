@@ -20,6 +20,8 @@
   difference over the tokens covering the variant (`genofm.pll`).
 - Any variant, indels too: cosine and L2 distance between the mean embeddings of the REF and
   ALT windows, as the Nucleotide Transformer paper does.
+- Alignment-aware models (GPN-MSA): the masked LLR and the embeddings with the window's
+  aligned bases as context (the ALT window keeps them; inserted bases have none).
 
 Window: `window` bases (default: the model's whole context), the variant's token central.
 """
@@ -36,6 +38,7 @@ import numpy as np
 import pysam
 import torch
 
+from .alignment import ABSENT, COMPLEMENT_CODES, AlignedColumns
 from .config import ScoringConfig
 from .devices import bf16_autocast
 from .embed import EmbedConfig, Embedder
@@ -108,8 +111,14 @@ class _Site:
 
 class VariantScorer:
     def __init__(self, model: DNALM, tokenizer: KmerTokenizer, fasta: pysam.FastaFile, cfg: ScoringConfig,
-                 device: str = "cpu", share_passes: bool = True):
+                 device: str = "cpu", share_passes: bool = True, alignment: AlignedColumns | None = None):
         self.model, self.tokenizer, self.fasta, self.cfg = model.eval(), tokenizer, fasta, cfg
+        self.species = getattr(model.cfg, "aligned_species", [])  # an alignment-aware model reads these
+        if self.species and alignment is None:
+            raise GenofmInputError(f"an alignment-aware model ({', '.join(self.species)}) scores with the genome's "
+                                   "alignment: none was given")
+        self.alignment = alignment if self.species else None
+        self._codes: dict[WindowKey, np.ndarray] = {}
         self.device = torch.device(device)
         self.share_passes = share_passes  # False: one pass per variant (the naive reference scorer)
         self.k = tokenizer.k
@@ -281,13 +290,18 @@ class VariantScorer:
             ids = torch.full((len(batch), length), PAD, dtype=torch.long)
             ids[:, 0] = CLS
             where = torch.zeros_like(ids, dtype=torch.bool)
+            aligned = torch.full((len(batch), length, len(self.species)), ABSENT, dtype=torch.uint8) \
+                if self.species else None
             for i, key in enumerate(batch):
                 crop, j = key.crop, key.token
                 body = bodies[key][crop:crop + self.context]
                 ids[i, 1:1 + body.size] = torch.from_numpy(body.astype(np.int64))
                 ids[i, 1 + j - crop] = MASK
                 where[i, 1 + j - crop] = True
-            logp = self.forward_logits(ids, where).log_softmax(-1).cpu()  # (B, V)
+                if aligned is not None:  # single-nucleotide tokens: token t is base t of the strand's window
+                    codes = self.window_codes(key.window, key.strand == "rev")[crop:crop + body.size]
+                    aligned[i, 1:1 + body.size] = torch.from_numpy(np.ascontiguousarray(codes))
+            logp = self.forward_logits(ids, where, aligned).log_softmax(-1).cpu()  # (B, V)
             self.passes["llr"] += len(batch)
             batch_sites = [(i, site) for i, key in enumerate(batch) for site in by_key[key]]
             rows = torch.tensor([i for i, _ in batch_sites])
@@ -297,11 +311,20 @@ class VariantScorer:
                 out[id(site)] = value
         return out
 
-    def forward_logits(self, ids: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_logits(self, ids: torch.Tensor, where: torch.Tensor | None = None,
+                       aligned: torch.Tensor | None = None) -> torch.Tensor:
         ids = ids.to(self.device)
+        extra = {} if aligned is None else {"aligned": aligned.to(self.device)}
         with bf16_autocast(self.device):
-            logits = self.model(ids, logits_at=None if where is None else where.to(self.device)).logits
+            logits = self.model(ids, logits_at=None if where is None else where.to(self.device), **extra).logits
         return logits.float()
+
+    def window_codes(self, window: WindowKey, reverse: bool = False) -> np.ndarray:
+        """(bases, S) alignment codes of the aligned species over a window, on the strand read."""
+        if window not in self._codes:
+            self._codes[window] = self.alignment.species_codes(window.contig, window.start, window.end, self.species)
+        codes = self._codes[window]
+        return COMPLEMENT_CODES[codes[::-1]] if reverse else codes
 
     # --- next-token log-likelihood ------------------------------------------------------
 
@@ -367,8 +390,13 @@ class VariantScorer:
         ref_keys = sorted({key for _, key, _ in jobs})
         ref_seq = {key: seq for _, key, seq in jobs}
         strands = 2 if self.cfg.rc_average else 1
-        ref_vectors = self.embedder.embed_sequences([ref_seq[key] for key in ref_keys])
-        alt_vectors = self.embedder.embed_sequences([alt_window(a, key, seq) for a, key, seq in jobs])
+        ref_codes = alt_codes = None
+        if self.species:  # the ALT window keeps the aligned bases; inserted bases have none
+            ref_codes = [self.window_codes(key) for key in ref_keys]
+            alt_codes = [alt_window_codes(a, key, self.window_codes(key)) for a, key, _ in jobs]
+        ref_vectors = self.embedder.embed_sequences([ref_seq[key] for key in ref_keys], aligned=ref_codes)
+        alt_vectors = self.embedder.embed_sequences([alt_window(a, key, seq) for a, key, seq in jobs],
+                                                    aligned=alt_codes)
         self.passes["embedding"] += strands * (len(ref_keys) + len(jobs))
         row = {key: i for i, key in enumerate(ref_keys)}
         ref = ref_vectors[[row[key] for _, key, _ in jobs]]  # (n, D)
@@ -382,3 +410,13 @@ def alt_window(a: Allele, key: WindowKey, seq: str) -> str:
     """The window's sequence with the allele applied."""
     rel = a.pos - key.start
     return seq[:rel] + a.alt + seq[rel + len(a.ref):]
+
+
+def alt_window_codes(a: Allele, key: WindowKey, codes: np.ndarray) -> np.ndarray:
+    """The window's alignment codes as alt_window lays out its bases: the ALT's bases get the
+    REF's codes where they replace them, ABSENT where inserted."""
+    rel, n_ref, n_alt = a.pos - key.start, len(a.ref), len(a.alt)
+    middle = np.full((n_alt, codes.shape[1]), ABSENT, dtype=codes.dtype)
+    shared = min(n_ref, n_alt)
+    middle[:shared] = codes[rel:rel + shared]
+    return np.concatenate([codes[:rel], middle, codes[rel + n_ref:]])

@@ -22,6 +22,7 @@ import pysam
 
 from .atomic import atomic_paths
 from .config import CallsetConfig
+from .alignment import AlignedColumns
 from .conservation import PhylopScorer
 from .errors import GenofmInputError
 from .loading import load_model_and_tokenizer, tokenizer_label
@@ -59,6 +60,7 @@ class ScoringInputs:
     vcf: str | Path
     baseline: MarkovModel | None = None
     conservation: PhylopScorer | None = None
+    alignment: str | Path | None = None  # the genome's alignment arrays (read by alignment-aware models)
     callset_key: str = "variants.<callset>"  # where the config sets the call set: messages name its keys
 
 
@@ -242,7 +244,8 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs, c
     with pysam.FastaFile(str(inputs.fasta)) as fasta, atomic_paths(*outputs.paths) as tmp_paths:
         checker = AlleleChecker(fasta, callset.contig_aliases, callset.regions, callset.class_info_key,
                                 inputs.callset_key, callset.codon_info_key)
-        scorer = VariantScorer(model, tokenizer, fasta, cfg, loaded.device)
+        scorer = VariantScorer(model, tokenizer, fasta, cfg, loaded.device,
+                               alignment=AlignedColumns(inputs.alignment) if inputs.alignment else None)
         window_bases = scorer.window_tokens * tokenizer.k
         conservation = inputs.conservation
         score_names = scorer.score_names + (["markov"] if baseline else []) + (["phylop"] if conservation else [])

@@ -129,6 +129,18 @@ def model_file(model):
     return f"results/models/{model}/model.safetensors"
 
 
+def model_alignment(model, genome):
+    """The alignment arrays an alignment-aware model reads on `genome` (none for other models)."""
+    if not model_config(model)["aligned_species"]:
+        return []
+    if not genome_config(genome)["alignment"]["source"]:
+        raise ValueError(
+            f"model {model!r} reads an alignment (aligned_species), and genome {genome!r} has none "
+            f"(genomes.{genome}.alignment.source)"
+        )
+    return f"results/{genome}/alignment"
+
+
 def huggingface_file(model, name):
     return os.path.join(model_config(model)["huggingface"], name)
 
@@ -160,6 +172,8 @@ def pretrain_inputs(wildcards):
                     f"model {wildcards.model!r}: genome {genome!r} has no region set {name!r}"
                 )
             inputs[f"{genome}__{name}"] = f"{token_set_dir(genome, name)}/tokens.npy"
+        if model_config(wildcards.model)["aligned_species"]:
+            inputs[f"{genome}__alignment"] = f"results/{genome}/alignment"
     return inputs
 
 
@@ -188,11 +202,18 @@ def pretrain_spec(model):
             "valid": [token_set_dir(genome, n) for n in d["valid_sets"]],
             "weight": d["weight"],
         }
+        | (
+            {"alignment": f"results/{genome}/alignment"}
+            if cfg["aligned_species"]
+            else {}
+        )
         for genome, d in cfg["genomes"].items()
     ]
     architecture = result_settings(ArchitectureConfig, cfg["architecture"]) | {
         "vocab_size": tokenizer_vocab_size()
     }
+    if cfg["aligned_species"]:
+        architecture["aligned_species"] = cfg["aligned_species"]
     spec = {"architecture": architecture, "training": training, "data": data}
     return json.dumps(spec, sort_keys=True)
 
@@ -213,8 +234,51 @@ def check_processes(model):
         )
 
 
+def check_aligned_species(model):
+    """An alignment-aware model: one genome with an alignment that has the species, 1-mers."""
+    cfg = model_config(model)
+    species = cfg["aligned_species"]
+    if not species:
+        return
+    where = f"models.{model}.aligned_species"
+    problems = []
+    if cfg["huggingface"] or len(cfg["genomes"]) != 1:
+        problems.append("the model must be pretrained here on exactly one genome")
+    for genome in cfg["genomes"]:
+        alignment = (
+            genome_config(genome)["alignment"] if genome in config["genomes"] else {}
+        )
+        if not alignment.get("source"):
+            problems.append(f"genome {genome!r} has no alignment.source")
+        elif set(species) - set(alignment["species"]):
+            missing = sorted(set(species) - set(alignment["species"]))
+            problems.append(
+                f"{', '.join(missing)} not in genomes.{genome}.alignment.species "
+                f"({', '.join(alignment['species'])})"
+            )
+    if config["tokenizer"]["k"] != 1 or config["tokenizer"]["overlapping"]:
+        problems.append("it needs single-nucleotide tokens (tokenizer.k: 1)")
+    if cfg["training"]["objective"] != "mlm":
+        problems.append("it is a masked LM (training.objective: mlm)")
+    if cfg["export_huggingface"]:
+        problems.append("export_huggingface: ESM reads no alignment")
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+
+
 for _model in config["models"]:
     check_processes(_model)
+    check_aligned_species(_model)
+for _task, _probe in config["probes"].items():
+    if (
+        _probe["finetune"]["method"] != "none"
+        and _probe["model"] in config["models"]
+        and model_config(_probe["model"])["aligned_species"]
+    ):
+        raise ValueError(
+            f"probes.{_task}: fine-tuning an alignment-aware model ({_probe['model']}) is not "
+            f"supported (its probe on embeddings is): set probes.{_task}.finetune.method: none"
+        )
 
 
 def probe_task(task):
@@ -302,6 +366,11 @@ def callset_inputs(wildcards):
         "gzi": f"resources/{cs['genome']}/genome.fa.gz.gzi",
         "vcf": cs["vcf"],
         **conservation_inputs(cs["genome"]),
+        **(
+            {"alignment": model_alignment(wildcards.model, cs["genome"])}
+            if model_config(wildcards.model)["aligned_species"]
+            else {}
+        ),
     }
 
 

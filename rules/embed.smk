@@ -5,6 +5,7 @@ rule embed_shard:
     input:
         model=lambda w: model_file(w.model),
         regions="results/{genome}/regions/{set}.parquet",
+        alignment=lambda w: model_alignment(w.model, w.genome),
     output:
         matrix=temp(
             "results/{genome}/embeddings/{model}/{set}.shards/{shard}-of-{shards}.npy"
@@ -41,6 +42,7 @@ rule embed:
     input:
         model=lambda w: model_file(w.model),
         regions="results/{genome}/regions/{set}.parquet",
+        alignment=lambda w: model_alignment(w.model, w.genome),
         parts=embedding_parts,
     output:
         matrix="results/{genome}/embeddings/{model}/{set}.npy",

@@ -14,7 +14,8 @@ def main(smk):
         device = torch_device(smk.resources.gpu, "embeddings.resources.gpus")
         shard = (int(smk.wildcards.shard), int(smk.wildcards.shards)) if hasattr(smk.wildcards, "shard") else None
         embed_regions(Path(smk.input.model).parent, smk.input.regions, smk.output.matrix,
-                      None if shard else smk.output.index, cfg, device=device, shard=shard)
+                      None if shard else smk.output.index, cfg, device=device, shard=shard,
+                      alignment=smk.input.alignment or None)
         return
     gather_embeddings(list(smk.input.parts), smk.input.regions, smk.output.matrix, smk.output.index)
 

@@ -35,7 +35,8 @@ def main(smk):
     outputs = (ShardParts(smk.output.vcf, smk.output.tsv, smk.output.json) if sharded
                else ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary))
     score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline,
-                            conservation=conservation, callset_key=callset_key),
+                            conservation=conservation, callset_key=callset_key,
+                            alignment=getattr(smk.input, "alignment", None)),
               outputs, ScoringConfig(**smk.params.scoring), callset, meta=meta,
               device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"),
               shard=(int(smk.wildcards.shard), int(smk.wildcards.shards)) if sharded else None)
