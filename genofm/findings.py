@@ -38,8 +38,13 @@ def interval(values: np.ndarray) -> tuple[float, float]:
 
 
 CODON_STRATA = (1, 2, 3)
+# the strata a frame pair is shown in: each position, and positions 1-2 together (where most
+# missense and stop-gained SNVs sit: the trivial baseline is 0.5 inside each of these)
+STRATA = {"codon position 1": (1,), "codon position 2": (2,), "codon positions 1-2": (1, 2),
+          "codon position 3": (3,)}
 MIN_PER_STRATUM = 10  # scored variants of each class within a codon position for a stratified row
 FRAME_PAIRS = {("missense", "synonymous"), ("stop_gained", "synonymous"), ("missense", "stop_gained")}
+CODING_CLASSES = ("synonymous", "missense", "stop_gained")  # pooled as "coding" against intergenic
 COLUMNS = ["class_a", "class_b", "stratum", "score", "n_a", "n_b", "auroc", "ci_low", "ci_high", "baseline_auroc",
            "baseline_ci_low", "baseline_ci_high", "codon_baseline_auroc", "codon_baseline_ci_low",
            "codon_baseline_ci_high", "finding"]
@@ -69,15 +74,23 @@ def class_pair_findings(table: pd.DataFrame, scores: dict[str, tuple[str, float]
             rows.append({**row, "stratum": "all", **codon_note(row, codon, class_a, class_b)})
             if not codon or not codon["separates"]:
                 continue
-            for k in CODON_STRATA:
-                inside = table[positions == k]
+            for name, members in STRATA.items():
+                inside = table[positions.isin(members)]
                 counts = [((inside["class"] == c) & inside[score].notna()).sum() for c in (class_a, class_b)]
                 if min(counts) < MIN_PER_STRATUM:
                     continue
                 sub = pair_finding(inside, class_a, class_b, score, scores,
                                    baseline if baseline in present else None, seed, samples)
-                rows.append({**sub, "stratum": f"codon position {k}",
-                             "finding": f"Within codon position {k}: {sub['finding']}"})
+                rows.append({**sub, "stratum": name, "finding": f"Within {name}: {sub['finding']}"})
+    coding = table["class"].isin(CODING_CLASSES)
+    if coding.any() and (table["class"] == "intergenic").any() and "coding" not in classes:
+        pooled = table[coding | (table["class"] == "intergenic")].assign(
+            **{"class": lambda t: t["class"].where(t["class"] == "intergenic", "coding")})
+        for score in (s for s in present if s != baseline):
+            row = pair_finding(pooled, "coding", "intergenic", score, scores,
+                               baseline if baseline in present else None, seed, samples)
+            if row:
+                rows.append({**row, "stratum": "all"})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -86,6 +86,33 @@ def test_pairs_codon_position_separates_are_shown_within_codon_position():
     assert list(other["stratum"]) == ["all"] and other["codon_baseline_auroc"].isna().all()
 
 
+def test_frame_pairs_are_also_shown_within_codon_positions_1_and_2_together():
+    """Most missense SNVs sit at codon positions 1-2; the pair is also shown there, where a
+    frame-only score is at chance."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for cls, weights in (("missense", (0.45, 0.45, 0.1)), ("synonymous", (0.15, 0.0, 0.85))):
+        for position in rng.choice([1, 2, 3], size=200, p=weights):
+            rows.append({"class": cls, "codon_position": int(position),
+                         "llr": (-2.0 if position <= 2 else 0.0) + rng.normal(0, 1.0), "markov": rng.normal(0, 1)})
+    table = pd.DataFrame(rows)
+    findings = class_pair_findings(table, SCORES).set_index("stratum")
+    both = findings.loc["codon positions 1-2"]
+    assert both["n_b"] == ((table["class"] == "synonymous") & (table["codon_position"] <= 2)).sum() >= 10
+    assert both["ci_low"] < 0.5 < both["ci_high"] and both["finding"].startswith("Within codon positions 1-2: ")
+    assert findings.loc["all", "auroc"] > 0.7
+
+
+def test_coding_snvs_pooled_against_intergenic_ones():
+    rng = np.random.default_rng(5)
+    rows = [{"class": cls, "llr": rng.normal(mean, 1.0), "markov": rng.normal(0, 1)}
+            for cls, mean in (("synonymous", -1.0), ("missense", -1.0), ("intergenic", 0.0)) for _ in range(60)]
+    findings = class_pair_findings(pd.DataFrame(rows), SCORES)
+    pooled = findings[(findings["class_a"] == "coding") & (findings["class_b"] == "intergenic")]
+    assert len(pooled) == 1 and pooled["n_a"].iloc[0] == 120 and pooled["n_b"].iloc[0] == 60
+    assert pooled["auroc"].iloc[0] > 0.7
+
+
 def test_frame_pairs_without_codon_positions_say_so():
     findings = class_pair_findings(scored_table(), SCORES)
     row = findings.set_index(["class_a", "class_b", "score"]).loc["stop_gained", "synonymous", "llr"]
