@@ -364,6 +364,12 @@ class AlignedColumns:
         codes = self.fetch(contig, start, end)[:, self.columns(species)]
         return COMPLEMENT_CODES[codes[::-1]] if reverse else codes
 
+    def region_codes(self, chroms, starts, ends, strands, species: list[str]) -> list[np.ndarray]:
+        """species_codes of each region, on its strand ('-': as its reverse-complemented sequence
+        reads them), so row i belongs to base i of the region's sequence."""
+        return [self.species_codes(c, s, e, species, reverse=strand == "-")
+                for c, s, e, strand in zip(chroms, starts, ends, strands)]
+
     def letters(self, contig: str, start: int, end: int) -> list[str]:
         """Per species, its aligned letters over the interval ('.' absent, '-' gap)."""
         codes = self.fetch(contig, start, end)

@@ -174,8 +174,7 @@ def embed_regions(model_dir: str | Path, regions_parquet: str | Path, out_matrix
             names = [f"{name} in {regions_parquet}" for name in batch.column("name").to_pylist()]
             aligned = None
             if species:
-                aligned = [columns.species_codes(chrom, start, end, species, reverse=strand == "-")
-                           for chrom, start, end, strand in zip(*(batch.column(c).to_pylist() for c in read[2:]))]
+                aligned = columns.region_codes(*(batch.column(c).to_pylist() for c in read[2:]), species)
             vectors = embedder.embed_sequences(batch.column("sequence").to_pylist(), names, aligned)
             matrix[done:done + len(vectors)] = vectors.numpy().astype(cfg.dtype)
             done += len(vectors)

@@ -183,6 +183,37 @@ def baseline_comparison(a, b, score, baseline, scores, rng, samples, row) -> str
     return f"; level with the {name}"
 
 
+def score_differences(table: pd.DataFrame, scores: dict[str, tuple[str, float]], pairs: list[tuple[str, str]],
+                      seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> pd.DataFrame:
+    """For each class pair and each two of `scores` (columns of one table, mapped to (label,
+    sign)): both AUROCs on the variants that have both scores and the difference with a paired
+    95% bootstrap interval (the same resamples for both), so that "score 1 beats score 2" is
+    said only where the interval excludes 0."""
+    rows = []
+    for class_a, class_b in pairs:
+        for first, second in itertools.combinations([s for s in scores if s in table], 2):
+            both = table[table[first].notna() & table[second].notna()]
+            a, b = both[both["class"] == class_a], both[both["class"] == class_b]
+            if a.empty or b.empty:
+                continue
+            rng = np.random.default_rng(seed)
+            idx_a, idx_b = resample_indices(rng, len(a), samples), resample_indices(rng, len(b), samples)
+            point, boot = {}, {}
+            for column in (first, second):
+                sign = scores[column][1]
+                values_a, values_b = sign * a[column].to_numpy(), sign * b[column].to_numpy()
+                point[column] = float(auroc_by_rank(values_a, values_b)[0])
+                boot[column] = auroc_by_rank(values_a[idx_a], values_b[idx_b])
+            low, high = interval(boot[first] - boot[second])
+            rows.append({"class_a": class_a, "class_b": class_b, "score_1": first, "score_2": second,
+                         "n_a": len(a), "n_b": len(b), "auroc_1": round(point[first], 4),
+                         "auroc_2": round(point[second], 4),
+                         "difference": round(point[first] - point[second], 4), "ci_low": round(low, 4),
+                         "ci_high": round(high, 4)})
+    return pd.DataFrame(rows, columns=["class_a", "class_b", "score_1", "score_2", "n_a", "n_b", "auroc_1",
+                                       "auroc_2", "difference", "ci_low", "ci_high"])
+
+
 def probe_findings(summary: pd.DataFrame) -> pd.DataFrame:
     """The probe summary with a `finding` per row: each method's AUROC against the k-mer
     baseline of the same task (cells read "mean ± sd" over the same folds)."""

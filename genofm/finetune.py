@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,9 +34,11 @@ class SequenceClassifier(nn.Module):
         self.backbone = backbone
         self.classifier = nn.Linear(backbone.cfg.d_model, n_classes)  # not "head": that is the LM head
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, aligned: torch.Tensor | None = None) -> torch.Tensor:
+        """ids: (B, L); aligned: (B, L, S) alignment codes, for an alignment-aware backbone."""
         mask = (ids != PAD).unsqueeze(-1).float()  # (B, L, 1)
-        states = self.backbone(ids, return_logits=False).last_hidden  # (B, L, D)
+        extra = {} if aligned is None else {"aligned": aligned}
+        states = self.backbone(ids, return_logits=False, **extra).last_hidden  # (B, L, D)
         pooled = (states * mask).sum(1) / mask.sum(1)  # (B, D)
         return self.classifier(pooled)  # (B, n_classes)
 
@@ -60,29 +63,53 @@ def wrap(classifier: SequenceClassifier, cfg: FinetuneConfig) -> nn.Module:
     return get_peft_model(classifier, peft_cfg)
 
 
-def encode(sequences: list[str], tokenizer: KmerTokenizer, max_len: int) -> list[np.ndarray]:
-    """Token bodies, cut to the central max_len - 1 tokens when a region is longer."""
+class Example(NamedTuple):
+    """One region's token body and, for alignment-aware models, its (tokens, S) alignment codes."""
+
+    body: np.ndarray
+    codes: np.ndarray | None = None
+
+
+def encode(sequences: list[str], tokenizer: KmerTokenizer, max_len: int,
+           aligned: list[np.ndarray] | None = None) -> list[Example]:
+    """Token bodies, cut to the central max_len - 1 tokens when a region is longer, with their
+    alignment codes cut alike (single-nucleotide tokens: row i is token i)."""
     ids, offsets = tokenizer.encode_batch(sequences, add_special_tokens=False)
-    bodies = []
+    examples = []
     for i in range(len(sequences)):
         body = ids[offsets[i]:offsets[i + 1]]
+        codes = None if aligned is None else aligned[i]
+        if codes is not None and len(codes) != body.size:
+            raise GenofmInputError(f"region {i + 1}: {len(codes)} aligned columns for {body.size} tokens")
         if body.size > max_len - 1:
             start = (body.size - (max_len - 1)) // 2
             body = body[start:start + max_len - 1]
-        bodies.append(body.astype(np.int64))
-    return bodies
+            codes = None if codes is None else codes[start:start + max_len - 1]
+        examples.append(Example(body.astype(np.int64), codes))
+    return examples
 
 
-def batch(bodies: list[np.ndarray]) -> torch.Tensor:
-    ids = torch.full((len(bodies), max(b.size for b in bodies) + 1), PAD, dtype=torch.long)
+def batch(examples: list[Example]) -> dict[str, torch.Tensor]:
+    """The classifier's inputs: ids (B, L) and, with codes, aligned (B, L, S)."""
+    width = max(e.body.size for e in examples) + 1
+    ids = torch.full((len(examples), width), PAD, dtype=torch.long)
     ids[:, 0] = CLS
-    for i, body in enumerate(bodies):
-        ids[i, 1:1 + body.size] = torch.from_numpy(body)
-    return ids
+    for i, e in enumerate(examples):
+        ids[i, 1:1 + e.body.size] = torch.from_numpy(e.body)
+    if examples[0].codes is None:
+        return {"ids": ids}
+    aligned = torch.zeros((len(examples), width, examples[0].codes.shape[1]), dtype=torch.uint8)  # ABSENT
+    for i, e in enumerate(examples):
+        aligned[i, 1:1 + e.body.size] = torch.from_numpy(np.ascontiguousarray(e.codes))
+    return {"ids": ids, "aligned": aligned}
 
 
-def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: int, cfg: FinetuneConfig,
-                     device: torch.device = torch.device("cpu")) -> nn.Module:
+def to_device(inputs: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in inputs.items()}
+
+
+def train_classifier(backbone: DNALM, examples: list[Example], targets: np.ndarray, n_classes: int,
+                     cfg: FinetuneConfig, device: torch.device = torch.device("cpu")) -> nn.Module:
     """Fine-tune a copy of the backbone on `device` (bf16 autocast on CUDA)."""
     torch.manual_seed(cfg.seed)
     model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes).to(device), cfg)
@@ -91,12 +118,12 @@ def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: in
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     rng = np.random.default_rng(cfg.seed)
     for epoch in range(cfg.epochs):
-        order = rng.permutation(len(bodies))
+        order = rng.permutation(len(examples))
         total = 0.0
         for lo in range(0, len(order), cfg.batch_size):
             idx = order[lo:lo + cfg.batch_size]
             with bf16_autocast(device):
-                logits = model(batch([bodies[i] for i in idx]).to(device))
+                logits = model(**to_device(batch([examples[i] for i in idx]), device))
             loss = nn.functional.cross_entropy(logits.float(), torch.from_numpy(targets[idx]).to(device))
             loss.backward()
             optimizer.step()
@@ -107,13 +134,13 @@ def train_classifier(backbone: DNALM, bodies, targets: np.ndarray, n_classes: in
 
 
 @torch.no_grad()
-def predict(model: nn.Module, bodies, batch_size: int = 64) -> np.ndarray:
+def predict(model: nn.Module, examples, batch_size: int = 64) -> np.ndarray:
     """Class probabilities, on the model's device."""
     device = next(model.parameters()).device
     out = []
-    for lo in range(0, len(bodies), batch_size):
+    for lo in range(0, len(examples), batch_size):
         with bf16_autocast(device):
-            logits = model(batch(bodies[lo:lo + batch_size]).to(device))
+            logits = model(**to_device(batch(examples[lo:lo + batch_size]), device))
         out.append(torch.softmax(logits.float(), dim=-1).cpu())
     return torch.cat(out).numpy()
 
@@ -124,27 +151,32 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
 
 def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels: np.ndarray, folds,
                             cfg: FinetuneConfig, out_dir: str | Path | None = None,
-                            device: str | torch.device = "cpu") -> tuple[dict, np.ndarray]:
+                            device: str | torch.device = "cpu",
+                            aligned: list[np.ndarray] | None = None) -> tuple[dict, np.ndarray]:
     """Fine-tune on each fold's training regions, score its test regions; then, if out_dir is
-    given, fine-tune on all regions and save the model (adapter + head for peft methods)."""
+    given, fine-tune on all regions and save the model (adapter + head for peft methods).
+    `aligned`: each region's alignment codes (AlignedColumns.region_codes), which an
+    alignment-aware model reads."""
     torch.set_flush_denormal(True)
     device = torch.device(device)
     backbone, tokenizer = load_model_and_tokenizer(model_dir, device)
+    if getattr(backbone.cfg, "aligned_species", []) and aligned is None:
+        raise GenofmInputError(f"{model_dir}: an alignment-aware model is fine-tuned with the regions' aligned bases")
     log.info("fine-tuning on %s", device)
-    bodies = encode(sequences, tokenizer, backbone.cfg.max_len)
+    examples = encode(sequences, tokenizer, backbone.cfg.max_len, aligned)
     classes = np.unique(labels)
     targets = np.searchsorted(classes, labels)
     proba = np.full((len(labels), len(classes)), np.nan)
     per_fold = []
     for k, (train_idx, test_idx) in enumerate(folds):
         log.info("fold %d/%d: %s fine-tuning on %d regions", k + 1, len(folds), cfg.method, len(train_idx))
-        model = train_classifier(backbone, [bodies[i] for i in train_idx], targets[train_idx], len(classes), cfg,
+        model = train_classifier(backbone, [examples[i] for i in train_idx], targets[train_idx], len(classes), cfg,
                                  device)
-        proba[test_idx] = predict(model, [bodies[i] for i in test_idx])
+        proba[test_idx] = predict(model, [examples[i] for i in test_idx])
         per_fold.append(scores_and_metrics(labels[test_idx], proba[test_idx], classes))
     summary = summarise_folds(per_fold)
     if out_dir is not None:
-        final = train_classifier(backbone, bodies, targets, len(classes), cfg, device)
+        final = train_classifier(backbone, examples, targets, len(classes), cfg, device)
         trainable, total = trainable_parameters(final)
         summary["trainable_parameters"] = {"trainable": trainable, "total": total}
         save(final.cpu(), cfg, Path(out_dir), classes)

@@ -269,16 +269,6 @@ def check_aligned_species(model):
 for _model in config["models"]:
     check_processes(_model)
     check_aligned_species(_model)
-for _task, _probe in config["probes"].items():
-    if (
-        _probe["finetune"]["method"] != "none"
-        and _probe["model"] in config["models"]
-        and model_config(_probe["model"])["aligned_species"]
-    ):
-        raise ValueError(
-            f"probes.{_task}: fine-tuning an alignment-aware model ({_probe['model']}) is not "
-            f"supported (its probe on embeddings is): set probes.{_task}.finetune.method: none"
-        )
 
 
 def probe_task(task):

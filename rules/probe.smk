@@ -56,6 +56,7 @@ rule finetune:
     input:
         model=lambda w: model_file(w.model),
         regions=lambda w: regions_of(w.task),
+        alignment=lambda w: model_alignment(w.model, w.genome),
     output:
         metrics="results/{genome}/finetune/{model}/{task}/metrics.json",
         summary="results/{genome}/finetune/{model}/{task}/summary.tsv",

@@ -141,6 +141,32 @@ def test_the_model_learns_the_reference_base_from_the_other_species(trained):
     assert model.cfg.aligned_species == SPECIES
 
 
+def test_two_processes_train_the_alignment_aware_model_as_one(genome, tmp_path):
+    """Under torchrun each process reads the aligned bases of its own share of the step: the
+    weights equal a single process's."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    spec = json.dumps({"architecture": {**ARCH, "aligned_species": SPECIES},
+                       "training": {**TRAIN, "max_steps": 6, "batch_size": 8, "micro_batch_size": 4,
+                                    "rc_augment": True, "eval_every": 6},
+                       "data": [{"genome": "g", "train": [genome["train"]], "valid": [genome["valid"]],
+                                 "alignment": str(genome["arrays"])}]})
+    script = [str(REPO / "workflow_scripts/pretrain.py"), "--spec", spec, "--threads", "1"]
+    for name, launcher in (("one", [sys.executable]),
+                           ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                    "--nproc_per_node", "2"])):
+        proc = subprocess.run([*launcher, *script, "--out", str(tmp_path / name), "--checkpoints",
+                               str(tmp_path / f"{name}_ckpt")], capture_output=True, text=True, timeout=400)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    one, two = (DNALM.from_pretrained(tmp_path / name).state_dict() for name in ("one", "two"))
+    assert set(one) == set(two) and "aligned.weight" in one
+    for name, tensor in one.items():
+        torch.testing.assert_close(two[name], tensor, atol=2e-5, rtol=1e-4, msg=name)
+
+
 def test_the_model_needs_its_aligned_bases(trained):
     model = DNALM.from_pretrained(trained["dir"])
     ids = torch.full((1, 5), 6)
@@ -232,12 +258,35 @@ def test_region_embeddings_read_the_alignment(genome, trained, tmp_path):
         embed_regions(trained["dir"], genome["valid_parquet"], tmp_path / "n.npy", tmp_path / "n.parquet", cfg)
 
 
+def test_fine_tuning_reads_the_alignment(tmp_path):
+    """Regions whose label only the other species tell (they carry all A or all T over random
+    reference bases): a fine-tuned alignment-aware classifier separates them."""
+    from genofm.finetune import FinetuneConfig, cross_validate_finetune
+    from genofm.probe import ProbeConfig, folds_of
+
+    torch.manual_seed(0)
+    DNALM(ModelConfig(**{**ARCH, "max_len": 64}, aligned_species=SPECIES,
+                      extra={"tokenizer": {"k": 1, "overlapping": False}})).save_pretrained(tmp_path / "model")
+    rng = np.random.default_rng(2)
+    sequences = ["".join(rng.choice(list("ACGT"), 80)) for _ in range(40)]
+    labels = np.array(["a", "t"] * 20)
+    aligned = [np.stack([np.full(80, 1 if label == "a" else 4), np.zeros(80)], 1).astype(np.uint8)
+               for label in labels]
+    folds = folds_of(labels, np.array(["c"] * 40), ProbeConfig(folds=2))
+    cfg = FinetuneConfig(method="lora", epochs=4, lr=1e-2, batch_size=8)
+    summary, _ = cross_validate_finetune(tmp_path / "model", sequences, labels, folds, cfg, aligned=aligned)
+    assert summary["auroc"]["mean"] > 0.9
+    with pytest.raises(GenofmInputError, match="fine-tuned with the regions' aligned bases"):
+        cross_validate_finetune(tmp_path / "model", sequences, labels, folds, cfg)
+
+
 # --- through the workflow: the demo genome with a simulated alignment --------------------------
 
 @pytest.mark.workflow
 def test_an_alignment_aware_model_through_the_workflow(tmp_path):
-    """Pretraining, embeddings, the probe, scoring and the report figures of a model reading
-    four aligned species, on single-nucleotide tokens; config mistakes stop before any job."""
+    """Pretraining, embeddings, the probe and its fine-tuning, scoring and the report figures of a
+    model reading four aligned species, on single-nucleotide tokens; a config mistake stops
+    before any job."""
     import subprocess
     import sys
 
@@ -259,7 +308,8 @@ def test_an_alignment_aware_model_through_the_workflow(tmp_path):
     model["architecture"].update(n_layers=2, d_model=64, d_ff=128)
     model["training"].update(max_steps=10, eval_every=10, checkpoint_every=10, metrics_every=10, log_every=10)
     config["models"] = {"demo_msa": model}
-    config["probes"]["promoters"].update(model="demo_msa", finetune={"method": "none"})
+    config["probes"]["promoters"]["model"] = "demo_msa"
+    config["probes"]["promoters"]["finetune"].update(epochs=1)
     config["variants"]["demo_variants"]["models"] = ["demo_msa"]
 
     def snakemake(name, settings, *targets):
@@ -277,12 +327,10 @@ def test_an_alignment_aware_model_through_the_workflow(tmp_path):
     assert table.loc[table["status"] == "OK", "emb_cosine"].notna().all()  # indels too
     assert np.load(workdir / "results/demo/embeddings/demo_msa/promoters_vs_background.npy").shape[1] == 64
     assert (workdir / "results/demo/variants/demo_msa/demo_variants/ism.png").exists()
+    tuned = json.loads((workdir / "results/demo/finetune/demo_msa/promoters/metrics.json").read_text())
+    assert tuned["method"] == "finetune_ia3" and tuned["trainable_parameters"]["trainable"] > 0
 
     wrong = {**config, "tokenizer": {"k": 6, "overlapping": False}}
     proc = snakemake("wrong.yaml", wrong, "-n")
     said = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "models.demo_msa.aligned_species" in said and "tokenizer.k: 1" in said
-    tuned = yaml.safe_load(yaml.safe_dump(config))
-    tuned["probes"]["promoters"]["finetune"] = {"method": "ia3"}
-    proc = snakemake("tuned.yaml", tuned, "-n")
-    assert proc.returncode != 0 and "probes.promoters: fine-tuning an alignment-aware model" in proc.stdout + proc.stderr

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from genofm.findings import auroc_by_rank, class_pair_findings, probe_findings
+from genofm.findings import auroc_by_rank, class_pair_findings, probe_findings, score_differences
 from genofm.variant_report import SCORES, distribution_panel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +111,24 @@ def test_coding_snvs_pooled_against_intergenic_ones():
     pooled = findings[(findings["class_a"] == "coding") & (findings["class_b"] == "intergenic")]
     assert len(pooled) == 1 and pooled["n_a"].iloc[0] == 120 and pooled["n_b"].iloc[0] == 60
     assert pooled["auroc"].iloc[0] > 0.7
+
+
+def test_two_scores_compared_on_the_same_variants_with_a_paired_interval():
+    """Two scores that share most of their noise: a small true difference shows in the paired
+    interval; identical scores differ by exactly 0."""
+    rng = np.random.default_rng(6)
+    n = 300
+    shared = rng.normal(0, 1, 2 * n)
+    signal = np.r_[np.full(n, -0.6), np.zeros(n)]
+    table = pd.DataFrame({"class": ["stop_gained"] * n + ["synonymous"] * n, "llr": signal + shared,
+                          "markov": 0.7 * signal + shared, "lldiff": signal + shared})
+    scores = {"llr": SCORES["llr"], "markov": SCORES["markov"], "lldiff": (SCORES["llr"][0], -1.0)}
+    table.loc[0, "markov"] = np.nan  # one variant without the second score: left out of that comparison
+    diffs = score_differences(table, scores, [("stop_gained", "synonymous")]).set_index(["score_1", "score_2"])
+    better = diffs.loc[("llr", "markov")]
+    assert better["n_a"] == n - 1 and better["difference"] > 0 and better["ci_low"] > 0
+    same = diffs.loc[("llr", "lldiff")]
+    assert same["difference"] == 0 and same["ci_low"] == 0 == same["ci_high"]
 
 
 def test_frame_pairs_without_codon_positions_say_so():

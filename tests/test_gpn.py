@@ -186,14 +186,15 @@ def test_gpn_takes_peft_adapters(checkpoint, method):
     trainable, total = trainable_parameters(adapted)
     assert 0 < trainable < total  # adapters and the head, not the whole network
     ids = batch(encode([random_seq(50, 1), random_seq(80, 2)], tokenizer, model.cfg.max_len))
-    adapted(ids).sum().backward()  # gradients reach the adapters through GPN's modules
+    adapted(**ids).sum().backward()  # gradients reach the adapters through GPN's modules
     # trained adapters (random here) see the padded batch as each sequence alone: padding is masked
     with torch.no_grad():
         for name, p in adapted.named_parameters():
             if method in name:
                 p.normal_(0, 0.3) if method == "lora" else p.uniform_(0.5, 1.5)
-        alone = torch.cat([adapted(batch(encode([random_seq(n, n)], tokenizer, model.cfg.max_len))) for n in (50, 80)])
-        together = adapted(batch(encode([random_seq(50, 50), random_seq(80, 80)], tokenizer, model.cfg.max_len)))
+        alone = torch.cat([adapted(**batch(encode([random_seq(n, n)], tokenizer, model.cfg.max_len)))
+                           for n in (50, 80)])
+        together = adapted(**batch(encode([random_seq(50, 50), random_seq(80, 80)], tokenizer, model.cfg.max_len)))
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in adapted.named_parameters()
                if p.requires_grad and method in n)

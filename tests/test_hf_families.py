@@ -334,6 +334,6 @@ def test_mapped_models_take_peft_adapters(tmp_path, family, method):
     trainable, total = trainable_parameters(adapted)
     assert 0 < trainable < total
     ids = batch(encode([random_seq(50, 1), random_seq(80, 2)], tokenizer, model.cfg.max_len))
-    adapted(ids).sum().backward()
+    adapted(**ids).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in adapted.named_parameters()
                if p.requires_grad and method in n)

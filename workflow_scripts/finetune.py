@@ -2,13 +2,16 @@
 or full), on the probe task's folds; the final model trained on every region is saved."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from genofm.alignment import AlignedColumns
 from genofm.atomic import atomic_path
 from genofm.devices import torch_device
 from genofm.finetune import FinetuneConfig, cross_validate_finetune
+from genofm.model import ModelConfig
 from genofm.probe import ProbeConfig, check_labels, folds_of, summary_rows
 from genofm.provenance import provenance
 from genofm.workflow import run_script
@@ -20,8 +23,13 @@ def main(smk):
     folds = folds_of(labels, regions["chrom"].to_numpy(), ProbeConfig(**smk.params.probe))
     cfg = FinetuneConfig(**smk.params.finetune)
     device = torch_device(smk.resources.gpu, f"probes.{smk.wildcards.task}.finetune.resources.gpus")
+    aligned = None
+    if smk.input.alignment:  # an alignment-aware model: each region's aligned bases
+        model_config = ModelConfig.from_dict(json.loads((Path(smk.params.model_dir) / "config.json").read_text()))
+        aligned = AlignedColumns(smk.input.alignment).region_codes(
+            regions["chrom"], regions["start"], regions["end"], regions["strand"], model_config.aligned_species)
     result, _ = cross_validate_finetune(smk.params.model_dir, list(regions["sequence"]), labels, folds, cfg,
-                                        out_dir=smk.output.model_dir, device=device)
+                                        out_dir=smk.output.model_dir, device=device, aligned=aligned)
     task, model = smk.wildcards.task, smk.wildcards.model
     metrics = {"task": task, "model": model, "method": f"finetune_{cfg.method}", "n_regions": len(labels),
                "cv": f"holdout contigs {','.join(smk.params.probe['holdout_contigs'])}"
