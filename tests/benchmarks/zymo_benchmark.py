@@ -20,7 +20,6 @@ figures say nothing about the models.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -33,14 +32,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from markdown_table import write_markdown  # noqa: E402  (beside this script)
-
-# (positive, negative, stratum): the issue's stratified pairs; AUROC of the first class as more disruptive
-ROWS = [("stop_gained", "synonymous", "all"), ("stop_gained", "synonymous", "codon position 3"),
-        ("missense", "synonymous", "all"), ("missense", "synonymous", "codon positions 1-2"),
-        ("missense", "synonymous", "codon position 3"), ("stop_gained", "missense", "all"),
-        ("coding", "intergenic", "all")]
-
+from stratified import model_line, report  # noqa: E402  (beside this script)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,119 +80,15 @@ def main() -> int:
     subprocess.run(command, check=True)
     wall = time.perf_counter() - started
 
-    findings = {m: pd.read_csv(run / f"results/{genome}/variants/{m}/{callset}/findings.tsv", sep="\t")
-                for m in models}
-    columns = score_columns(findings)
-    table = [[f"{p} vs {n}", stratum, *(auroc_text(findings[m], p, n, stratum, score, field)
-                                        for m, score, field, _ in columns)]
-             for p, n, stratum in ROWS]
     snvs = pd.read_csv(run / f"results/{genome}/variants/{models[0]}/{callset}.tsv", sep="\t", usecols=["class"])
-    lines = [f"Zymoseptoria tritici IPO323, held-out chromosomes 10 and 11: {len(snvs)} SNVs "
+    facts = [f"Zymoseptoria tritici IPO323, held-out chromosomes 10 and 11: {len(snvs)} SNVs "
              f"({', '.join(f'{c} {n}' for c, n in snvs['class'].value_counts().sort_index().items())})"]
-    for m in models:
-        summary = json.loads((run / f"results/models/{m}/summary.json").read_text())
-        lines.append(f"{m}: {summary['parameters']:,} parameters, {summary['steps']} steps, pretraining "
-                     f"{summary['seconds'] / 60:.1f} min on {summary['hardware']}; final val loss "
-                     f"{summary['final_val_loss']:.4f} (unigram entropy {summary['unigram_entropy']:.4f})")
-    facts = list(lines)  # what the markdown caption says (this run's wall time depends on what was up to date)
-    lines.append(f"this run's workflow wall time {wall / 60:.1f} min (jobs whose outputs were up to date did not run)")
-    header = ["class pair", "stratum", *(label for *_, label in columns)]
-    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
-    for row in [header, *table]:
-        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
-    print("\n".join(lines))
-    paired = paired_comparisons(run, genome, callset, models)
-    print("\nPaired differences (same SNVs, same bootstrap resamples): AUROC of the first score minus the "
-          "second's, 95% interval")
-    for row in paired:
-        print("  ".join(row))
-    if args.markdown:
-        write_markdown(args.markdown, "; ".join(facts) + ". AUROC of the first class as more "
-                       "disruptive (each score signed so), 95% bootstrap interval. Within a codon-position stratum "
-                       "the trivial codon-position baseline is 0.5 by construction.", header, table,
-                       "msa: the alignment-aware model's masked LLR; conv: the single-sequence model; phyloP and "
-                       "Markov on the same SNVs.")
-        write_markdown(args.markdown.with_name(f"{args.markdown.stem}_paired.md"),
-                       "Paired comparisons on the same SNVs (same bootstrap resamples for both scores): AUROC of the "
-                       "first score minus the second's, 95% interval: one score beats the other only where the "
-                       "interval excludes 0.", ["class pair", "stratum", "scores", "difference"], paired)
+    facts += [model_line(run, m) for m in models]
+    print("\n".join(facts))
+    print(f"this run's workflow wall time {wall / 60:.1f} min (jobs whose outputs were up to date did not run)")
+    report(run, genome, callset, models, facts, args.markdown,
+           "msa: the alignment-aware model; conv: the single-sequence model; phyloP and Markov on the same SNVs.")
     return 0
-
-
-def paired_comparisons(run: Path, genome: str, callset: str, models: list[str]) -> list[list[str]]:
-    """The alignment-aware model's LLR against phyloP and against the single-sequence model's
-    scores, and those scores against each other, per stratified pair (genofm.findings)."""
-    sys.path.insert(0, str(REPO))
-    from genofm.findings import STRATA, score_differences
-    from genofm.variant_report import SCORES
-
-    keys = ["chrom", "pos", "ref", "alt", "class", "codon_position"]
-    tables = [pd.read_csv(run / f"results/{genome}/variants/{m}/{callset}.tsv", sep="\t") for m in models]
-    merged = tables[0][keys + ["llr", "phylop", "markov"]]
-    for m, table in zip(models[1:], tables[1:]):
-        columns = [c for c in ("llr", "lldiff", "influence", "emb_cosine") if table[c].notna().any()]
-        merged = merged.merge(table[keys + columns].rename(columns={c: f"{m} {c}" for c in columns}), on=keys)
-    scores = {"llr": SCORES["llr"], "phylop": SCORES["phylop"], "markov": SCORES["markov"]}
-    scores |= {c: SCORES[c.split()[-1]] for c in merged.columns if " " in c}
-    rows = []
-    for positive, negative, stratum in ROWS:
-        table = merged
-        if positive == "coding":
-            table = merged.assign(**{"class": merged["class"].where(merged["class"] == "intergenic", "coding")})
-        if stratum != "all":
-            table = table[table["codon_position"].isin(STRATA[stratum])]
-        diffs = score_differences(table, scores, [(positive, negative)])
-        wanted = [("llr", "phylop"), ("llr", "markov"), *(("llr", c) for c in scores if " " in c),
-                  *((a, b) for a in scores for b in scores if " " in a and " " in b and a < b)]
-        name = {"llr": f"{models[0]} llr"}.get
-        for first, second in wanted:
-            found = diffs[(diffs["score_1"] == first) & (diffs["score_2"] == second)]
-            flipped = diffs[(diffs["score_1"] == second) & (diffs["score_2"] == first)]
-            if found.empty and flipped.empty:
-                continue
-            d = found.iloc[0] if len(found) else flipped.iloc[0]
-            auroc_1, auroc_2 = (d["auroc_1"], d["auroc_2"]) if len(found) else (d["auroc_2"], d["auroc_1"])
-            low, high = (d["ci_low"], d["ci_high"]) if len(found) else (-d["ci_high"], -d["ci_low"])
-            rows.append([f"{positive} vs {negative}", stratum, f"{name(first, first)} - {name(second, second)}",
-                         f"{auroc_1:.3f} - {auroc_2:.3f} = {auroc_1 - auroc_2:+.3f} [{low:+.3f}, {high:+.3f}]"])
-    return rows
-
-
-def score_columns(findings: dict[str, pd.DataFrame]) -> list[tuple[str, str, str, str]]:
-    """(model, score, findings column, label) of every model score, then phyloP, Markov and the
-    codon-position baseline (read off the first model's rows)."""
-    columns = []
-    first = next(iter(findings))
-    for model, table in findings.items():
-        for score in dict.fromkeys(table["score"]):
-            if score != "phylop":
-                columns.append((model, score, "auroc", f"{model} {score}"))
-    if "phylop" in set(findings[first]["score"]):
-        columns.append((first, "phylop", "auroc", "phyloP"))
-    columns.append((first, None, "baseline_auroc", "Markov"))
-    columns.append((first, None, "codon_baseline_auroc", "codon position"))
-    return columns
-
-
-def auroc_text(findings: pd.DataFrame, positive: str, negative: str, stratum: str, score: str | None,
-               field: str) -> str:
-    """The AUROC of `positive` above `negative` with its interval ('-' when absent); rows stored
-    the other way round are flipped."""
-    flipped = False
-    rows = findings[(findings["class_a"] == positive) & (findings["class_b"] == negative)]
-    if rows.empty:
-        rows, flipped = findings[(findings["class_a"] == negative) & (findings["class_b"] == positive)], True
-    rows = rows[rows["stratum"] == stratum]
-    if score is not None:
-        rows = rows[rows["score"] == score]
-    if rows.empty or pd.isna(rows[field].iloc[0]):
-        return "-"
-    low_field, high_field = (("ci_low", "ci_high") if field == "auroc" else
-                             (field.replace("auroc", "ci_low"), field.replace("auroc", "ci_high")))
-    value, low, high = (float(rows[f].iloc[0]) for f in (field, low_field, high_field))
-    if flipped:
-        value, low, high = 1 - value, 1 - high, 1 - low
-    return f"{value:.3f} [{low:.2f}, {high:.2f}]"
 
 
 if __name__ == "__main__":
