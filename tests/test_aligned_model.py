@@ -9,6 +9,7 @@ base from it.
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -284,9 +285,9 @@ def test_fine_tuning_reads_the_alignment(tmp_path):
 
 @pytest.mark.workflow
 def test_an_alignment_aware_model_through_the_workflow(tmp_path):
-    """Pretraining, embeddings, the probe and its fine-tuning, scoring and the report figures of a
-    model reading four aligned species, on single-nucleotide tokens; a config mistake stops
-    before any job."""
+    """Pretraining, embeddings, the probe and its fine-tuning, scoring (with phyloP beside it) and
+    the report figures of a model reading four aligned species, on single-nucleotide tokens; a
+    config mistake stops before any job."""
     import subprocess
     import sys
 
@@ -324,6 +325,18 @@ def test_an_alignment_aware_model_through_the_workflow(tmp_path):
     table = pd.read_csv(workdir / "results/demo/variants/demo_msa/demo_variants.tsv", sep="\t")
     snvs = table[(table["status"] == "OK") & (table["ref"].str.len() == 1) & (table["alt"].str.len() == 1)]
     assert len(snvs) > 50 and snvs["llr"].notna().all() and snvs["phylop"].notna().mean() > 0.9
+
+    # phyloP beside the model: the neutral model on 5000 four-fold sites, the MAF header's tree
+    fit = json.loads((workdir / "results/demo/conservation/neutral.json").read_text())
+    assert fit["columns"] == 5000 and fit["tree"] == "(demo,((sp1,sp2),(sp3,sp4)));"
+    # codon positions 1-2 evolve slowly in the simulation: missense SNVs sit in conserved columns
+    by_class = snvs.groupby("class")["phylop"].mean()
+    assert by_class["missense"] > by_class["synonymous"] + 0.5
+    with gzip.open(workdir / "results/demo/variants/demo_msa/demo_variants.vcf.gz", "rt") as handle:
+        text = handle.read()
+    assert "##INFO=<ID=GFM_PHYLOP," in text and "GFM_PHYLOP=" in text
+    findings = pd.read_csv(workdir / "results/demo/variants/demo_msa/demo_variants/findings.tsv", sep="\t")
+    assert {"phylop", "llr"} <= set(findings["score"])
     assert table.loc[table["status"] == "OK", "emb_cosine"].notna().all()  # indels too
     assert np.load(workdir / "results/demo/embeddings/demo_msa/promoters_vs_background.npy").shape[1] == 64
     assert (workdir / "results/demo/variants/demo_msa/demo_variants/ism.png").exists()

@@ -4,7 +4,6 @@ phyloFit's neutral model and phyloP scores (phast)."""
 from __future__ import annotations
 
 import gzip
-import json
 
 import numpy as np
 import pytest
@@ -202,44 +201,8 @@ def demo_alignment(path, seed=3):
     return path
 
 
-@pytest.mark.workflow
-def test_call_sets_get_phylop_through_the_workflow(tmp_path):
-    import subprocess
-    import sys
-
-    import pandas as pd
-    import yaml
-
-    require_tool("phyloP")
-    workdir = copy_workflow(tmp_path)
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    genome = config["genomes"]["demo"]
-    genome["alignment"] = {"source": str(demo_alignment(tmp_path / "demo.maf")), "reference_species": "demo",
-                           "species": ["sp1", "sp2", "sp3", "sp4"], "neutral_sites": 5000}
-    model = config["models"]["demo_mlm"]
-    model["training"].update(max_steps=10, eval_every=10, checkpoint_every=10, metrics_every=10, log_every=10)
-    model["export_huggingface"] = False
-    config["models"] = {"demo_mlm": model}
-    config["probes"] = {}
-    config["variants"]["demo_variants"]["models"] = ["demo_mlm"]
-    (workdir / "phylop.yaml").write_text(yaml.safe_dump(config))
-    target = "results/demo/variants/demo_mlm/demo_variants/findings.tsv"
-    proc = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile", "phylop.yaml"],
-                          cwd=workdir, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    fit = json.loads((workdir / "results/demo/conservation/neutral.json").read_text())
-    assert fit["columns"] == 5000 and fit["tree"] == "(demo,((sp1,sp2),(sp3,sp4)));"
-    table = pd.read_csv(workdir / "results/demo/variants/demo_mlm/demo_variants.tsv", sep="\t")
-    ok = table[table["status"] == "OK"]
-    assert ok["phylop"].notna().mean() > 0.95
-    # codon positions 1-2 evolve slowly in the simulation: missense SNVs sit in conserved columns
-    by_class = ok.groupby("class")["phylop"].mean()
-    assert by_class["missense"] > by_class["synonymous"] + 0.5
-    with gzip.open(workdir / "results/demo/variants/demo_mlm/demo_variants.vcf.gz", "rt") as handle:
-        text = handle.read()
-    assert "##INFO=<ID=GFM_PHYLOP," in text and "GFM_PHYLOP=" in text
-    findings = pd.read_csv(workdir / target, sep="\t")
-    assert "phylop" in set(findings["score"])
+# call sets get phyloP through the workflow: tests/test_aligned_model.py's workflow test (one demo
+# run with the simulated alignment covers phyloP and the alignment-aware model)
 
 
 @pytest.mark.workflow
