@@ -45,6 +45,15 @@ LETTERS = np.frombuffer(b".ACGTN-", dtype=np.uint8)
 COMPLEMENT_CODES = np.array([ABSENT, 4, 3, 2, 1, N_CODE, GAP], dtype=np.uint8)  # A<->T, C<->G
 
 
+def padded_codes(codes: list[np.ndarray], width: int) -> np.ndarray:
+    """(B, width, S) uint8 model input from each sequence's (L_i, S) codes: row i's codes at
+    positions 1..L_i (after <cls>), ABSENT at <cls> and padding."""
+    out = np.full((len(codes), width, codes[0].shape[1]), ABSENT, dtype=np.uint8)
+    for i, c in enumerate(codes):
+        out[i, 1:1 + len(c)] = c
+    return out
+
+
 def other_species_bases(codes: np.ndarray) -> np.ndarray:
     """How many species other than the reference (column 0) have a base (A, C, G, T or N) in
     each row of `codes` (rows, 1 + species)."""

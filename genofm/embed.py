@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from .alignment import COMPLEMENT_CODES, AlignedColumns
+from .alignment import COMPLEMENT_CODES, AlignedColumns, padded_codes
 from .atomic import atomic_paths
 from .config import EmbedConfig
 from .devices import bf16_autocast
@@ -57,12 +57,7 @@ class Embedder:
         ids[:, 0] = CLS
         for i, w in enumerate(windows):
             ids[i, 1:1 + w.size] = torch.from_numpy(w.astype(np.int64))
-        codes = None
-        if aligned is not None:
-            codes = torch.zeros((len(windows), length, aligned[0].shape[1]), dtype=torch.uint8)  # ABSENT
-            for i, a in enumerate(aligned):
-                codes[i, 1:1 + a.shape[0]] = torch.from_numpy(np.ascontiguousarray(a))
-            codes = codes.to(self.device)
+        codes = None if aligned is None else torch.from_numpy(padded_codes(aligned, length)).to(self.device)
         with bf16_autocast(self.device):
             out = self.model(ids.to(self.device), output_hidden_states=self.cfg.layer != -1, return_logits=False,
                              **({} if codes is None else {"aligned": codes}))

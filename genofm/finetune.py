@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .alignment import padded_codes
 from .config import FinetuneConfig
 from .devices import bf16_autocast
 from .errors import GenofmInputError
@@ -98,10 +99,7 @@ def batch(examples: list[Example]) -> dict[str, torch.Tensor]:
         ids[i, 1:1 + e.body.size] = torch.from_numpy(e.body)
     if examples[0].codes is None:
         return {"ids": ids}
-    aligned = torch.zeros((len(examples), width, examples[0].codes.shape[1]), dtype=torch.uint8)  # ABSENT
-    for i, e in enumerate(examples):
-        aligned[i, 1:1 + e.body.size] = torch.from_numpy(np.ascontiguousarray(e.codes))
-    return {"ids": ids, "aligned": aligned}
+    return {"ids": ids, "aligned": torch.from_numpy(padded_codes([e.codes for e in examples], width))}
 
 
 def to_device(inputs: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:

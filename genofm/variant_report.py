@@ -24,6 +24,7 @@ import pysam  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from .alignment import padded_codes  # noqa: E402
 from .errors import GenofmInputError  # noqa: E402
 from .plots import save_png  # noqa: E402
 from .sequence import BASES  # noqa: E402
@@ -268,8 +269,7 @@ def last_layer_attention(scorer: VariantScorer, seq: str, max_tokens: int = 100,
     if scorer.species:
         if window is None:
             raise GenofmInputError("an alignment-aware model needs the window's place on the reference")
-        codes = np.zeros((1, ids.shape[1], len(scorer.species)), dtype=np.uint8)  # ABSENT at <cls>
-        codes[0, 1:] = scorer.window_codes(window)[:body.size]
+        codes = padded_codes([scorer.window_codes(window)[:body.size]], ids.shape[1])
         extra["aligned"] = torch.from_numpy(codes).to(scorer.device)
     out = scorer.model(ids.to(scorer.device), output_attentions=True, return_logits=False, **extra)
     maps = [a for a in out.attentions if a is not None]  # convolution blocks have no map
