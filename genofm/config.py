@@ -356,20 +356,29 @@ class EmbeddingSettings(EmbedConfig):
 
 @dataclass
 class FoldConfig:
-    """The cross-validation folds a probe task's probe and fine-tuning share."""
+    """What a probe task's probe and fine-tuning share: the kind of label and the folds."""
 
-    folds: int = setting(5, "Stratified cross-validation folds.", minimum=2)
+    objective: str = setting("classification", "classification: the labels are classes (AUROC, AUPRC, MCC, "
+                                               "accuracy); regression: they are numbers, e.g. a promoter's "
+                                               "activity (Spearman, Pearson, R²).",
+                             choices=["classification", "regression"])
+    folds: int = setting(5, "Cross-validation folds (stratified by class for classification).", minimum=2)
     holdout_contigs: list[str] = setting(doc="If set, train on the other contigs and test on these instead of "
                                              "k-fold.", factory=list)
     seed: int = setting(42, in_config=False)
+
+    def __post_init__(self):
+        _check_choices(self)
 
 
 @dataclass
 class ProbeConfig(FoldConfig):
     """A classifier on the embeddings (genofm.probe), cross-validated."""
 
-    classifier: str = setting("logistic", "Logistic regression or a one-hidden-layer MLP (scikit-learn).",
-                              choices=["logistic", "mlp"])
+    classifier: str = setting("logistic", "classification: logistic regression or a one-hidden-layer MLP "
+                                          "(scikit-learn).", choices=["logistic", "mlp"])
+    regressor: str = setting("ridge", "regression: ridge regression (penalty chosen by inner cross-validation) "
+                                      "or a one-hidden-layer MLP (scikit-learn).", choices=["ridge", "mlp"])
     baseline_k: int = setting(4, "k of the k-mer frequency baseline.", minimum=1, maximum=8)
 
     def __post_init__(self):
@@ -401,12 +410,28 @@ class FinetuneSettings(FinetuneConfig):
 
 
 @dataclass
+class LabelTableSettings:
+    """Labels from a table keyed by region name, in place of the region set's own: a TSV with a
+    header, the region names in column `name`. Every region of the set needs a row; rows naming
+    no region are counted in the log."""
+
+    tsv: str = setting("", "Path of the TSV; empty: the region set's labels.")
+    column: str = setting("value", "Header of the column holding the label.")
+
+
+@dataclass
 class ProbeSettings(ProbeConfig):
     """One probe task."""
 
     model: str = setting("", "A model name of `models`.", required=True)
     genome: str = setting("", "A genome name of `genomes`.", required=True)
-    region_set: str = setting("", "A labelled region set of that genome.", required=True)
+    region_set: str = setting("", "A labelled region set of that genome (its label column or label), unless "
+                                  "`labels` gives the labels.", required=True)
+    labels: LabelTableSettings = setting(doc=LabelTableSettings.__doc__, factory=LabelTableSettings)
+    predict: list[str] = setting(doc="Region sets of the genome to apply the probe trained on every region to: "
+                                     "results/{genome}/probes/{model}/{task}/predict/{set}.tsv, one row per "
+                                     "region (class probabilities, or the predicted value).", factory=list,
+                                 items={"pattern": NAME_PATTERN})
     finetune: FinetuneSettings = setting(doc=FinetuneSettings.__doc__, factory=FinetuneSettings)
 
 

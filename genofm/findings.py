@@ -215,21 +215,23 @@ def score_differences(table: pd.DataFrame, scores: dict[str, tuple[str, float]],
 
 
 def probe_findings(summary: pd.DataFrame) -> pd.DataFrame:
-    """The probe summary with a `finding` per row: each method's AUROC against the k-mer
-    baseline of the same task (cells read "mean ± sd" over the same folds)."""
+    """The probe summary with a `finding` per row: each method's AUROC (classification) or
+    Spearman correlation (regression) against the k-mer baseline of the same task (cells read
+    "mean ± sd" over the same folds)."""
     summary = summary.copy()
     findings = []
     for row in summary.itertuples():
         task_rows = summary[summary["task"] == row.task]
         baselines = task_rows[task_rows["method"].str.endswith("_baseline")]
         if row.method.endswith("_baseline") or baselines.empty:
-            findings.append("the baseline: a classifier on k-mer frequencies" if row.method.endswith("_baseline")
-                            else "no baseline row for this task")
+            findings.append("the baseline: the same estimator on k-mer frequencies"
+                            if row.method.endswith("_baseline") else "no baseline row for this task")
             continue
-        ours, theirs = mean_of(row.auroc), mean_of(baselines.iloc[0]["auroc"])
+        metric, name = ("auroc", "AUROC") if isinstance(getattr(row, "auroc", None), str) else ("spearman", "Spearman")
+        ours, theirs = mean_of(getattr(row, metric)), mean_of(baselines.iloc[0][metric])
         gap = ours - theirs
         where = "above" if gap > 0 else "below" if gap < 0 else "level with"
-        text = f"AUROC {ours:.3f}, {where} the k-mer baseline ({theirs:.3f}) by {abs(gap):.3f}"
+        text = f"{name} {ours:.3f}, {where} the k-mer baseline ({theirs:.3f}) by {abs(gap):.3f}"
         if gap <= 0:
             text += ": the model adds nothing here that k-mer counts do not give"
         findings.append(text)

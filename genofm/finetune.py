@@ -1,5 +1,5 @@
-"""Fine-tuning: the pretrained model plus a classification head, trained on a labelled region
-set, fully or parameter-efficiently through peft (LoRA or IA3 on the attention and
+"""Fine-tuning: the pretrained model plus a classification or regression head, trained on a
+labelled region set, fully or parameter-efficiently through peft (LoRA or IA3 on the attention and
 feed-forward projections). Evaluated on the probes' folds with the probes' metrics, then
 trained once more on every region and saved (peft's adapter format for LoRA/IA3).
 """
@@ -21,14 +21,15 @@ from .devices import bf16_autocast
 from .errors import GenofmInputError
 from .loading import load_model_and_tokenizer
 from .model import DNALM
-from .probe import scores_and_metrics, summarise_folds
+from .probe import regression_metrics, scores_and_metrics, summarise_folds
 from .tokenizer import CLS, PAD, KmerTokenizer
 
 log = logging.getLogger(__name__)
 
 
 class SequenceClassifier(nn.Module):
-    """A DNALM backbone, mean-pooled over real tokens, and a linear head."""
+    """A DNALM backbone, mean-pooled over real tokens, and a linear head: one output per class,
+    or one output for a regression (standardised target)."""
 
     def __init__(self, backbone: DNALM, n_classes: int):
         super().__init__()
@@ -108,8 +109,10 @@ def to_device(inputs: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor
 
 def train_classifier(backbone: DNALM, examples: list[Example], targets: np.ndarray, n_classes: int,
                      cfg: FinetuneConfig, device: torch.device = torch.device("cpu")) -> nn.Module:
-    """Fine-tune a copy of the backbone on `device` (bf16 autocast on CUDA)."""
+    """Fine-tune a copy of the backbone on `device` (bf16 autocast on CUDA). Integer targets are
+    class indices (cross-entropy); float targets, with n_classes 1, a standardised value (MSE)."""
     torch.manual_seed(cfg.seed)
+    regression = np.issubdtype(targets.dtype, np.floating)
     model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes).to(device), cfg)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -122,7 +125,9 @@ def train_classifier(backbone: DNALM, examples: list[Example], targets: np.ndarr
             idx = order[lo:lo + cfg.batch_size]
             with bf16_autocast(device):
                 logits = model(**to_device(batch([examples[i] for i in idx]), device))
-            loss = nn.functional.cross_entropy(logits.float(), torch.from_numpy(targets[idx]).to(device))
+            target = torch.from_numpy(targets[idx]).to(device)
+            loss = (nn.functional.mse_loss(logits.float()[:, 0], target.float()) if regression
+                    else nn.functional.cross_entropy(logits.float(), target))
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -132,15 +137,32 @@ def train_classifier(backbone: DNALM, examples: list[Example], targets: np.ndarr
 
 
 @torch.no_grad()
-def predict(model: nn.Module, examples, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities, on the model's device."""
+def predict(model: nn.Module, examples, batch_size: int = 64, regression: bool = False) -> np.ndarray:
+    """Class probabilities (n, C), or the head's value (n,) for regression, on the model's device."""
     device = next(model.parameters()).device
     out = []
     for lo in range(0, len(examples), batch_size):
         with bf16_autocast(device):
-            logits = model(**to_device(batch(examples[lo:lo + batch_size]), device))
-        out.append(torch.softmax(logits.float(), dim=-1).cpu())
+            logits = model(**to_device(batch(examples[lo:lo + batch_size]), device)).float()
+        out.append(logits[:, 0].cpu() if regression else torch.softmax(logits, dim=-1).cpu())
     return torch.cat(out).numpy()
+
+
+class Standardised(NamedTuple):
+    """A regression target's mean and sd on the training regions: the head learns (y - mean) / sd."""
+
+    mean: float
+    sd: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Standardised:
+        return cls(float(values.mean()), float(values.std()) or 1.0)
+
+    def scaled(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self.mean) / self.sd).astype(np.float32)
+
+    def unscaled(self, values: np.ndarray) -> np.ndarray:
+        return values * self.sd + self.mean
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
@@ -153,6 +175,7 @@ def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels:
                             aligned: list[np.ndarray] | None = None) -> tuple[dict, np.ndarray]:
     """Fine-tune on each fold's training regions, score its test regions; then, if out_dir is
     given, fine-tune on all regions and save the model (adapter + head for peft methods).
+    Float labels train a regression head (Spearman, Pearson, R²), string labels a classifier.
     `aligned`: each region's alignment codes (AlignedColumns.region_codes), which an
     alignment-aware model reads."""
     torch.set_flush_denormal(True)
@@ -162,6 +185,8 @@ def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels:
         raise GenofmInputError(f"{model_dir}: an alignment-aware model is fine-tuned with the regions' aligned bases")
     log.info("fine-tuning on %s", device)
     examples = encode(sequences, tokenizer, backbone.cfg.max_len, aligned)
+    if np.issubdtype(labels.dtype, np.floating):
+        return _cross_validate_regression(backbone, examples, labels, folds, cfg, out_dir, device)
     classes = np.unique(labels)
     targets = np.searchsorted(classes, labels)
     proba = np.full((len(labels), len(classes)), np.nan)
@@ -181,7 +206,33 @@ def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels:
     return summary, proba
 
 
-def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, classes: np.ndarray) -> None:
+def _cross_validate_regression(backbone: DNALM, examples: list[Example], labels: np.ndarray, folds,
+                               cfg: FinetuneConfig, out_dir, device) -> tuple[dict, np.ndarray]:
+    predicted = np.full(len(labels), np.nan)
+    per_fold = []
+    for k, (train_idx, test_idx) in enumerate(folds):
+        log.info("fold %d/%d: %s fine-tuning (regression) on %d regions", k + 1, len(folds), cfg.method,
+                 len(train_idx))
+        scale = Standardised.of(labels[train_idx])
+        model = train_classifier(backbone, [examples[i] for i in train_idx], scale.scaled(labels[train_idx]), 1,
+                                 cfg, device)
+        predicted[test_idx] = scale.unscaled(predict(model, [examples[i] for i in test_idx], regression=True))
+        per_fold.append(regression_metrics(labels[test_idx], predicted[test_idx]))
+    summary = summarise_folds(per_fold)
+    tested = ~np.isnan(predicted)
+    for metric, value in regression_metrics(labels[tested], predicted[tested]).items():
+        summary[metric]["overall"] = value
+    if out_dir is not None:
+        scale = Standardised.of(labels)
+        final = train_classifier(backbone, examples, scale.scaled(labels), 1, cfg, device)
+        trainable, total = trainable_parameters(final)
+        summary["trainable_parameters"] = {"trainable": trainable, "total": total}
+        save(final.cpu(), cfg, Path(out_dir), np.array([]), target=scale)
+    return summary, predicted
+
+
+def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, classes: np.ndarray,
+         target: Standardised | None = None) -> None:
     """peft methods: peft's save_pretrained (adapter_config.json + adapter_model.safetensors,
     head included); full: the classifier's state as safetensors."""
     import json
@@ -200,4 +251,7 @@ def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, classes: np.ndarr
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 config[key] = sorted(value)
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (out_dir / "classes.json").write_text(json.dumps([str(c) for c in classes]) + "\n")
+    if target is None:
+        (out_dir / "classes.json").write_text(json.dumps([str(c) for c in classes]) + "\n")
+    else:  # regression: the head's output is (value - mean) / sd
+        (out_dir / "target.json").write_text(json.dumps(target._asdict(), sort_keys=True) + "\n")

@@ -1,35 +1,88 @@
-"""Probes: classifiers on frozen embeddings, evaluated by cross-validation, each beside the same
-classifier on k-mer frequency vectors (the baseline every result must beat).
+"""Probes: classifiers or regressors on frozen embeddings, evaluated by cross-validation, each
+beside the same estimator on k-mer frequency vectors (the baseline every result must beat).
 
-Folds are stratified k-fold, or one fold per held-out contig group when configured. Metrics
-are AUROC, AUPRC, MCC and accuracy with their spread over folds; multi-class labels use
-one-vs-rest macro averages.
+Folds are k-fold (stratified by class for classification), or one fold per held-out contig
+group when configured. Classification metrics are AUROC, AUPRC, MCC and accuracy with their
+spread over folds (multi-class labels: one-vs-rest macro averages); regression metrics are
+Spearman, Pearson and R² per fold and over all out-of-fold predictions. The probe is then fit on
+every region and kept as a ProbeHead (genofm.heads) for the predict rule.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .config import ProbeConfig
 from .errors import GenofmInputError
+from .heads import ProbeHead
 from .sequence import base_code_table
 
+log = logging.getLogger(__name__)
 
-def check_labels(labels: pd.Series, source: str) -> np.ndarray:
-    """Labels as strings; a missing label or a single class is an error naming the source."""
+
+def check_labels(labels: pd.Series, source: str, objective: str = "classification",
+                 names: pd.Series | None = None) -> np.ndarray:
+    """Class labels as strings, or regression labels as floats. Missing labels, a single class,
+    classes that look like measurements, non-numeric or constant values: errors naming the
+    source and the first region concerned."""
+    names = pd.Series(range(1, len(labels) + 1)) if names is None else names
     if labels.isna().all():
-        raise GenofmInputError(f"{source}: the regions have no labels (set label_column or label in the region set)")
+        raise GenofmInputError(f"{source}: the regions have no labels (set label_column or label in the region set, "
+                               "or the task's labels.tsv)")
     if labels.isna().any():
-        missing = int(labels.isna().sum())
-        raise GenofmInputError(f"{source}: {missing} region(s) have no label")
-    values = labels.astype(str).to_numpy()
+        missing = labels.isna().to_numpy()
+        raise GenofmInputError(f"{source}: {int(missing.sum())} region(s) have no label, the first {names[missing].iloc[0]!r}")
+    text = labels.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    if objective == "regression":
+        bad = numbers.isna().to_numpy() | ~np.isfinite(numbers.fillna(0).to_numpy())
+        if bad.any():
+            raise GenofmInputError(f"{source}: region {names[bad].iloc[0]!r} has the label {text[bad].iloc[0]!r}, not a "
+                                   f"finite number ({int(bad.sum())} such): a regression task needs numbers (for "
+                                   "class labels set objective: classification)")
+        values = numbers.to_numpy(dtype=np.float64)
+        if np.ptp(values) == 0:
+            raise GenofmInputError(f"{source}: every region has the label {values[0]:g}: nothing to predict")
+        return values
+    values = text.to_numpy()
     classes = np.unique(values)
     if classes.size < 2:
         raise GenofmInputError(f"{source}: all regions carry the label {classes[0]!r}: a probe needs two classes or more")
+    if numbers.notna().all() and classes.size > max(10, len(values) // 5):
+        raise GenofmInputError(f"{source}: the labels are {classes.size} distinct numbers for {len(values)} regions, "
+                               "which look like measurements, not classes: set the task's objective: regression")
     return values
+
+
+def labels_from_table(names: pd.Series, tsv: str, column: str, source: str) -> pd.Series:
+    """The label of each named region from a TSV keyed by region name (column `name`)."""
+    table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    for wanted in ("name", column):
+        if wanted not in table:
+            raise GenofmInputError(f"{tsv}: no column {wanted!r} (the header has {', '.join(table.columns)}); the "
+                                   "labels table needs the region names in 'name' and the labels in labels.column")
+    repeated = table["name"].duplicated(keep=False)
+    if repeated.any():
+        lines = (np.flatnonzero(repeated.to_numpy())[:2] + 2).tolist()
+        raise GenofmInputError(f"{tsv}: the region name {table['name'][repeated].iloc[0]!r} has several rows "
+                               f"(lines {lines[0]} and {lines[1]})")
+    if names.duplicated().any():
+        raise GenofmInputError(f"{source}: the region name {names[names.duplicated()].iloc[0]!r} is used twice: "
+                               "labels keyed by name need unique names")
+    values = table.set_index("name")[column].replace("", np.nan)
+    missing = ~names.isin(values.index)
+    if missing.any():
+        raise GenofmInputError(f"{tsv}: {int(missing.sum())} region(s) of {source} have no row, the first "
+                               f"{names[missing].iloc[0]!r}")
+    unused = int((~values.index.isin(names)).sum())
+    if unused:
+        log.info("%s: %d row(s) name no region of %s and are not used", tsv, unused, source)
+    return pd.Series(values.loc[names.to_numpy()].to_numpy(), index=names.index, name="label")
 
 
 def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:
@@ -48,23 +101,26 @@ def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:
     return out
 
 
-def make_classifier(kind: str, seed: int):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
+def make_estimator(cfg: ProbeConfig):
+    """The configured classifier or regressor behind a StandardScaler (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if kind == "logistic":
-        model = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
-    elif kind == "mlp":
-        model = MLPClassifier(hidden_layer_sizes=(128,), early_stopping=True, max_iter=500, random_state=seed)
+    if cfg.objective == "regression":
+        model = RidgeCV(alphas=np.logspace(-2, 5, 15)) if cfg.regressor == "ridge" else \
+            MLPRegressor(hidden_layer_sizes=(128,), early_stopping=True, max_iter=500, random_state=cfg.seed)
+    elif cfg.classifier == "logistic":
+        model = LogisticRegression(max_iter=2000, C=1.0, random_state=cfg.seed)
     else:
-        raise GenofmInputError(f"probe classifier must be logistic or mlp, not {kind!r}")
+        model = MLPClassifier(hidden_layer_sizes=(128,), early_stopping=True, max_iter=500, random_state=cfg.seed)
     return make_pipeline(StandardScaler(), model)
 
 
-def folds_of(labels: np.ndarray, contigs: np.ndarray, cfg: ProbeConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedKFold
+def folds_of(labels: np.ndarray, contigs: np.ndarray, cfg) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train/test indices of each fold (cfg: a FoldConfig)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     if cfg.holdout_contigs:
         test = np.isin(contigs, cfg.holdout_contigs)
@@ -72,6 +128,10 @@ def folds_of(labels: np.ndarray, contigs: np.ndarray, cfg: ProbeConfig) -> list[
             raise GenofmInputError(f"holdout_contigs {cfg.holdout_contigs} must leave regions on both sides "
                                    f"(the set has contigs {sorted(set(contigs))})")
         return [(np.flatnonzero(~test), np.flatnonzero(test))]
+    if cfg.objective == "regression":
+        if len(labels) < 2 * cfg.folds:
+            raise GenofmInputError(f"{len(labels)} regions are too few for {cfg.folds}-fold cross-validation")
+        return list(KFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed).split(labels))
     smallest = int(pd.Series(labels).value_counts().min())
     n_folds = min(cfg.folds, smallest)
     if n_folds < 2:
@@ -96,13 +156,37 @@ def scores_and_metrics(y_true: np.ndarray, proba: np.ndarray, classes: np.ndarra
             "accuracy": float(accuracy_score(y_true, predicted))}
 
 
+def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict:
+    """Spearman and Pearson correlation and R² (a constant prediction correlates 0)."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import r2_score
+
+    flat = np.ptp(predicted) == 0
+    return {"spearman": 0.0 if flat else float(spearmanr(y_true, predicted).statistic),
+            "pearson": 0.0 if flat else float(pearsonr(y_true, predicted).statistic),
+            "r2": float(r2_score(y_true, predicted))}
+
+
 def cross_validate(features: np.ndarray, labels: np.ndarray, folds, cfg: ProbeConfig) -> tuple[dict, np.ndarray]:
-    """Per-fold metrics summarised as mean and sd, and the out-of-fold class probabilities."""
+    """Per-fold metrics summarised as mean and sd, and the out-of-fold class probabilities (n, C)
+    or, for regression, predictions (n,) with the metrics over all of them as `overall`."""
+    if cfg.objective == "regression":
+        predicted = np.full(len(labels), np.nan)
+        per_fold = []
+        for train_idx, test_idx in folds:
+            predicted[test_idx] = make_estimator(cfg).fit(features[train_idx], labels[train_idx]).predict(
+                features[test_idx])
+            per_fold.append(regression_metrics(labels[test_idx], predicted[test_idx]))
+        tested = ~np.isnan(predicted)
+        summary = summarise_folds(per_fold)
+        for metric, value in regression_metrics(labels[tested], predicted[tested]).items():
+            summary[metric]["overall"] = value
+        return summary, predicted
     classes = np.unique(labels)
     proba = np.full((len(labels), len(classes)), np.nan)
     per_fold = []
     for train_idx, test_idx in folds:
-        clf = make_classifier(cfg.classifier, cfg.seed).fit(features[train_idx], labels[train_idx])
+        clf = make_estimator(cfg).fit(features[train_idx], labels[train_idx])
         fold_proba = np.zeros((len(test_idx), len(classes)))
         fold_proba[:, np.searchsorted(classes, clf.classes_)] = clf.predict_proba(features[test_idx])
         proba[test_idx] = fold_proba
@@ -120,28 +204,54 @@ def summarise_folds(per_fold: list[dict]) -> dict:
     return summary
 
 
+class ProbeResult(NamedTuple):
+    metrics: dict
+    predictions: pd.DataFrame  # out-of-fold, probe and baseline
+    head: ProbeHead  # the probe fit on every region
+
+
+def headline_metric(objective: str) -> str:
+    """The metric a probe is judged by against its baseline."""
+    return "spearman" if objective == "regression" else "auroc"
+
+
 def run_probe(embeddings: np.ndarray, index: pd.DataFrame, sequences: list[str], cfg: ProbeConfig,
-              source: str) -> tuple[dict, pd.DataFrame]:
-    """Probe on embeddings and the k-mer baseline on the same folds: (metrics, predictions)."""
-    labels = check_labels(index["label"], source)
+              source: str, head_meta: dict | None = None) -> ProbeResult:
+    """Probe on embeddings and the k-mer baseline on the same folds, then the probe fit on every
+    region (its head carries head_meta: what it was trained on)."""
+    labels = check_labels(index["label"], source, cfg.objective, index["name"])
     folds = folds_of(labels, index["chrom"].to_numpy(), cfg)
-    classes = np.unique(labels)
-    results, predictions = {}, index[["chrom", "start", "end", "strand", "name", "label"]].copy()
+    regression = cfg.objective == "regression"
+    classes = np.array([]) if regression else np.unique(labels)
+    results, predictions = {}, index[["chrom", "start", "end", "strand", "name"]].copy()
+    predictions["label"] = labels
     predictions["fold"] = -1
     for k, (_, test_idx) in enumerate(folds):
         predictions.loc[predictions.index[test_idx], "fold"] = k
-    for method, features in (("probe", np.asarray(embeddings, dtype=np.float64)),
-                             (f"kmer{cfg.baseline_k}_baseline", kmer_frequencies(sequences, cfg.baseline_k))):
-        results[method], proba = cross_validate(features, labels, folds, cfg)
+    features = np.asarray(embeddings, dtype=np.float64)
+    baseline = f"kmer{cfg.baseline_k}_baseline"
+    for method, x in (("probe", features), (baseline, kmer_frequencies(sequences, cfg.baseline_k))):
+        results[method], out = cross_validate(x, labels, folds, cfg)
+        if regression:
+            predictions[f"{method}_prediction"] = out
         for c, name in enumerate(classes):
-            predictions[f"{method}_p_{name}"] = proba[:, c]
-    metrics = {"classes": classes.tolist(), "n_regions": int(len(labels)),
-               "class_counts": {str(c): int((labels == c).sum()) for c in classes},
-               "folds": len(folds), "cv": "holdout contigs " + ",".join(cfg.holdout_contigs) if cfg.holdout_contigs
-               else f"stratified {len(folds)}-fold", "classifier": cfg.classifier, "results": results}
-    best = results["probe"]["auroc"]["mean"] - results[f"kmer{cfg.baseline_k}_baseline"]["auroc"]["mean"]
-    metrics["probe_beats_baseline"] = bool(best > 0)
-    return metrics, predictions
+            predictions[f"{method}_p_{name}"] = out[:, c]
+    cv = ("holdout contigs " + ",".join(cfg.holdout_contigs) if cfg.holdout_contigs
+          else f"{len(folds)}-fold" if regression else f"stratified {len(folds)}-fold")
+    metrics = {"objective": cfg.objective, "n_regions": int(len(labels)), "folds": len(folds), "cv": cv,
+               "estimator": cfg.regressor if regression else cfg.classifier, "results": results}
+    if regression:
+        metrics["label_summary"] = {"mean": float(labels.mean()), "sd": float(labels.std()),
+                                    "min": float(labels.min()), "max": float(labels.max())}
+    else:
+        metrics.update(classes=classes.tolist(), class_counts={str(c): int((labels == c).sum()) for c in classes})
+    headline = headline_metric(cfg.objective)
+    metrics["probe_beats_baseline"] = bool(results["probe"][headline]["mean"] > results[baseline][headline]["mean"])
+    lengths = (index["end"] - index["start"]).to_numpy()
+    meta = {"n_regions": int(len(labels)), "region_length_median": int(np.median(lengths)), **(head_meta or {})}
+    head = ProbeHead.from_estimator(make_estimator(cfg).fit(features, labels), cfg.objective, classes.tolist(),
+                                    meta)
+    return ProbeResult(metrics, predictions, head)
 
 
 def summary_rows(task: str, model: str, metrics: dict) -> list[dict]:
@@ -186,3 +296,34 @@ def plot_curves(predictions: pd.DataFrame, metrics: dict, path, title: str) -> N
     fig.suptitle(title)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def plot_scatter(predictions: pd.DataFrame, metrics: dict, path, title: str) -> None:
+    """Observed vs out-of-fold predicted label, probe and baseline side by side."""
+    from .plots import plt, save_png  # matplotlib with the Agg backend
+
+    methods = list(metrics["results"])
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4.3), dpi=110, sharex=True, sharey=True)
+    observed = predictions["label"].to_numpy(dtype=float)
+    for ax, method, color in zip(axes, methods, ["#4c72b0", "#dd8452"]):
+        predicted = predictions[f"{method}_prediction"].to_numpy()
+        result = metrics["results"][method]
+        ax.scatter(observed, predicted, s=8, alpha=0.6, color=color)
+        lo, hi = min(observed.min(), predicted.min()), max(observed.max(), predicted.max())
+        ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=1, label="predicted = observed")
+        ax.set(xlabel="observed label", ylabel="predicted (out-of-fold)",
+               title=f"{method}: Spearman {result['spearman']['overall']:.3f}, R² {result['r2']['overall']:.3f}")
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def plot_probe(predictions: pd.DataFrame, metrics: dict, path, title: str) -> None:
+    """ROC and precision-recall curves (classification) or observed-vs-predicted (regression)."""
+    if metrics.get("objective") == "regression":
+        plot_scatter(predictions, metrics, path, title)
+    else:
+        plot_curves(predictions, metrics, path, title)

@@ -21,14 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pysam  # noqa: E402
-import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from .alignment import padded_codes  # noqa: E402
+from .attention_page import attention_maps  # noqa: E402
 from .errors import GenofmInputError  # noqa: E402
 from .plots import save_png  # noqa: E402
 from .sequence import BASES  # noqa: E402
-from .tokenizer import CLS  # noqa: E402
 from .variant_scoring import VariantScorer, WindowKey  # noqa: E402
 from .vcf import Allele, parse_regions  # noqa: E402
 
@@ -256,27 +254,13 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
     save_png(fig, path, dpi=110)
 
 
-@torch.no_grad()
 def last_layer_attention(scorer: VariantScorer, seq: str, max_tokens: int = 100,
-                         window: WindowKey | None = None) -> tuple[np.ndarray, list[str]]:
+                         window: WindowKey | None = None) -> tuple[np.ndarray | None, list[str]]:
     """Head-averaged attention (L, L) of the last attention layer over <cls> + the first tokens
     of seq; None for a model without attention (all convolutions). `window`: where seq lies on
     the reference (an alignment-aware model reads the aligned bases there)."""
-    tokenizer = scorer.tokenizer
-    body = tokenizer.encode(seq, add_special_tokens=False)[:min(max_tokens, scorer.context)]
-    ids = torch.from_numpy(np.r_[CLS, body].astype(np.int64))[None]
-    extra = {}
-    if scorer.species:
-        if window is None:
-            raise GenofmInputError("an alignment-aware model needs the window's place on the reference")
-        codes = padded_codes([scorer.window_codes(window)[:body.size]], ids.shape[1])
-        extra["aligned"] = torch.from_numpy(codes).to(scorer.device)
-    out = scorer.model(ids.to(scorer.device), output_attentions=True, return_logits=False, **extra)
-    maps = [a for a in out.attentions if a is not None]  # convolution blocks have no map
-    if not maps:
-        return None, []
-    attention = maps[-1][0].float().mean(0).cpu().numpy()  # (L, L)
-    return attention, [tokenizer.vocab[i] for i in ids[0].tolist()]
+    maps = attention_maps(scorer, seq, max_tokens, window)
+    return maps.head_mean(), maps.tokens if maps.weights is not None else []
 
 
 def plot_attention(attention: np.ndarray | None, tokens: list[str], path, title: str) -> None:

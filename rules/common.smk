@@ -305,6 +305,43 @@ def regions_of(task):
     return f"results/{t['genome']}/regions/{t['region_set']}.parquet"
 
 
+def labels_of(task):
+    """The task's label table (labels.tsv), or no input: the region set's own labels."""
+    return probe_task(task)["labels"]["tsv"] or []
+
+
+def probe_head(task, name):
+    t = probe_task(task)
+    return f"results/{t['genome']}/probes/{t['model']}/{task}/head/{name}"
+
+
+def prediction_outputs():
+    """The predict rule's outputs: every task's configured region sets."""
+    return [
+        f"results/{t['genome']}/probes/{t['model']}/{task}/predict/{name}.tsv"
+        for task, t in config["probes"].items()
+        for name in t["predict"]
+    ]
+
+
+def check_probe_task(task):
+    """Region sets a task names must be region sets of its genome (checked before any job)."""
+    t = probe_task(task)
+    sets = config["genomes"].get(t["genome"], {}).get("region_sets", {})
+    for key, name in [("region_set", t["region_set"])] + [
+        ("predict", n) for n in t["predict"]
+    ]:
+        if name not in sets:
+            raise ValueError(
+                f"probes.{task}.{key}: {name!r} is not a region set of genome {t['genome']!r} "
+                f"(its region sets: {', '.join(sorted(sets)) or 'none'})"
+            )
+
+
+for _task in config["probes"]:
+    check_probe_task(_task)
+
+
 def all_probe_outputs(name):
     """Probe outputs of every task, and fine-tuning outputs of tasks that fine-tune."""
     outputs = []
@@ -539,6 +576,7 @@ def all_outputs():
             outputs.append(f"results/models/{model}/huggingface")
     if config["probes"]:
         outputs.append("results/probes_summary.tsv")
+    outputs += prediction_outputs()
     for callset in config["variants"]:
         outputs += variant_outputs(callset)
     return outputs

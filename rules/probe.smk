@@ -6,13 +6,17 @@ rule probe:
         matrix=lambda w: embeddings_of(w.task)[0],
         index=lambda w: embeddings_of(w.task)[1],
         regions=lambda w: regions_of(w.task),
+        labels=lambda w: labels_of(w.task),
+        model=lambda w: model_file(w.model),
     output:
         metrics="results/{genome}/probes/{model}/{task}/metrics.json",
         predictions="results/{genome}/probes/{model}/{task}/predictions.tsv",
         summary="results/{genome}/probes/{model}/{task}/summary.tsv",
+        head_weights="results/{genome}/probes/{model}/{task}/head/head.safetensors",
+        head_meta="results/{genome}/probes/{model}/{task}/head/head.json",
         plot=report(
-            "results/{genome}/probes/{model}/{task}/roc.png",
-            caption="../report/probe_roc.rst",
+            "results/{genome}/probes/{model}/{task}/performance.png",
+            caption="../report/probe_performance.rst",
             category="3. Embeddings and probes",
             subcategory="{task}",
         ),
@@ -28,8 +32,33 @@ rule probe:
         runtime=30,
     params:
         probe=lambda w: probe_config(w.task),
+        labels_column=lambda w: probe_task(w.task)["labels"]["column"],
+        region_set=lambda w: probe_task(w.task)["region_set"],
+        embedding=embed_config(),
     script:
         "../workflow_scripts/probe.py"
+
+
+rule predict:
+    input:
+        head_weights=lambda w: probe_head(w.task, "head.safetensors"),
+        head_meta=lambda w: probe_head(w.task, "head.json"),
+        matrix="results/{genome}/embeddings/{model}/{set}.npy",
+        index="results/{genome}/embeddings/{model}/{set}.index.parquet",
+        model=lambda w: model_file(w.model),
+    output:
+        table="results/{genome}/probes/{model}/{task}/predict/{set}.tsv",
+    log:
+        "logs/{genome}/predict_{model}_{task}_{set}.log",
+    conda:
+        "../envs/model.yaml"
+    resources:
+        mem_mb=lambda w, attempt: 2000 * attempt,
+        runtime=15,
+    params:
+        embedding=embed_config(),
+    script:
+        "../workflow_scripts/predict.py"
 
 
 rule probe_summary:
@@ -56,6 +85,7 @@ rule finetune:
     input:
         model=lambda w: model_file(w.model),
         regions=lambda w: regions_of(w.task),
+        labels=lambda w: labels_of(w.task),
         alignment=lambda w: model_alignment(w.model, w.genome),
     output:
         metrics="results/{genome}/finetune/{model}/{task}/metrics.json",
@@ -75,6 +105,7 @@ rule finetune:
     params:
         probe=lambda w: fold_config(w.task),
         finetune=lambda w: finetune_config(w.task),
+        labels_column=lambda w: probe_task(w.task)["labels"]["column"],
         model_dir=lambda w, input: os.path.dirname(input.model),
     script:
         "../workflow_scripts/finetune.py"

@@ -169,6 +169,12 @@ rule variant_figures:
             category="4. Variant scores",
             subcategory="{callset}",
         ),
+        attention_html=report(
+            "results/{genome}/variants/{model}/{callset}/attention.html",
+            caption="../report/variant_attention_html.rst",
+            category="4. Variant scores",
+            subcategory="{callset}",
+        ),
     log:
         "logs/{genome}/variant_figures_{model}_{callset}.log",
     benchmark:

@@ -16,8 +16,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo"
-FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "variants.vcf", "motifs.tsv",
-         "README.md")
+FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "promoter_activity.bed", "variants.vcf",
+         "motifs.tsv", "README.md")
 STOPS = {"TAA", "TAG", "TGA"}
 COMP = str.maketrans("ACGTacgtN", "TGCAtgcaN")
 
@@ -293,3 +293,20 @@ def test_regeneration_is_identical(tmp_path):
             assert new[:10] == old[:10], name
             new, old = gzip.decompress(new), gzip.decompress(old)
         assert new == old, name
+
+
+def test_promoter_activity_follows_the_planted_sites():
+    """The regression target is the promoters' planted sites (kind, count, spacing) plus noise."""
+    import pandas as pd
+
+    activity = pd.read_csv(DEMO / "promoter_activity.bed", sep="\t", header=None,
+                           names=["chrom", "start", "end", "name", "score", "strand", "activity"])
+    windows = pd.read_csv(DEMO / "promoters_vs_background.bed", sep="\t", header=None)
+    assert sorted(activity["name"]) == sorted(windows.loc[windows[6] == "promoter", 3])
+    motifs = pd.read_csv(DEMO / "motifs.tsv", sep="\t")
+    weights = {"SP1": 1.0, "NRF1": 0.8, "ELK1": 0.6, "YY1": -0.5, "CTCF": 0.0, "TBP": 1.2}
+    additive = 2.0 + motifs.assign(w=motifs["motif_name"].map(weights)).groupby("gene_id")["w"].sum()
+    residual = activity.set_index("name")["activity"] - additive.reindex(activity["name"]).fillna(2.0).to_numpy()
+    assert residual.min() > -1.0, "noise of sd 0.25 never goes below -4 sd"
+    assert (residual > 0.45).sum() > 10, "activator pairs add synergy on top of the sites' weights"
+    assert activity["activity"].std() > 1.0

@@ -12,7 +12,8 @@ import torch
 from genofm.embed import EmbedConfig, Embedder, embed_regions, load_embeddings, windows_of
 from genofm.errors import GenofmInputError
 from genofm.model import DNALM, ModelConfig
-from genofm.probe import ProbeConfig, check_labels, kmer_frequencies, run_probe
+from genofm.heads import ProbeHead, model_fingerprint, predict_regions
+from genofm.probe import ProbeConfig, check_labels, kmer_frequencies, labels_from_table, make_estimator, run_probe
 from genofm.sequence import reverse_complement
 from genofm.tokenizer import KmerTokenizer
 
@@ -138,6 +139,17 @@ def test_kmer_frequencies():
 
 
 def test_labels_are_checked():
+    with pytest.raises(GenofmInputError, match="look like measurements, not classes: set the task's objective: "
+                                               "regression"):
+        check_labels(pd.Series([f"{x:.3f}" for x in np.linspace(0, 1, 50)]), "x.parquet")
+    assert list(check_labels(pd.Series(["0", "1", "1"]), "x")) == ["0", "1", "1"]  # numbered classes are fine
+    with pytest.raises(GenofmInputError, match="region 'r2' has the label 'high', not a finite number"):
+        check_labels(pd.Series(["1.5", "high", "2"]), "x", "regression", pd.Series(["r1", "r2", "r3"]))
+    with pytest.raises(GenofmInputError, match="every region has the label 3: nothing to predict"):
+        check_labels(pd.Series(["3", "3.0"]), "x", "regression")
+    with pytest.raises(GenofmInputError, match="1 region\\(s\\) have no label, the first 'r2'"):
+        check_labels(pd.Series(["1", None]), "x", "regression", pd.Series(["r1", "r2"]))
+    np.testing.assert_array_equal(check_labels(pd.Series(["1.5", " 2"]), "x", "regression"), [1.5, 2.0])
     with pytest.raises(GenofmInputError, match="x.parquet: all regions carry the label 'a'"):
         check_labels(pd.Series(["a", "a"]), "x.parquet")
     with pytest.raises(GenofmInputError, match="have no labels"):
@@ -155,10 +167,84 @@ def test_probe_separates_informative_embeddings(n_classes, classifier):
     sequences = [random_seq(60, i) for i in range(120)]  # k-mers carry no signal
     index = pd.DataFrame({"chrom": np.where(np.arange(120) < 90, "c1", "c2"), "start": 0, "end": 60, "strand": "+",
                           "name": [f"r{i}" for i in range(120)], "label": labels})
-    metrics, predictions = run_probe(embeddings, index, sequences, ProbeConfig(folds=4, classifier=classifier), "t")
+    metrics, predictions, head = run_probe(embeddings, index, sequences, ProbeConfig(folds=4, classifier=classifier),
+                                           "t", {"task": "t"})
+    # the saved head, applied without scikit-learn, gives the fitted probe's probabilities
+    fitted = make_estimator(ProbeConfig(folds=4, classifier=classifier)).fit(embeddings, labels)
+    np.testing.assert_allclose(head.predict(embeddings), fitted.predict_proba(embeddings), atol=1e-9)
+    assert head.classes == [f"class{i}" for i in range(n_classes)] and head.meta["region_length_median"] == 60
     probe, baseline = metrics["results"]["probe"], metrics["results"]["kmer4_baseline"]
     assert probe["auroc"]["mean"] > 0.95 and len(probe["auroc"]["folds"]) == 4
     assert baseline["auroc"]["mean"] < 0.7 and metrics["probe_beats_baseline"]
     assert predictions["fold"].between(0, 3).all()
     held = run_probe(embeddings, index, sequences, ProbeConfig(holdout_contigs=["c2"], classifier=classifier), "t")[0]
     assert held["folds"] == 1 and held["results"]["probe"]["auroc"]["mean"] > 0.95
+
+
+def test_labels_from_a_table_keyed_by_region_name(tmp_path, caplog):
+    names = pd.Series(["p1", "p2", "p3"])
+    table = tmp_path / "labels.tsv"
+    table.write_text("name\tactivity\tother\np3\t3.5\tx\np1\t1.5\tx\np2\t2\tx\nunused\t9\tx\n")
+    with caplog.at_level("INFO"):
+        assert list(labels_from_table(names, str(table), "activity", "set.parquet")) == ["1.5", "2", "3.5"]
+    assert "1 row(s) name no region of set.parquet" in caplog.text
+    with pytest.raises(GenofmInputError, match="no column 'value' \\(the header has name, activity, other\\)"):
+        labels_from_table(names, str(table), "value", "set.parquet")
+    table.write_text("name\tactivity\np1\t1\np2\t2\np1\t3\n")
+    with pytest.raises(GenofmInputError, match="the region name 'p1' has several rows \\(lines 2 and 4\\)"):
+        labels_from_table(names, str(table), "activity", "set.parquet")
+    table.write_text("name\tactivity\np1\t1\np2\t2\n")
+    with pytest.raises(GenofmInputError, match="1 region\\(s\\) of set.parquet have no row, the first 'p3'"):
+        labels_from_table(names, str(table), "activity", "set.parquet")
+
+
+@pytest.mark.parametrize("regressor", ["ridge", "mlp"])
+def test_regression_probe_predicts_values_the_embeddings_carry(regressor):
+    rng = np.random.default_rng(1)
+    n = 150
+    value = rng.normal(size=n)
+    embeddings = rng.normal(size=(n, 12))
+    embeddings[:, 0] += 2 * value  # the embeddings carry the value, the k-mers do not
+    index = pd.DataFrame({"chrom": "c1", "start": 0, "end": 60, "strand": "+", "name": [f"r{i}" for i in range(n)],
+                          "label": [f"{v:.4f}" for v in value]})
+    cfg = ProbeConfig(objective="regression", regressor=regressor, folds=5)
+    metrics, predictions, head = run_probe(embeddings, index, [random_seq(60, i) for i in range(n)], cfg, "t")
+    probe, baseline = metrics["results"]["probe"], metrics["results"]["kmer4_baseline"]
+    assert metrics["objective"] == "regression" and metrics["cv"] == "5-fold"
+    assert probe["spearman"]["mean"] > 0.6 and probe["r2"]["overall"] > 0.3 and len(probe["pearson"]["folds"]) == 5
+    assert baseline["spearman"]["overall"] < 0.3 and metrics["probe_beats_baseline"]
+    assert predictions["fold"].between(0, 4).all() and predictions["probe_prediction"].notna().all()
+    fitted = make_estimator(cfg).fit(embeddings, check_labels(index["label"], "t", "regression"))
+    np.testing.assert_allclose(head.predict(embeddings), fitted.predict(embeddings), atol=1e-8)
+    assert head.objective == "regression" and head.output == "identity"
+
+
+def test_probe_head_saves_loads_and_refuses_other_settings(tmp_path):
+    rng = np.random.default_rng(2)
+    m = model()
+    m.save_pretrained(tmp_path / "model")
+    embedding = {"layer": -1, "pooling": "mean", "center_tokens": 16, "rc_average": False, "window_overlap": 32}
+    labels = np.array(["a", "b"] * 30)
+    features = rng.normal(size=(60, 8)) + (labels == "b")[:, None]
+    fitted = make_estimator(ProbeConfig()).fit(features, labels)
+    head = ProbeHead.from_estimator(fitted, "classification", ["a", "b"],
+                                    {"model_sha256": model_fingerprint(tmp_path / "model"), "embedding": embedding,
+                                     "tokenizer": "k=3"})
+    head.save(tmp_path / "head")
+    loaded = ProbeHead.load(tmp_path / "head")
+    np.testing.assert_allclose(loaded.predict(features), fitted.predict_proba(features), atol=1e-12)
+    loaded.check_compatible(tmp_path / "model", embedding, "predict")  # the same model and settings: fine
+    index = pd.DataFrame({"chrom": "c", "start": range(60), "end": range(1, 61), "strand": "+",
+                          "name": [f"r{i}" for i in range(60)]})
+    table = predict_regions(loaded, features, index, "set")
+    assert list(table.columns) == ["chrom", "start", "end", "strand", "name", "p_a", "p_b", "predicted_class"]
+    assert (table["predicted_class"] == fitted.predict(features)).all()
+    with pytest.raises(GenofmInputError, match="embeddings.pooling is 'cls'; the probe was trained with 'mean'"):
+        loaded.check_compatible(tmp_path / "model", embedding | {"pooling": "cls"}, "predict")
+    model(seed=1).save_pretrained(tmp_path / "model")  # retrained: other weights
+    with pytest.raises(GenofmInputError, match="is not the one the probe was trained on"):
+        loaded.check_compatible(tmp_path / "model", embedding, "predict")
+    with pytest.raises(GenofmInputError, match="takes 8-dimensional embeddings"):
+        loaded.predict(features[:, :4])
+    with pytest.raises(GenofmInputError, match="no head.safetensors: not a saved probe head"):
+        ProbeHead.load(tmp_path)

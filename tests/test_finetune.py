@@ -64,3 +64,19 @@ def test_finetune_methods(task, tmp_path, method):
 def test_bad_method():
     with pytest.raises(GenofmInputError, match="method must be one of none, lora, ia3, full, not .prefix."):
         FinetuneConfig(method="prefix")
+
+
+def test_finetune_regression_head_learns_a_value(task, tmp_path):
+    """A regression head (MSE on the standardised value): each sequence's GC fraction."""
+    model_dir, _, _, _ = task
+    rng = np.random.default_rng(3)
+    gc = rng.uniform(0.15, 0.85, 60)
+    sequences = ["".join(rng.choice(list("ACGT"), 120, p=[(1 - g) / 2, g / 2, g / 2, (1 - g) / 2])) for g in gc]
+    values = np.array([(s.count("G") + s.count("C")) / len(s) for s in sequences])
+    folds = folds_of(values, np.array(["c"] * 60), ProbeConfig(objective="regression", folds=3))
+    cfg = FinetuneConfig(method="full", epochs=6, lr=3e-3, batch_size=8)
+    summary, predicted = cross_validate_finetune(model_dir, sequences, values, folds, cfg, out_dir=tmp_path / "reg")
+    assert predicted.shape == (60,) and np.isfinite(predicted).all()
+    assert summary["spearman"]["overall"] > 0.7 and len(summary["r2"]["folds"]) == 3
+    target = json.loads((tmp_path / "reg" / "target.json").read_text())
+    assert target["mean"] == pytest.approx(values.mean()) and not (tmp_path / "reg" / "classes.json").exists()

@@ -159,6 +159,7 @@ def test_demo_model_exported_to_huggingface(demo_run):
 
 def test_demo_probe_finetune_and_baseline(demo_run):
     summary = pd.read_csv(demo_run / "results/probes_summary.tsv", sep="\t")
+    summary = summary[summary["task"] == "promoters"].reset_index(drop=True)
     assert list(summary["method"]) == ["probe", "kmer4_baseline", "finetune_ia3"]
     assert summary["auroc"].str.match(r"0\.\d{3} ± 0\.\d{3}").all()
     # each method's standing against the k-mer baseline, in words
@@ -168,7 +169,7 @@ def test_demo_probe_finetune_and_baseline(demo_run):
     metrics = json.loads((probe_dir / "metrics.json").read_text())
     assert metrics["results"]["probe"]["auroc"]["mean"] > 0.8  # the embeddings carry the signal
     assert set(metrics["class_counts"]) == {"promoter", "background"}
-    assert (probe_dir / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert (probe_dir / "performance.png").read_bytes()[:4] == b"\x89PNG"
     predictions = pd.read_csv(probe_dir / "predictions.tsv", sep="\t")
     assert len(predictions) == metrics["n_regions"] and predictions["fold"].between(0, 4).all()
     embeddings = np.load(demo_run / "results/demo/embeddings/demo_mlm/promoters_vs_background.npy")
@@ -176,6 +177,33 @@ def test_demo_probe_finetune_and_baseline(demo_run):
     adapter = demo_run / "results/demo/finetune/demo_mlm/promoters/model"
     assert json.loads((adapter / "adapter_config.json").read_text())["peft_type"] == "IA3"
     assert (adapter / "adapter_model.safetensors").exists()
+
+
+def test_demo_regression_probe_and_predictions(demo_run):
+    """The promoter-activity task (a value per region) and the trained probe applied to a region set."""
+    summary = pd.read_csv(demo_run / "results/probes_summary.tsv", sep="\t")
+    rows = summary[summary["task"] == "promoter_activity"].reset_index(drop=True)
+    assert list(rows["method"]) == ["probe", "kmer4_baseline"]
+    assert rows["spearman"].str.match(r"-?0\.\d{3} ± 0\.\d{3}").all() and rows["auroc"].isna().all()
+    assert rows.loc[0, "finding"].startswith("Spearman ") and " the k-mer baseline (" in rows.loc[0, "finding"]
+    task_dir = demo_run / "results/demo/probes/demo_mlm/promoter_activity"
+    metrics = json.loads((task_dir / "metrics.json").read_text())
+    assert metrics["objective"] == "regression" and metrics["n_regions"] == 190
+    gap = metrics["results"]["probe"]["spearman"]["mean"] - metrics["results"]["kmer4_baseline"]["spearman"]["mean"]
+    assert metrics["probe_beats_baseline"] == (gap > 0) == (" above the k-mer baseline" in rows.loc[0, "finding"])
+    predictions = pd.read_csv(task_dir / "predictions.tsv", sep="\t")
+    assert {"label", "probe_prediction", "kmer4_baseline_prediction"} <= set(predictions.columns)
+    activity = pd.read_csv(REPO / "config/demo/promoter_activity.bed", sep="\t", header=None)
+    assert dict(zip(predictions["name"], predictions["label"])) == dict(zip(activity[3], activity[6]))
+    assert (task_dir / "performance.png").read_bytes()[:4] == b"\x89PNG"
+    # the promoter probe, trained on every window, applied to the annotation's promoters
+    applied = pd.read_csv(demo_run / "results/demo/probes/demo_mlm/promoters/predict/promoters.tsv", sep="\t")
+    regions = read_regions(demo_run / "results/demo/regions/promoters.parquet")
+    assert list(applied["name"]) == list(regions["name"])
+    assert list(applied.columns[-3:]) == ["p_background", "p_promoter", "predicted_class"]
+    assert applied["p_promoter"].mean() > 0.7 and (applied["predicted_class"] == "promoter").mean() > 0.7
+    head = json.loads((demo_run / "results/demo/probes/demo_mlm/promoters/head/head.json").read_text())
+    assert head["embedding"]["pooling"] == "mean" and head["region_set"] == "promoters_vs_background"
 
 
 def test_demo_variants_scored_and_read_by_bcftools(demo_run):
@@ -210,6 +238,8 @@ def test_demo_variants_scored_and_read_by_bcftools(demo_run):
         "embedding cosine distance scores frameshift as more disruptive than synonymous")
     for name in ("score_distributions.png", "class_auroc.png", "along_genome.png", "ism.png", "attention.png"):
         assert (base / name).read_bytes()[:4] == b"\x89PNG", name
+    page = (base / "attention.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "attention weight, query" in page and "https://" not in page
     assert len(pd.read_csv(base / "ism.tsv", sep="\t")) == 600  # 100 tokens of 6 bases
 
 
@@ -297,7 +327,7 @@ def test_report_holds_the_plots_and_tables(demo_run):
     import zipfile
 
     names = zipfile.ZipFile(demo_run / "report.zip").namelist()
-    for wanted in ("loss.png", "roc.png", "probes_summary.tsv", "score_distributions.png", "class_auroc.tsv",
+    for wanted in ("loss.png", "performance.png", "probes_summary.tsv", "score_distributions.png", "class_auroc.tsv",
                    "findings.tsv", "ism.png", "attention.png", "top_variants.tsv", "class_pairs.png",
                    "rank_correlation.tsv", "speed.tsv"):
         assert any(n.endswith(wanted) for n in names), (wanted, names[:20])

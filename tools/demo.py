@@ -40,8 +40,14 @@ WINDOW = (250, 50)  # probe windows: TSS-250 .. TSS+50 (300 bp)
 BACKGROUND_CANDIDATES = 200  # random background windows per promoter, the nearest in GC taken
 SNV_QUOTA = {"synonymous": 100, "missense": 100, "stop_gained": 100, "motif_disrupting": 100, "neutral": 100}
 INDEL_QUOTA = {"frameshift": 15, "neutral": 15}
-FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "variants.vcf", "motifs.tsv",
-         "README.md")
+FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "promoter_activity.bed", "variants.vcf",
+         "motifs.tsv", "README.md")
+# promoter activity (log2 units): each planted site adds its motif's weight (YY1 represses, CTCF
+# insulates and adds nothing), each pair of activator sites within SYNERGY_SPACING bases adds
+# SYNERGY (cooperative binding), plus noise of sd ACTIVITY_NOISE
+ACTIVITY_WEIGHTS = {"SP1": 1.0, "NRF1": 0.8, "ELK1": 0.6, "YY1": -0.5, "CTCF": 0.0, "TBP": 1.2}
+ACTIVATORS = ("SP1", "NRF1", "ELK1")
+SYNERGY, SYNERGY_SPACING, ACTIVITY_NOISE = 0.6, 30, 0.25
 
 BASES = b"ACGT"
 BASE_ARRAY = np.frombuffer(BASES, dtype=np.uint8)
@@ -451,6 +457,23 @@ def vcf_text(contigs: list[Contig], variants: list[Variant], seed: int, codon_po
     return vcf_writer.vcf_text(meta, [(c.name, len(c.seq)) for c in contigs], info, records)
 
 
+def promoter_activity(windows: list[tuple], hits: list[MotifHit], rng: Rng) -> list[tuple]:
+    """Each promoter window with its activity in column 7: a function of the count, kind and
+    spacing of the sites planted in it (ACTIVITY_WEIGHTS, SYNERGY) plus noise."""
+    by_gene: dict[str, list[MotifHit]] = {}
+    for h in hits:
+        by_gene.setdefault(h.gene_id, []).append(h)
+    rows = []
+    for chrom, start, end, gene_id, _, strand, _ in windows:
+        sites = [h for h in by_gene.get(gene_id, []) if start <= h.start and h.end <= end]
+        value = 2.0 + sum(ACTIVITY_WEIGHTS[h.motif.name] for h in sites)
+        active = sorted(h.start for h in sites if h.motif.name in ACTIVATORS)
+        value += SYNERGY * sum(b - a <= SYNERGY_SPACING for i, a in enumerate(active) for b in active[i + 1:])
+        value += rng.normal(0.0, ACTIVITY_NOISE)
+        rows.append((chrom, start, end, gene_id, 0, strand, f"{value:.3f}"))
+    return rows
+
+
 def readme_text(seed: int, motifs: list[Motif], n_genes: int) -> str:
     planted = ", ".join(f"{m.motif_id} ({m.name})" for m in motifs)
     return f"""# Demo data (synthetic)
@@ -466,6 +489,10 @@ bytes).
   `promoter`) and as many free intergenic windows (score 0, column 7 `background`), each the nearest
   in GC to its promoter among {BACKGROUND_CANDIDATES} random ones (the genome has few intergenic windows
   as GC-rich as a CpG-island promoter, so background GC is still lower on average).
+- `promoter_activity.bed`: BED6+1, the promoter windows with an activity in column 7 (log2 units):
+  2 + the planted sites' weights ({", ".join(f"{k} {v:+g}" for k, v in ACTIVITY_WEIGHTS.items())}),
+  +{SYNERGY} per pair of activator sites ({", ".join(ACTIVATORS)}) within {SYNERGY_SPACING} bp, plus noise (sd
+  {ACTIVITY_NOISE}): a quantitative target that depends on motif count, kind and spacing.
 - `variants.vcf`: SNVs and short indels; INFO/CLASS is the true consequence, INFO/GENE the gene hit.
 - `motifs.tsv`: planted motif instances, 0-based half-open. JASPAR matrices: {planted}.
 """
@@ -492,11 +519,13 @@ def generate(out: str | Path, seed: int = 7) -> dict:
         gc = gc_fraction(by_name[promoter[0]].seq[promoter[1] : promoter[2]])
         contig, start = gc_matched_interval(rng, contigs, sum(WINDOW), gc, BACKGROUND_CANDIDATES)
         windows.append((contig.name, start, start + sum(WINDOW), f"bg{i:04d}", 0, "+", "background"))
+    activity = promoter_activity(windows[:len(genes)], hits, np.random.default_rng(seed + 1))  # draws after the rest
     motif_rows = sorted((h.chrom, h.start, h.end, h.strand, h.motif.motif_id, h.motif.name, h.gene_id)
                         for h in hits)
     texts = {
         "annotation.gtf": gtf_text(genes, seed),
         "promoters_vs_background.bed": "".join("\t".join(map(str, w)) + "\n" for w in sorted(windows)),
+        "promoter_activity.bed": "".join("\t".join(map(str, w)) + "\n" for w in sorted(activity)),
         "variants.vcf": vcf_text(contigs, variants, seed, codon_positions),
         "motifs.tsv": "chrom\tstart\tend\tstrand\tmotif_id\tmotif_name\tgene_id\n"
         + "".join("\t".join(map(str, row)) + "\n" for row in motif_rows),

@@ -1,5 +1,5 @@
-"""Rule finetune: pretrained model + classification head on a labelled region set (LoRA, IA3
-or full), on the probe task's folds; the final model trained on every region is saved."""
+"""Rule finetune: pretrained model + classification or regression head on a labelled region set
+(LoRA, IA3 or full), on the probe task's folds; the final model trained on every region is saved."""
 
 import json
 from pathlib import Path
@@ -12,15 +12,20 @@ from genofm.atomic import atomic_path
 from genofm.devices import torch_device
 from genofm.finetune import FinetuneConfig, cross_validate_finetune
 from genofm.model import ModelConfig
-from genofm.probe import ProbeConfig, check_labels, folds_of, summary_rows
+from genofm.config import FoldConfig
+from genofm.probe import check_labels, folds_of, labels_from_table, summary_rows
 from genofm.provenance import provenance
 from genofm.workflow import run_script
 
 
 def main(smk):
     regions = pq.read_table(smk.input.regions).to_pandas()
-    labels = check_labels(regions["label"], smk.input.regions)
-    folds = folds_of(labels, regions["chrom"].to_numpy(), ProbeConfig(**smk.params.probe))
+    if smk.input.labels:
+        regions["label"] = labels_from_table(regions["name"], smk.input.labels, smk.params.labels_column,
+                                             smk.input.regions)
+    fold_cfg = FoldConfig(**smk.params.probe)
+    labels = check_labels(regions["label"], smk.input.regions, fold_cfg.objective, regions["name"])
+    folds = folds_of(labels, regions["chrom"].to_numpy(), fold_cfg)
     cfg = FinetuneConfig(**smk.params.finetune)
     device = torch_device(smk.resources.gpu, f"probes.{smk.wildcards.task}.finetune.resources.gpus")
     aligned = None
@@ -33,7 +38,8 @@ def main(smk):
     task, model = smk.wildcards.task, smk.wildcards.model
     metrics = {"task": task, "model": model, "method": f"finetune_{cfg.method}", "n_regions": len(labels),
                "cv": f"holdout contigs {','.join(smk.params.probe['holdout_contigs'])}"
-               if smk.params.probe["holdout_contigs"] else f"stratified {len(folds)}-fold",
+               if smk.params.probe["holdout_contigs"]
+               else f"{len(folds)}-fold" if fold_cfg.objective == "regression" else f"stratified {len(folds)}-fold",
                "results": {f"finetune_{cfg.method}": {k: v for k, v in result.items() if k != "trainable_parameters"}},
                "trainable_parameters": result.get("trainable_parameters"), "config": smk.params.finetune,
                "provenance": provenance()}

@@ -1,13 +1,14 @@
-"""Rule variant_figures: in-silico mutagenesis heatmap and last-layer attention map of a region."""
+"""Rule variant_figures: in-silico mutagenesis heatmap and attention maps of a region (the last layer's as a
+PNG, every layer and head as an interactive page)."""
 
 import pandas as pd
 import pysam
 
 from genofm.alignment import AlignedColumns
+from genofm.attention_page import attention_maps, write_attention_page
 from genofm.atomic import atomic_path
 from genofm.loading import load_model_and_tokenizer
-from genofm.variant_report import (figure_region, ism_matrix, ism_score, last_layer_attention, plot_attention,
-                                   plot_ism, read_scores)
+from genofm.variant_report import figure_region, ism_matrix, ism_score, plot_attention, plot_ism, read_scores
 from genofm.variant_scoring import ScoringConfig, VariantScorer, WindowKey
 from genofm.workflow import run_script
 
@@ -33,9 +34,12 @@ def main(smk):
         with atomic_path(smk.output.ism) as tmp:
             plot_ism(matrix, seq, contig, start, tmp, f"In-silico mutagenesis of {label} ({smk.wildcards.model})",
                      score)
-        attention, tokens = last_layer_attention(scorer, seq, smk.params.figure_tokens, WindowKey(contig, start, end))
+        maps = attention_maps(scorer, seq, smk.params.figure_tokens, WindowKey(contig, start, end))
         with atomic_path(smk.output.attention) as tmp:
-            plot_attention(attention, tokens, tmp, f"Last-layer attention over {label} ({smk.wildcards.model})")
+            plot_attention(maps.head_mean(), maps.tokens, tmp,
+                           f"Last-layer attention over {label} ({smk.wildcards.model})")
+        with atomic_path(smk.output.attention_html) as tmp:
+            write_attention_page(maps, tmp, f"Attention over {label} ({smk.wildcards.model})", contig, start)
 
 
 run_script(main, snakemake)  # noqa: F821
