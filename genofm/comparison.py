@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from .errors import GenofmInputError
 from .findings import class_pair_findings
 from .plots import plt, save_png
-from .variant_report import SCORES, present_scores
+from .variant_report import present_scores, score_info, scores_of
 from .vcf_writer import write_bgzip_vcf_index
 
 GFM_KEY = re.compile(r"GFM_[A-Z0-9_]+")
@@ -30,7 +30,7 @@ GFM_KEY = re.compile(r"GFM_[A-Z0-9_]+")
 
 def compare_class_pairs(tables: dict[str, pd.DataFrame], seed: int) -> pd.DataFrame:
     """class_pair_findings of every model, one block per model (column `model` first)."""
-    blocks = [class_pair_findings(table, SCORES, seed=seed).assign(model=model) for model, table in tables.items()]
+    blocks = [class_pair_findings(table, scores_of(table), seed=seed).assign(model=model) for model, table in tables.items()]
     out = pd.concat(blocks, ignore_index=True)
     return out[["model", *[c for c in out.columns if c != "model"]]]
 
@@ -52,7 +52,7 @@ def rank_correlations(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         both = ta[["record", "alt", sa]].merge(tb[["record", "alt", sb]], on=["record", "alt"],
                                               suffixes=("_a", "_b")).dropna()
         xa, xb = (both[f"{sa}_a"] if sa == sb else both[sa]), (both[f"{sb}_b"] if sa == sb else both[sb])
-        rho = spearmanr(SCORES[sa][1] * xa, SCORES[sb][1] * xb).statistic if len(both) > 2 else np.nan
+        rho = spearmanr(score_info(sa)[1] * xa, score_info(sb)[1] * xb).statistic if len(both) > 2 else np.nan
         rows.append({"model_a": a, "score_a": sa, "model_b": b, "score_b": sb, "n": len(both),
                      "spearman": round(float(rho), 4)})
     return pd.DataFrame(rows, columns=["model_a", "score_a", "model_b", "score_b", "n", "spearman"])

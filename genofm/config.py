@@ -309,6 +309,13 @@ class ModelSettings:
                                               "(AutoModelForMaskedLM and AutoTokenizer load it).")
     genomes: dict[str, ModelGenome] = setting(doc="Training data, by genome name (a key of `genomes`).",
                                               factory=dict)
+    init_from: str = setting("", "Continued pretraining (transfer): another model of `models` (pretrained here, "
+                                 "or an imported EsmForMaskedLM checkpoint) whose weights this model starts from "
+                                 "instead of a random initialisation; the optimizer and the schedule start afresh. "
+                                 "The architecture, objective and vocabulary must match (dropout may differ; "
+                                 "max_len too with rope or alibi positions; aligned_species when the source has "
+                                 "none, the new input starting at zero). summary.json records the source's name, "
+                                 "the sha256 of its weights and its provenance. Empty: from scratch.")
     aligned_species: list[str] = setting(doc="Alignment-aware model (GPN-MSA's design): at each position the input "
                                              "is the reference base plus the bases these species of the genome's "
                                              "alignment (genomes.<g>.alignment.species) align to it. Needs one "
@@ -509,6 +516,13 @@ class CallsetSettings(CallsetConfig):
                                     "job, compared in one report (class-pair AUROCs, rank correlations, time "
                                     "per 1,000 variants) and one VCF with every model's INFO fields "
                                     "(GFM_LLR_<model>). Set `model` or `models`, not both.", factory=list)
+    heads: list[str] = setting(doc="Probe tasks (keys of `probes`, on this genome) whose probe, trained on every "
+                                   "region of its task, scores each variant: the change of its output (a "
+                                   "regression's value, a two-class probe's log-odds of its second class) from "
+                                   "the REF to the ALT sequence of a window as long as the task's regions, centred "
+                                   "on the variant (column head_<task>, INFO GFM_HEAD_<TASK>). A model applies the "
+                                   "heads of the tasks on its own embeddings.", factory=list,
+                               items={"pattern": NAME_PATTERN})
     labelled_snvs: LabelledSnvSettings = setting(doc=LabelledSnvSettings.__doc__, factory=LabelledSnvSettings)
     figure_region: str = setting("", 'Region ("chr:start-end", 1-based) of the in-silico mutagenesis heatmap and '
                                      'the attention map. Empty: around the variant with the lowest LLR.')

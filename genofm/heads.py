@@ -76,8 +76,8 @@ class ProbeHead:
     def n_features(self) -> int:
         return self.mean.size
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """(n, C) class probabilities, or (n,) values, of (n, D) embeddings."""
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """(n, out) of (n, D) embeddings: the last layer's output before the output function."""
         features = np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise GenofmInputError(f"the head takes {self.n_features}-dimensional embeddings, not an array of shape "
@@ -87,6 +87,17 @@ class ProbeHead:
             x = x @ w + b
             if i < len(self.weights) - 1:
                 x = np.maximum(x, 0.0)
+        return x
+
+    def single_output(self, features: np.ndarray) -> np.ndarray:
+        """(n,) the value (regression) or the log-odds of the second class (two classes)."""
+        if self.output not in ("identity", "logistic"):
+            raise GenofmInputError(f"a head with {len(self.classes)} classes has no single output")
+        return self.logits(features)[:, 0]
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """(n, C) class probabilities, or (n,) values, of (n, D) embeddings."""
+        x = self.logits(features)
         if self.output == "identity":
             return x[:, 0]
         if self.output == "logistic":

@@ -35,6 +35,7 @@ from .devices import bf16_autocast, torch_device
 from .errors import GenofmInputError
 from .model import DNALM, ModelConfig
 from .tokenizer import PAD
+from .transfer import InitFrom, check_fits, initialise_from, load_source
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,17 @@ class Distributed:
 
 # --- checkpoints --------------------------------------------------------------------------
 
-def fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec]) -> str:
-    """What a checkpoint must match to be resumed (logging cadence may change)."""
+def fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec],
+                init_from: dict | None = None) -> str:
+    """What a checkpoint must match to be resumed (logging cadence may change). init_from: the
+    source model's name and weights' sha256, for a run that started from another model."""
     train = result_training(train_cfg)
     # an empty alignment is left out: checkpoints from before alignments existed still resume
     specs = [{k: v for k, v in asdict(d).items() if k != "alignment" or v} for d in data]
-    blob = json.dumps({"model": _architecture(model_cfg), "train": train, "data": specs}, sort_keys=True)
+    identity = {"model": _architecture(model_cfg), "train": train, "data": specs}
+    if init_from:  # absent otherwise: runs from scratch keep their fingerprint
+        identity["init_from"] = {"model": init_from["model"], "sha256": init_from["sha256"]}
+    blob = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -242,15 +248,17 @@ def evaluate(model, batches, device) -> dict:
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataSpec], out_dir: str | Path,
-          checkpoint_dir: str | Path, provenance: dict | None = None, gpus: int = 0, threads: int = 0) -> dict:
+          checkpoint_dir: str | Path, provenance: dict | None = None, gpus: int = 0, threads: int = 0,
+          init_from: InitFrom | None = None) -> dict:
     """Train, write model.safetensors + config.json + metrics.tsv + summary.json (+ plot) to
     out_dir (rank 0), checkpoints to checkpoint_dir; returns the summary. gpus 0 trains on the
     CPU, else each process on a GPU of its own (bf16 autocast); threads: CPU threads of each
-    process (0: torch's default). Neither changes the result."""
+    process (0: torch's default). Neither changes the result. init_from: start from that
+    model's weights instead of a random initialisation (genofm.transfer)."""
     if threads:
         torch.set_num_threads(threads)
     run = TrainingRun(model_cfg, train_cfg, data, Path(out_dir), Path(checkpoint_dir), provenance or {},
-                      Distributed(gpus))
+                      Distributed(gpus), init_from)
     try:
         return _train(run)
     finally:
@@ -268,6 +276,7 @@ class TrainingRun:
     checkpoint_dir: Path
     provenance: dict
     dist: Distributed
+    init_from: InitFrom | None = None
 
 
 def result_training(train_cfg: TrainConfig) -> dict:
@@ -312,6 +321,11 @@ def _train(run: TrainingRun) -> dict:
     valid_weights = np.array([d.weight for d in data if d.valid], dtype=float)
     seq_len = model_cfg.max_len
     entropy = unigram_entropy(pools, weights, tokenizer)
+    source = None
+    if run.init_from:  # checked before anything is written
+        source = load_source(run.init_from)
+        check_fits(source, model_cfg, asdict(tokenizer.spec))
+        model_cfg.extra = {**model_cfg.extra, "init_from": source.record}
 
     torch.manual_seed(train_cfg.seed)
     model = DNALM(model_cfg).to(dist.device)
@@ -321,11 +335,14 @@ def _train(run: TrainingRun) -> dict:
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
     print_ = log.info if dist.main else (lambda *a, **k: None)
-    fp = fingerprint(model_cfg, train_cfg, data)
+    fp = fingerprint(model_cfg, train_cfg, data, source.record if source else None)
     checkpoint_dir = run.checkpoint_dir
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = load_checkpoint(checkpoint_dir, model, optimizer, fp, model_cfg)
     start = state["step"] if state else 0
+    if source and not state:  # a resumed run goes on from its checkpoint, not from the source again
+        initialise_from(model, source)
+        print_("initialised from %r (sha256 %s)", run.init_from.model, source.record["sha256"][:12])
     if state and state.get("processes", dist.world) != dist.world:
         # a batch depends on (seed, step, micro-batch) only: another layout goes on with the same data
         print_("the checkpoint was written by %d process(es), resumed by %d: the same batches, only float "
@@ -467,6 +484,8 @@ def _write_outputs(run: TrainingRun, model: DNALM, tokenizer, rows: list[dict], 
         "torch": torch.__version__, "model_config": asdict(run.model_cfg), "train_config": asdict(run.train_cfg),
         "data": [asdict(d) for d in run.data], **run.provenance,
     }
+    if "init_from" in run.model_cfg.extra:
+        summary["init_from"] = run.model_cfg.extra["init_from"]
     with atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     log.info("final: train loss %.4f, val loss %s (unigram entropy %.4f); wrote %s", summary["final_train_loss"] or math.nan,

@@ -25,6 +25,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from .attention_page import attention_maps  # noqa: E402
 from .errors import GenofmInputError  # noqa: E402
+from .head_effects import HEAD_PREFIX  # noqa: E402
 from .plots import save_png  # noqa: E402
 from .sequence import BASES  # noqa: E402
 from .variant_scoring import VariantScorer, WindowKey  # noqa: E402
@@ -46,16 +47,31 @@ SCORES = {
 
 
 def read_scores(path) -> pd.DataFrame:
+    heads = [c for c in pd.read_csv(path, sep="\t", nrows=0).columns if c.startswith(HEAD_PREFIX)]
     table = pd.read_csv(path, sep="\t", dtype={"class": str, "chrom": str, "id": str}, keep_default_na=False,
-                        na_values={c: [""] for c in SCORES})
+                        na_values={c: [""] for c in [*SCORES, *heads]})
     table["class"] = table["class"].replace("", "unclassified")
     if "codon_position" in table:  # 1-3, 0 where unknown
         table["codon_position"] = pd.to_numeric(table["codon_position"], errors="coerce").fillna(0).astype(int)
     return table
 
 
+def score_info(score: str) -> tuple[str, float]:
+    """(label, sign that makes "larger = more disruptive") of a score column: SCORES, or a
+    trained head's effect (head_<task>), where a drop of the head's output is the disruption."""
+    if score.startswith(HEAD_PREFIX):
+        return f"-{score.removeprefix(HEAD_PREFIX)} head effect (ALT - REF)", -1.0
+    return SCORES[score]
+
+
 def present_scores(table: pd.DataFrame) -> list[str]:
-    return [s for s in SCORES if s in table and table[s].notna().any()]
+    heads = [c for c in table.columns if c.startswith(HEAD_PREFIX)]
+    return [s for s in [*SCORES, *heads] if s in table and table[s].notna().any()]
+
+
+def scores_of(table: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    """score column -> (label, sign) of every score the table holds."""
+    return {score: score_info(score) for score in present_scores(table)}
 
 
 def class_pair_aurocs(table: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +80,7 @@ def class_pair_aurocs(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     classes = sorted(table["class"].unique())
     for score in present_scores(table):
-        sign = SCORES[score][1]
+        sign = score_info(score)[1]
         scored = table[table[score].notna()]
         for positive, negative in itertools.permutations(classes, 2):
             pos = scored.loc[scored["class"] == positive, score].to_numpy()
@@ -81,7 +97,7 @@ def distribution_panel(table: pd.DataFrame, score: str) -> dict:
     """What one panel of score_distributions.png plots: the title, axis label, each class's values
     with the sign of the label applied (larger = more disruptive) and whether the axis is
     logarithmic (indel distances dwarf those of SNVs)."""
-    label, sign = SCORES[score]
+    label, sign = score_info(score)
     classes = sorted(table["class"].unique())
     data = {c: sign * table.loc[(table["class"] == c) & table[score].notna(), score].to_numpy() for c in classes}
     data = {c: d for c, d in data.items() if len(d)}
@@ -140,7 +156,7 @@ def plot_class_aurocs(aurocs: pd.DataFrame, path, title: str) -> None:
         ax.set_yticks(range(len(classes)), classes, fontsize=8)
         ax.set_xlabel("negative class")
         ax.set_ylabel("positive class")
-        ax.set_title(SCORES.get(score, (score,))[0], fontsize=9)
+        ax.set_title(score_info(score)[0], fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.046, label="AUROC")
     fig.suptitle(title)
     fig.tight_layout()
@@ -159,8 +175,8 @@ def plot_along_genome(table: pd.DataFrame, path, title: str) -> None:
     for ax, score in zip(axes[:, 0], scores):
         for c in sorted(table["class"].unique()):
             rows = (table["class"] == c) & table[score].notna()
-            ax.scatter(x[rows], SCORES[score][1] * table.loc[rows, score], s=5, label=c)
-        ax.set_ylabel(SCORES[score][0], fontsize=8)
+            ax.scatter(x[rows], score_info(score)[1] * table.loc[rows, score], s=5, label=c)
+        ax.set_ylabel(score_info(score)[0], fontsize=8)
         for contig, start in offsets.items():
             ax.axvline(start, color="grey", lw=0.5)
             ax.text(start, 1.0, f" {contig}", transform=ax.get_xaxis_transform(), fontsize=7, va="bottom")
@@ -178,7 +194,7 @@ def top_variants(table: pd.DataFrame, n: int = 50) -> pd.DataFrame:
         return table.head(0)
     score = scores[0]
     scored = table[table[score].notna()].copy()
-    scored["rank_value"] = SCORES[score][1] * scored[score]
+    scored["rank_value"] = score_info(score)[1] * scored[score]
     return scored.sort_values(["rank_value", "record"], ascending=[False, True]).head(n).drop(columns="rank_value")
 
 
@@ -249,7 +265,7 @@ def plot_ism(matrix: np.ndarray, seq: str, contig: str, start: int, path, title:
     axes[1].set_xticks(range(0, width, step), [f"{start + i + 1:,}" for i in range(0, width, step)],
                        rotation=45, ha="right", fontsize=7)
     axes[1].set_xlabel(f"{contig} position (ref bases: 0)")
-    fig.colorbar(image, ax=axes, fraction=0.02, label=SCORES[score][0].lstrip("-") + ", ALT - REF")
+    fig.colorbar(image, ax=axes, fraction=0.02, label=score_info(score)[0].lstrip("-") + ", ALT - REF")
     fig.suptitle(title)
     save_png(fig, path, dpi=110)
 

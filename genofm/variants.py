@@ -24,7 +24,9 @@ from .atomic import atomic_paths
 from .config import CallsetConfig
 from .alignment import AlignedColumns
 from .conservation import PhylopScorer
+from .embed import EmbedConfig
 from .errors import GenofmInputError
+from .head_effects import HeadEffects
 from .loading import load_model_and_tokenizer, tokenizer_label
 from .markov import MarkovModel
 from .model import DNALM
@@ -62,6 +64,8 @@ class ScoringInputs:
     conservation: PhylopScorer | None = None
     alignment: str | Path | None = None  # the genome's alignment arrays (read by alignment-aware models)
     callset_key: str = "variants.<callset>"  # where the config sets the call set: messages name its keys
+    heads: dict = field(default_factory=dict)  # probe task -> its trained ProbeHead: trained-head effects
+    head_embedding: EmbedConfig | None = None  # the embedding settings the heads were trained on
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class _Sinks:
     vcf: pysam.BGZFile
     fields: list[InfoField]
     table: Any  # a csv.writer
+    score_columns: list[str]  # the table's score columns, in order
 
 
 @dataclass
@@ -153,11 +158,11 @@ class _Tally:
             self.left_out[statuses[0]] += 1
 
 
-def table_row(a) -> list:
+def table_row(a, score_columns: list[str] = _SCORE_COLUMNS) -> list:
     scores = a.scores
     return [a.record + 1, a.chrom, a.pos + 1, a.vcf_id, a.ref, a.alt, a.kind, a.variant_class, a.codon_position or "",
             a.status,
-            scores.get("window", "")] + [f"{scores[c]:.6g}" if c in scores else "" for c in _SCORE_COLUMNS]
+            scores.get("window", "")] + [f"{scores[c]:.6g}" if c in scores else "" for c in score_columns]
 
 
 def warn_on_mismatches(statuses: Counter, path, callset_key: str = "variants.<callset>") -> None:
@@ -248,14 +253,23 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs, c
                                alignment=AlignedColumns(inputs.alignment) if inputs.alignment else None)
         window_bases = scorer.window_tokens * tokenizer.k
         conservation = inputs.conservation
-        score_names = scorer.score_names + (["markov"] if baseline else []) + (["phylop"] if conservation else [])
-        fields = info_fields(score_names, baseline.order if baseline else 0)
+        effects = None
+        if inputs.heads:
+            effects = HeadEffects(inputs.heads, model, tokenizer, fasta, inputs.head_embedding, loaded.device,
+                                  cfg.max_n_fraction)
+        head_names = effects.score_names if effects else []
+        score_names = (scorer.score_names + (["markov"] if baseline else []) + (["phylop"] if conservation else [])
+                       + head_names)
+        fields = info_fields(score_names, baseline.order if baseline else 0,
+                             effects.info_descriptions() if effects else None)
 
-        def score_baseline(alleles):  # the scores beside the model's
+        def score_baseline(alleles):  # the scores beside the model's zero-shot ones
             if baseline:
                 markov_scores(baseline, fasta, alleles)
             if conservation:
                 conservation.score(alleles)
+            if effects:
+                effects.score(alleles)
         header_meta = {
             "genofm_model": {"Path": str(inputs.model_dir), "Objective": "clm" if model.cfg.causal else "mlm",
                              "Parameters": model.num_parameters(), "Tokenizer": tokenizer_label(tokenizer)},
@@ -276,8 +290,8 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs, c
             table = csv.writer(table_file, delimiter="\t", lineterminator="\n")
             if whole:
                 out.write(header.encode())
-                table.writerow(TABLE_COLUMNS)
-            sinks = _Sinks(out, fields, table)
+                table.writerow(TABLE_COLUMNS + head_names)
+            sinks = _Sinks(out, fields, table, _SCORE_COLUMNS + head_names)
             chunk: list = []
             for number, record in iter_records(vcf, vcf_path):
                 if number < wanted.start:
@@ -293,10 +307,13 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs, c
                              rate, (len(wanted) - tally.records) * tally.alleles / tally.records / rate)
             if chunk:
                 _flush(chunk, checker, scorer, score_baseline, sinks, tally)
+        if effects:
+            scorer.passes["head"] += effects.passes
         if tally.records != len(wanted):
             raise GenofmInputError(f"{vcf_path}: read {tally.records} records but the first pass counted "
                                    f"{len(wanted)}")
         base = {"vcf": str(vcf_path), "records_in": scan.n_records, "scores": score_names,
+                "table_columns": TABLE_COLUMNS + head_names,
                 "markov_order": baseline.order if baseline else None, "window_bases": window_bases,
                 "scoring": asdict(cfg), "callset": {k: v for k, v in asdict(callset).items() if k != "shards"},
                 "model": str(inputs.model_dir)}
@@ -352,7 +369,7 @@ def gather_shards(parts: list[ShardParts], outputs: ScoringOutputs, callset: Cal
     with atomic_paths(*outputs.paths) as (tmp_vcf, tmp_table, tmp_summary, tmp_tbi):
         with pysam.BGZFile(str(tmp_vcf), "wb") as out, open(tmp_table, "wb") as table:
             out.write(states[0]["header"].encode())
-            table.write(("\t".join(TABLE_COLUMNS) + "\n").encode())
+            table.write(("\t".join(states[0]["base"]["table_columns"]) + "\n").encode())
             for part in parts:
                 copy_into(part.vcf, out)
                 copy_into(part.table, table)
@@ -387,7 +404,7 @@ def _flush(chunk, checker: AlleleChecker, scorer: VariantScorer, score_baseline,
     for (_, record), record_alleles in zip(chunk, per_record):
         sinks.vcf.write(annotated_line(record, record_alleles, sinks.fields).encode())
         for a in record_alleles:
-            sinks.table.writerow(table_row(a))
+            sinks.table.writerow(table_row(a, sinks.score_columns))
             tally.statuses[a.status] += 1
         tally.count_record(record_alleles)
     tally.records += len(chunk)

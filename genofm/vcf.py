@@ -456,7 +456,10 @@ class InfoField:
     description: str
 
 
-def info_fields(score_names: list[str], markov_order: int = 0) -> list[InfoField]:
+def info_fields(score_names: list[str], markov_order: int = 0,
+                more: dict[str, tuple[str, str]] | None = None) -> list[InfoField]:
+    """The annotated VCF's INFO fields: the status, then each score's. `more`: scores described
+    elsewhere (trained-head effects), score name -> (INFO key, description)."""
     described = {
         "markov": ("GFM_MARKOV", f"Baseline: log-likelihood difference (ALT - REF) of the bases around the SNV "
                    f"under an order-{markov_order} Markov model of the training sequence, averaged over "
@@ -476,6 +479,7 @@ def info_fields(score_names: list[str], markov_order: int = 0) -> list[InfoField
         "emb_l2": ("GFM_EMB_L2", "Euclidean (L2) distance between the REF and ALT window embeddings"),
         "phylop": ("GFM_PHYLOP", "Conservation: phyloP -log10 p (LRT, CONACC) of the REF bases' alignment columns "
                    "against the genome's neutral model, averaged; positive: conserved, negative: accelerated"),
+        **(more or {}),
     }
     statuses = ", ".join(STATUSES)
     fields = [InfoField("GFM_STATUS", "", "String", f"genofm scoring status: {statuses}")]

@@ -174,6 +174,9 @@ def pretrain_inputs(wildcards):
             inputs[f"{genome}__{name}"] = f"{token_set_dir(genome, name)}/tokens.npy"
         if model_config(wildcards.model)["aligned_species"]:
             inputs[f"{genome}__alignment"] = f"results/{genome}/alignment"
+    source = model_config(wildcards.model)["init_from"]
+    if source:  # the source is trained (or imported) first
+        inputs["init_from"] = model_file(source)
     return inputs
 
 
@@ -215,6 +218,11 @@ def pretrain_spec(model):
     if cfg["aligned_species"]:
         architecture["aligned_species"] = cfg["aligned_species"]
     spec = {"architecture": architecture, "training": training, "data": data}
+    if cfg["init_from"]:  # absent otherwise: models from scratch keep their params
+        spec["init_from"] = {
+            "model": cfg["init_from"],
+            "path": f"results/models/{cfg['init_from']}",
+        }
     return json.dumps(spec, sort_keys=True)
 
 
@@ -266,9 +274,69 @@ def check_aligned_species(model):
         raise ValueError(f"{where}: " + "; ".join(problems))
 
 
+def transfer_settings_of(model, where):
+    """What init_from compares of a model (genofm.transfer); None for an imported checkpoint
+    whose config.json is not there yet (the import names the missing file)."""
+    from genofm.transfer import esm_settings, transfer_settings
+
+    cfg = model_config(model)
+    if is_imported(model):
+        path = huggingface_file(model, "config.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as handle:
+            return esm_settings(json.load(handle), where)
+    architecture = result_settings(ArchitectureConfig, cfg["architecture"])
+    return transfer_settings(
+        architecture,
+        cfg["training"]["objective"],
+        cfg["aligned_species"],
+        tokenizer_vocab_size(),
+        config["tokenizer"],
+    )
+
+
+def check_init_from(model):
+    """init_from names another model, no cycle, of the same network and vocabulary."""
+    from genofm.transfer import config_key, differences
+
+    source = model_config(model)["init_from"]
+    if not source:
+        return
+    where = f"models.{model}.init_from"
+    if source not in config["models"]:
+        raise ValueError(
+            f"{where}: {source!r} is not a model of models ({', '.join(sorted(config['models']))})"
+        )
+    if is_imported(model):
+        raise ValueError(
+            f"{where}: {model!r} is an imported checkpoint (huggingface), not trained here"
+        )
+    # an unknown model further on is named by its own check
+    chain, current = [model], source
+    while current in config["models"]:
+        if current in chain:
+            raise ValueError(f"{where}: a cycle: {' -> '.join(chain + [current])}")
+        chain.append(current)
+        current = model_config(current)["init_from"]
+    theirs = transfer_settings_of(source, where)
+    if theirs is None:
+        return
+    differing = differences(theirs, transfer_settings_of(model, where))
+    if differing:
+        raise ValueError(
+            f"{where}: "
+            + "; ".join(
+                f"{source!r} has {key} {a!r}, {config_key(model, key)} is {b!r}"
+                for key, a, b in differing
+            )
+        )
+
+
 for _model in config["models"]:
     check_processes(_model)
     check_aligned_species(_model)
+    check_init_from(_model)
 
 
 def probe_task(task):
@@ -393,12 +461,54 @@ def callset_inputs(wildcards):
         "gzi": f"resources/{cs['genome']}/genome.fa.gz.gzi",
         "vcf": cs["vcf"],
         **conservation_inputs(cs["genome"]),
+        "head_weights": [
+            probe_head(t, "head.safetensors")
+            for t in callset_heads(wildcards.callset, wildcards.model)
+        ],
+        "head_meta": [
+            probe_head(t, "head.json")
+            for t in callset_heads(wildcards.callset, wildcards.model)
+        ],
         **(
             {"alignment": model_alignment(wildcards.model, cs["genome"])}
             if model_config(wildcards.model)["aligned_species"]
             else {}
         ),
     }
+
+
+def callset_heads(callset, model):
+    """The probe tasks of a call set's `heads` trained on this model's embeddings."""
+    return [
+        t
+        for t in callset_config(callset)["heads"]
+        if config["probes"][t]["model"] == model
+    ]
+
+
+def check_callset_heads(callset):
+    """Each head a call set names is a probe task on its genome, on one of its models."""
+    cs = callset_config(callset)
+    for task in cs["heads"]:
+        where = f"variants.{callset}.heads: {task!r}"
+        if task not in config["probes"]:
+            raise ValueError(
+                f"{where} is not a probe task (tasks: {', '.join(sorted(config['probes'])) or 'none'})"
+            )
+        t = config["probes"][task]
+        if t["genome"] != cs["genome"]:
+            raise ValueError(
+                f"{where} is a task on genome {t['genome']!r}, the call set is on {cs['genome']!r}"
+            )
+        if t["model"] not in callset_models(callset):
+            raise ValueError(
+                f"{where} reads the embeddings of model {t['model']!r}, which does not score this call set "
+                f"(its models: {', '.join(callset_models(callset))})"
+            )
+
+
+for _callset in config["variants"]:
+    check_callset_heads(_callset)
 
 
 def conservation_inputs(genome):

@@ -55,6 +55,10 @@ rule score_variants_shard:
         callset=lambda w: callset_options(w.callset),
         model_dir=lambda w, input: os.path.dirname(input.model),
         markov_order=config["variant_scoring"]["markov_order"],
+        heads=lambda w: callset_heads(w.callset, w.model),
+        head_embedding=lambda w: (
+            embed_config() if callset_heads(w.callset, w.model) else {}
+        ),
     script:
         "../workflow_scripts/score_variants.py"
 
@@ -91,6 +95,10 @@ rule score_variants:
         callset=lambda w: callset_options(w.callset),
         model_dir=lambda w: os.path.dirname(model_file(w.model)),
         markov_order=config["variant_scoring"]["markov_order"],
+        heads=lambda w: callset_heads(w.callset, w.model),
+        head_embedding=lambda w: (
+            embed_config() if callset_heads(w.callset, w.model) else {}
+        ),
     script:
         "../workflow_scripts/score_variants.py"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pysam
 import pytest
 import torch
 import yaml
@@ -204,6 +205,26 @@ def test_demo_regression_probe_and_predictions(demo_run):
     assert applied["p_promoter"].mean() > 0.7 and (applied["predicted_class"] == "promoter").mean() > 0.7
     head = json.loads((demo_run / "results/demo/probes/demo_mlm/promoters/head/head.json").read_text())
     assert head["embedding"]["pooling"] == "mean" and head["region_set"] == "promoters_vs_background"
+
+
+def test_demo_trained_head_effects(demo_run):
+    """Both probe tasks' trained heads score each variant of demo_mlm (not demo_conv, whose
+    embeddings they were not trained on), in the table, the VCF and the findings."""
+    base = demo_run / "results/demo/variants"
+    table = pd.read_csv(base / "demo_mlm/demo_variants.tsv", sep="\t")
+    assert list(table.columns[-2:]) == ["head_promoters", "head_promoter_activity"]
+    ok = table["status"] == "OK"
+    assert table.loc[ok, "head_promoters"].notna().mean() > 0.95 and table.loc[~ok, "head_promoters"].isna().all()
+    assert "head_promoters" not in pd.read_csv(base / "demo_conv/demo_variants.tsv", sep="\t", nrows=0).columns
+    with pysam.VariantFile(str(base / "demo_mlm/demo_variants.vcf.gz")) as vcf:
+        assert "log-odds of class 'promoter'" in vcf.header.info["GFM_HEAD_PROMOTERS"].description
+        record = next(r for r in vcf if r.info["GFM_STATUS"] == "OK")
+        row = table[(table["pos"] == record.pos) & (table["alt"] == record.alts[0])].iloc[0]
+        assert record.info["GFM_HEAD_PROMOTER_ACTIVITY"] == pytest.approx(row["head_promoter_activity"], rel=1e-4)
+    findings = pd.read_csv(base / "demo_mlm/demo_variants/findings.tsv", sep="\t")
+    pair = findings[(findings["score"] == "head_promoter_activity") & (findings["class_a"] == "motif_disrupting")
+                    & (findings["class_b"] == "neutral")]
+    assert len(pair) == 1 and pair.iloc[0]["finding"].startswith("-promoter_activity head effect")
 
 
 def test_demo_variants_scored_and_read_by_bcftools(demo_run):

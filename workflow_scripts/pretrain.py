@@ -6,7 +6,8 @@ the model's resources and config, so changing it reruns nothing. One process tra
 run this file again under torchrun (over several nodes: srun, one agent per node), as a command:
     python workflow_scripts/pretrain.py --spec SPEC_JSON --out DIR --checkpoints DIR [--gpus N] [--threads N]
 SPEC_JSON holds {"architecture": {...}, "training": {...}, "data": [{genome, train, valid,
-weight}]}; --gpus 0 trains on the CPU, else each process on a GPU of its own.
+weight}]} and, for a model continued from another, "init_from": {"model": name, "path": its
+directory}; --gpus 0 trains on the CPU, else each process on a GPU of its own.
 """
 
 import argparse
@@ -20,12 +21,15 @@ from genofm.launch import Layout, launch_command
 from genofm.model import ModelConfig
 from genofm.pretrain import DataSpec, train
 from genofm.provenance import provenance
+from genofm.transfer import InitFrom
 from genofm.workflow import log_stream, run_cli, run_script
 
 
 def run(spec: dict, out: str, checkpoints: str, gpus: int, threads: int) -> None:
+    init_from = InitFrom(**spec["init_from"]) if spec.get("init_from") else None
     train(ModelConfig.from_dict(spec["architecture"]), TrainConfig.from_dict(spec["training"]),
-          [DataSpec(**d) for d in spec["data"]], out, checkpoints, provenance(), gpus=gpus, threads=threads)
+          [DataSpec(**d) for d in spec["data"]], out, checkpoints, provenance(), gpus=gpus, threads=threads,
+          init_from=init_from)
 
 
 def main(smk):

@@ -2,8 +2,12 @@
 (annotated VCF, table, summary), in one job or in shards that score_variants then joins."""
 
 from genofm.config import run_settings
+from pathlib import Path
+
 from genofm.conservation import PhylopScorer
 from genofm.devices import torch_device
+from genofm.embed import EmbedConfig
+from genofm.heads import ProbeHead
 from genofm.markov import fit_markov
 from genofm.provenance import provenance
 from genofm.variant_scoring import ScoringConfig
@@ -31,12 +35,17 @@ def main(smk):
         baseline = fit_markov(smk.params.markov_order, list(smk.input.baseline_regions), smk.input.fasta)
     conservation = (PhylopScorer(smk.input.neutral_model, smk.input.alignment)
                     if hasattr(smk.input, "neutral_model") else None)
+    heads = {}
+    for task, head_json in zip(smk.params.heads, smk.input.head_meta):  # trained probes scoring each variant
+        heads[task] = ProbeHead.load(Path(head_json).parent)
+        heads[task].check_compatible(smk.params.model_dir, smk.params.head_embedding, f"{callset_key}.heads: {task}")
     sharded = hasattr(smk.wildcards, "shard")
     outputs = (ShardParts(smk.output.vcf, smk.output.tsv, smk.output.json) if sharded
                else ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary))
     score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline,
                             conservation=conservation, callset_key=callset_key,
-                            alignment=getattr(smk.input, "alignment", None)),
+                            alignment=getattr(smk.input, "alignment", None), heads=heads,
+                            head_embedding=EmbedConfig(**smk.params.head_embedding) if heads else None),
               outputs, ScoringConfig(**smk.params.scoring), callset, meta=meta,
               device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"),
               shard=(int(smk.wildcards.shard), int(smk.wildcards.shards)) if sharded else None)

@@ -5,8 +5,9 @@ import logging
 
 from genofm.atomic import atomic_path
 from genofm.findings import class_pair_findings
-from genofm.variant_report import (SCORES, class_pair_aurocs, plot_along_genome, plot_class_aurocs,
-                                   plot_score_distributions, read_scores, top_variants, training_line)
+from genofm.variant_report import (class_pair_aurocs, plot_along_genome, plot_class_aurocs,
+                                   plot_score_distributions, read_scores, scores_of, top_variants,
+                                   training_line)
 from genofm.workflow import run_script
 
 log = logging.getLogger("genofm.variant_report")
@@ -18,7 +19,7 @@ def main(smk):
     aurocs = class_pair_aurocs(table)
     with atomic_path(smk.output.aurocs) as tmp:
         aurocs.to_csv(tmp, sep="\t", index=False)
-    findings = class_pair_findings(table, SCORES, seed=smk.params.seed)
+    findings = class_pair_findings(table, scores_of(table), seed=smk.params.seed)
     with atomic_path(smk.output.findings) as tmp:
         findings.to_csv(tmp, sep="\t", index=False)
     for finding in findings["finding"]:
