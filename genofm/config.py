@@ -197,12 +197,23 @@ class GenomeSettings:
 
 @dataclass
 class TokenizerSettings:
-    """k-mer tokenizer; the default is the Nucleotide Transformer v2 layout."""
+    """The tokenizer of every model pretrained here: k-mers (the default, the Nucleotide Transformer v2
+    layout) or a BPE vocabulary learnt from the training regions (DNABERT-2 style)."""
 
+    type: str = setting("kmer", "kmer: fixed k-mers (k, overlapping); bpe: byte-pair merges learnt with Hugging Face "
+                                "tokenizers on tokenizer.train_sets (results/tokenizer/tokenizer.json); k is then "
+                                "unused and overlapping must stay false.", choices=["kmer", "bpe"])
     k: int = setting(6, "k-mer length (6 as in Nucleotide Transformer; 1 for single nucleotides).",
                      minimum=1, maximum=8)
     overlapping: bool = setting(False, "Overlapping k-mers at every position (DNABERT-1 style) instead of NT's "
                                        "non-overlapping ones.")
+    vocab_size: int = setting(4096, "bpe: tokens in the vocabulary, genofm's 6 special tokens and the bases A C G N T "
+                                    "included (so at least 11); the training sequences must allow that many merges.",
+                              minimum=11)
+    min_frequency: int = setting(2, "bpe: a merge is learnt only for a pair seen at least this often.", minimum=1)
+    train_sets: dict[str, list[str]] = setting(doc="bpe: the region sets the merges are learnt from, by genome "
+                                                   "({genome: [set, ...]}). Empty: the train_sets of every model "
+                                                   "pretrained here, in every genome they name.", factory=dict)
 
 
 # --- models ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import torch
 from .alignment import ABSENT, COMPLEMENT_CODES, AlignedColumns
 from .errors import GenofmInputError
 from .sequence import reverse_complement
+from .subword import SubwordTokenizer
 from .tokenizer import CLS, MASK, PAD, KmerTokenizer
 from .tokens import load_token_set
 
@@ -127,7 +128,7 @@ def aligned_windows(pools: list[Pool], draws: np.ndarray, length: int, alignment
 def check_single_bases(pool: Pool, tokenizer: KmerTokenizer) -> None:
     """An alignment-aware model maps token i of a region to base i: single-nucleotide tokens,
     regions whose sequence is the reference interval."""
-    if tokenizer.k != 1 or tokenizer.overlapping:
+    if tokenizer.k != 1 or tokenizer.overlapping or isinstance(tokenizer, SubwordTokenizer):
         raise GenofmInputError(f"genome {pool.name!r}: an alignment-aware model needs single-nucleotide tokens "
                                f"(tokenizer.k: 1), not {tokenizer.spec}")
     spans = (pool.index["end"] - pool.index["start"]).to_numpy()
@@ -153,14 +154,31 @@ def reverse_complement_tokens(ids: np.ndarray, tokenizer: KmerTokenizer) -> np.n
     """The reverse strand of each window, keeping <cls> first and padding last.
 
     Each token becomes its reverse-complement token and the order is reversed: a valid
-    tokenization of the reverse strand (k-mer boundaries stay where they were).
+    tokenization of the reverse strand (k-mer boundaries stay where they were). Subword (BPE)
+    tokens have no such mirror: their window's bases are reverse-complemented and tokenized
+    afresh, cut to the window (the reverse strand may take more or fewer tokens).
     """
+    if isinstance(tokenizer, SubwordTokenizer):
+        return retokenized_reverse_complement(ids, tokenizer)
     table = rc_token_table(tokenizer)
     out = ids.copy()
     real = (ids != PAD) & (ids != CLS)
     for row in range(ids.shape[0]):
         positions = np.flatnonzero(real[row])
         out[row, positions] = table[ids[row, positions[::-1]]]
+    return out
+
+
+def retokenized_reverse_complement(ids: np.ndarray, tokenizer: SubwordTokenizer) -> np.ndarray:
+    """reverse_complement_tokens for subword tokens: <cls>, the reverse strand's own tokens, padding."""
+    out = np.full_like(ids, PAD)
+    out[:, 0] = CLS
+    real = (ids != PAD) & (ids != CLS)
+    sequences = [reverse_complement(tokenizer.decode(row[keep])) for row, keep in zip(ids, real)]
+    flipped, offsets = tokenizer.encode_batch(sequences, add_special_tokens=False, dtype=np.int64)
+    for row in range(ids.shape[0]):
+        body = flipped[offsets[row]:offsets[row + 1]][:ids.shape[1] - 1]
+        out[row, 1:1 + body.size] = body
     return out
 
 

@@ -6,12 +6,13 @@ weights from safetensors only, never a pickle) behind the interface of `genofm.m
 (`cfg`, `forward(ids, ...) -> ModelOutput`), so embedding, probes, fine-tuning and variant
 scoring run on it unchanged. Its tokenizer comes from the checkpoint's own vocab.txt, which
 must be a k-mer vocabulary in the Nucleotide Transformer layout (genofm's KmerTokenizer then
-gives the same ids as the checkpoint's EsmTokenizer). Hidden states are the checkpoint's own
+gives the same ids as the checkpoint's EsmTokenizer), or a genofm export's BPE tokenizer.json
+(genofm.bpe). Hidden states are the checkpoint's own
 (`hidden_states[-1]` after the final LayerNorm), as NT's usage reads them.
 
 Export: `export_to_hf` writes a genofm masked LM as an `EsmForMaskedLM` checkpoint (config.json,
-model.safetensors, vocab.txt, tokenizer_config.json) that `AutoModelForMaskedLM` and
-`AutoTokenizer` load, with the same logits. ESM has exactly genofm's pre-LayerNorm blocks with
+model.safetensors, vocab.txt, tokenizer_config.json; tokenizer.json in place of vocab.txt for a
+BPE model) that `AutoModelForMaskedLM` and `AutoTokenizer` load, with the same logits and ids. ESM has exactly genofm's pre-LayerNorm blocks with
 rotate-half RoPE (base 10000), GELU and an ESM-style LM head; other choices (ALiBi or learned
 positions, SwiGLU, another RoPE base, the plain linear head, next-token models, overlapping
 k-mers) have no ESM equivalent, and export refuses them naming the setting.
@@ -152,7 +153,12 @@ def load_hf_checkpoint(directory: str | Path, device="cpu",
 
         architectures = json.loads((directory / "config.json").read_text()).get("architectures") or [""]
         return load_mapped_lm(directory, architectures[0], trust_remote_code, device)
-    tokenizer = tokenizer_of_checkpoint(directory)
+    if (directory / "tokenizer.json").exists() and not (directory / "vocab.txt").exists():
+        from .subword import SubwordTokenizer
+
+        tokenizer = SubwordTokenizer.load(directory / "tokenizer.json")  # a genofm export with its BPE
+    else:
+        tokenizer = tokenizer_of_checkpoint(directory)
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
     if config.vocab_size != tokenizer.vocab_size:
         raise GenofmInputError(f"{directory}: vocab_size {config.vocab_size} differs from vocab.txt's {tokenizer.vocab_size}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import GenofmInputError
 from .model import DNALM
-from .subword import SubwordTokenizer
+from .subword import SubwordTokenizer, load_tokenizer_spec
 from .tokenizer import KmerTokenizer
 
 Tokenizer = KmerTokenizer | SubwordTokenizer  # a model's tokenizer, whichever stage reads it
@@ -32,7 +32,8 @@ def load_model_and_tokenizer(model_dir: str | Path, device="cpu") -> tuple[DNALM
         return load_hf_checkpoint(model_dir, device)
     model = DNALM.from_pretrained(model_dir, map_location=device).eval()
     spec = model.cfg.extra.get("tokenizer")
-    tokenizer = KmerTokenizer.from_spec(spec) if spec else KmerTokenizer.load(model_dir)
+    # a BPE trained here: the model directory's tokenizer.json, checked against the spec
+    tokenizer = load_tokenizer_spec(spec, model_dir) if spec else KmerTokenizer.load(model_dir)
     if tokenizer.vocab_size != model.cfg.vocab_size:
         raise GenofmInputError(f"{model_dir}: tokenizer vocabulary ({tokenizer.vocab_size}) does not match the model's")
     return model, tokenizer

@@ -1,5 +1,7 @@
 """A checkpoint's own subword tokenizer (BPE as in DNABERT-2, WordPiece, Unigram: its
-tokenizer.json, run by Hugging Face `tokenizers`) in genofm's id layout.
+tokenizer.json, run by Hugging Face `tokenizers`) in genofm's id layout; also the BPE tokenizer
+the workflow trains itself (`genofm.bpe`), whose ids already are genofm's, saved with its token
+sets and models (`save`, `load`).
 
 genofm's stages speak ids whose first six are its special tokens (`genofm.tokenizer`: <unk>
 <pad> <mask> <cls> <eos> <bos>). `SubwordTokenizer` keeps that layout and appends the
@@ -19,6 +21,10 @@ applied); tests compare with the checkpoint's tokenizer called the same way.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -26,11 +32,31 @@ from .errors import GenofmInputError
 from .tokenizer import CLS, SPECIAL_TOKENS, UNK
 
 _ALLOWED = frozenset("ACGTN")
+SUBWORD_FORMAT = "genofm-subword-tokenizer/1"
+
+
+@dataclass(frozen=True)
+class SubwordSpec:
+    """What identifies a subword tokenizer (saved as tokenizer_spec.json beside tokenizer.json).
+
+    k and overlapping are those of a tokenizer whose tokens hold one base or more (what window
+    sizing and init_from compare); sha256 is that of the tokenizer's JSON, so two token sets
+    or a model and its token sets agree only if they were made by the same tokenizer."""
+
+    kind: str
+    vocab_size: int
+    sha256: str
+    k: int = 1
+    overlapping: bool = False
+    add_cls: bool = True
+    add_eos: bool = False
+    format: str = SUBWORD_FORMAT
 
 
 class SubwordTokenizer:
     k = 1  # window sizing: a token holds at least one base, so n bases never need more than n tokens
     overlapping = False
+    kmer_offset = len(SPECIAL_TOKENS)  # the first id that is not a special token (masking draws from here on)
 
     def __init__(self, hf_tokenizer, source: str):
         """`hf_tokenizer`: the checkpoint's fast (tokenizers-backed) tokenizer."""
@@ -48,6 +74,9 @@ class SubwordTokenizer:
         self.to_ours = np.full(max(hf_tokenizer.get_vocab().values()) + 1, UNK, dtype=np.int64)
         self.to_ours[self.hf_ids] = np.arange(len(SPECIAL_TOKENS), len(self.vocab))
         self.check_alphabet()
+        self.json = backend.to_str(pretty=True)  # what save() writes as tokenizer.json
+        self.spec = SubwordSpec(kind=self.kind, vocab_size=self.vocab_size,
+                                sha256=hashlib.sha256(self.json.encode()).hexdigest())
 
     @property
     def vocab_size(self) -> int:
@@ -105,3 +134,72 @@ class SubwordTokenizer:
         offsets = np.cumsum([0] + [p.size for p in pieces])
         ids = np.concatenate(pieces) if pieces else np.zeros(0)
         return ids.astype(dtype or self.dtype), offsets
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        """The bases of the ids (each token's string; special tokens dropped unless asked)."""
+        out = []
+        for i in np.asarray(ids, dtype=np.int64).tolist():
+            if not 0 <= i < self.vocab_size:
+                raise GenofmInputError(f"token id {i} is outside the vocabulary (0..{self.vocab_size - 1})")
+            if i >= self.kmer_offset or not skip_special_tokens:
+                out.append(self.vocab[i])
+        return "".join(out)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> None:
+        """tokenizer_spec.json (the spec), vocab.txt (our ids' tokens, one a line) and the
+        Hugging Face files (tokenizer.json, tokenizer_config.json)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "tokenizer_spec.json").write_text(json.dumps(asdict(self.spec), indent=2) + "\n")
+        (directory / "vocab.txt").write_text("\n".join(self.vocab) + "\n")
+        self.save_hf_vocab(directory)
+
+    def save_hf_vocab(self, directory: str | Path) -> None:
+        """tokenizer.json + tokenizer_config.json, which transformers' AutoTokenizer loads as a
+        PreTrainedTokenizerFast (genofm-trained BPE: the same ids as ours, <cls> first)."""
+        if (self.hf_ids != np.arange(len(SPECIAL_TOKENS), self.vocab_size)).any():
+            raise GenofmInputError(f"{self.source}: its ids differ from genofm's layout; only a tokenizer with "
+                                   "genofm's special tokens first (a BPE trained by genofm) is saved")
+        directory = Path(directory)
+        (directory / "tokenizer.json").write_text(self.json)
+        names = ("unk", "pad", "mask", "cls", "eos", "bos")
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1_000_000_000,
+                  **{f"{name}_token": token for name, token in zip(names, SPECIAL_TOKENS)}}
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, spec: dict | None = None) -> "SubwordTokenizer":
+        """From a tokenizer.json with genofm's special tokens first (genofm.bpe), or a directory
+        holding one (a token set, a model trained here); `spec` (else a tokenizer_spec.json beside
+        it) must match it."""
+        from transformers import PreTrainedTokenizerFast
+
+        path = Path(path)
+        directory, path = (path.parent, path) if path.suffix == ".json" else (path, path / "tokenizer.json")
+        if not path.exists():
+            raise GenofmInputError(f"{directory}: no tokenizer.json (the subword tokenizer of these tokens)")
+        names = ("unk", "pad", "mask", "cls", "eos", "bos")
+        hf_tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path),
+                                               **{f"{name}_token": t for name, t in zip(names, SPECIAL_TOKENS)})
+        if [hf_tokenizer.convert_ids_to_tokens(i) for i in range(len(SPECIAL_TOKENS))] != list(SPECIAL_TOKENS):
+            raise GenofmInputError(f"{path}: the first ids are not genofm's special tokens {', '.join(SPECIAL_TOKENS)}")
+        tokenizer = cls(hf_tokenizer, str(path))
+        if spec is None:
+            spec_path = directory / "tokenizer_spec.json"
+            spec = json.loads(spec_path.read_text()) if spec_path.exists() else None
+        if spec is not None and spec.get("sha256") != tokenizer.spec.sha256:
+            raise GenofmInputError(f"{path} is not the tokenizer these tokens or weights were made with "
+                                   f"(sha256 {tokenizer.spec.sha256[:12]}, expected {str(spec.get('sha256'))[:12]})")
+        return tokenizer
+
+
+def load_tokenizer_spec(spec: dict, directory: str | Path):
+    """The tokenizer a spec names: k-mers from the spec itself, a subword tokenizer from the
+    tokenizer.json in `directory` (checked against the spec)."""
+    from .tokenizer import KmerTokenizer
+
+    if spec.get("format") == SUBWORD_FORMAT:
+        return SubwordTokenizer.load(directory, spec)
+    return KmerTokenizer.from_spec(spec)

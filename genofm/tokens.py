@@ -5,6 +5,7 @@ A token set directory holds
   offsets.npy           int64, n_regions + 1: region i is tokens[offsets[i]:offsets[i + 1]]
   index.parquet         the regions (chrom, start, end, strand, name, label), row i = region i
   tokenizer_spec.json   the tokenizer, plus vocab.txt / tokenizer_config.json for transformers
+  tokenizer.json        a subword (BPE) tokenizer's own file, with a subword spec only
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_paths
 from .errors import GenofmInputError
+from .subword import SubwordTokenizer, load_tokenizer_spec
 from .tokenizer import KmerTokenizer
 
 TOKEN_FILES = ("tokens.npy", "offsets.npy", "index.parquet", "vocab.txt",
                "tokenizer_config.json", "tokenizer_spec.json")
+
+
+def token_files(tokenizer) -> tuple[str, ...]:
+    """The files of a token set made by `tokenizer` (the spec last: a reader finding it finds the rest)."""
+    if isinstance(tokenizer, SubwordTokenizer):
+        return (*TOKEN_FILES[:-1], "tokenizer.json", TOKEN_FILES[-1])
+    return TOKEN_FILES
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +43,7 @@ class TokenSet:
     tokens: np.ndarray  # (n_tokens,) memory-mapped
     offsets: np.ndarray  # (n_regions + 1,)
     index: pd.DataFrame
-    tokenizer: KmerTokenizer
+    tokenizer: KmerTokenizer | SubwordTokenizer
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -43,13 +52,14 @@ class TokenSet:
         return self.tokens[self.offsets[i]:self.offsets[i + 1]]
 
 
-def tokenize_regions(regions_parquet: str | Path, tokenizer: KmerTokenizer, out_dir: str | Path,
+def tokenize_regions(regions_parquet: str | Path, tokenizer: KmerTokenizer | SubwordTokenizer, out_dir: str | Path,
                      batch_rows: int = 10_000) -> TokenSet:
     """Tokenize every region's sequence, streaming the parquet in batches; atomic output."""
     regions_parquet, out_dir = Path(regions_parquet), Path(out_dir)
     parquet = pq.ParquetFile(regions_parquet)
-    with atomic_paths(*(out_dir / name for name in TOKEN_FILES)) as tmps:
-        tmp = dict(zip(TOKEN_FILES, tmps))
+    names = token_files(tokenizer)
+    with atomic_paths(*(out_dir / name for name in names)) as tmps:
+        tmp = dict(zip(names, tmps))
         raw_path = tmp["tokens.npy"].with_suffix(".raw")
         lengths = []
         row = 0
@@ -73,8 +83,10 @@ def tokenize_regions(regions_parquet: str | Path, tokenizer: KmerTokenizer, out_
         index = pq.read_table(regions_parquet, columns=["chrom", "start", "end", "strand", "name", "label"])
         pq.write_table(index, tmp["tokens.npy"].with_name("index.parquet"))
         tokenizer.save(tmp["tokens.npy"].parent)
-    log.info("%s: %d regions, %d tokens (vocab %d, k=%d%s)", regions_parquet, len(lengths),
-             int(offsets[-1]), tokenizer.vocab_size, tokenizer.k, ", overlapping" if tokenizer.overlapping else "")
+    kind = (f"{tokenizer.kind}" if isinstance(tokenizer, SubwordTokenizer)
+            else f"k={tokenizer.k}" + (", overlapping" if tokenizer.overlapping else ""))
+    log.info("%s: %d regions, %d tokens (vocab %d, %s)", regions_parquet, len(lengths), int(offsets[-1]),
+             tokenizer.vocab_size, kind)
     return load_token_set(out_dir)
 
 
@@ -104,4 +116,4 @@ def load_token_set(directory: str | Path) -> TokenSet:
     if len(offsets) != len(index) + 1 or offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
         raise GenofmInputError(f"{directory}: offsets.npy does not match tokens.npy and index.parquet")
     spec = json.loads((directory / "tokenizer_spec.json").read_text())
-    return TokenSet(tokens=tokens, offsets=offsets, index=index, tokenizer=KmerTokenizer.from_spec(spec))
+    return TokenSet(tokens=tokens, offsets=offsets, index=index, tokenizer=load_tokenizer_spec(spec, directory))

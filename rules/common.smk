@@ -229,7 +229,77 @@ def pretrain_spec(model):
 def tokenizer_vocab_size():
     from genofm.tokenizer import KmerTokenizer
 
-    return KmerTokenizer(**config["tokenizer"]).vocab_size
+    if is_bpe():
+        return config["tokenizer"]["vocab_size"]
+    return KmerTokenizer(
+        k=config["tokenizer"]["k"], overlapping=config["tokenizer"]["overlapping"]
+    ).vocab_size
+
+
+BPE_TOKENIZER = "results/tokenizer/tokenizer.json"
+
+
+def is_bpe():
+    return config["tokenizer"]["type"] == "bpe"
+
+
+def bpe_train_sets():
+    """{genome: [region sets]} the BPE merges are learnt from: tokenizer.train_sets, or when
+    empty the train_sets of every model pretrained here (sorted, each set once)."""
+    chosen = config["tokenizer"]["train_sets"]
+    if not chosen:
+        chosen = {}
+        for model in sorted(config["models"]):
+            if is_imported(model):
+                continue
+            for genome, data in model_config(model)["genomes"].items():
+                chosen.setdefault(genome, set()).update(data["train_sets"])
+    return {genome: sorted(chosen[genome]) for genome in sorted(chosen)}
+
+
+def bpe_train_regions():
+    return [
+        f"results/{genome}/regions/{name}.parquet"
+        for genome, names in bpe_train_sets().items()
+        for name in names
+    ]
+
+
+def tokenize_inputs(wildcards):
+    """A region set, and the trained BPE tokenizer when tokenizer.type is bpe."""
+    inputs = {"regions": f"results/{wildcards.genome}/regions/{wildcards.set}.parquet"}
+    if is_bpe():
+        inputs["bpe"] = BPE_TOKENIZER
+    return inputs
+
+
+def check_tokenizer():
+    """tokenizer.type bpe: no k-mer-only setting, and training sets that exist."""
+    if not is_bpe():
+        return
+    if config["tokenizer"]["overlapping"]:
+        raise ValueError(
+            "tokenizer.overlapping: true is for k-mers; BPE tokens never overlap "
+            "(tokenizer.type: bpe)"
+        )
+    sets = bpe_train_sets()
+    for genome, names in sets.items():
+        where = f"tokenizer.train_sets.{genome}"
+        if genome not in config["genomes"]:
+            raise ValueError(f"{where}: genome {genome!r} is not configured")
+        for name in names:
+            if name not in config["genomes"][genome]["region_sets"]:
+                raise ValueError(
+                    f"{where}: genome {genome!r} has no region set {name!r}"
+                )
+    if not any(sets.values()):
+        raise ValueError(
+            "tokenizer.type bpe: no region set to learn the merges from (tokenizer.train_sets "
+            "is empty and no model is pretrained here)"
+        )
+
+
+check_tokenizer()
 
 
 def check_processes(model):
@@ -264,8 +334,10 @@ def check_aligned_species(model):
                 f"{', '.join(missing)} not in genomes.{genome}.alignment.species "
                 f"({', '.join(alignment['species'])})"
             )
-    if config["tokenizer"]["k"] != 1 or config["tokenizer"]["overlapping"]:
-        problems.append("it needs single-nucleotide tokens (tokenizer.k: 1)")
+    if config["tokenizer"]["k"] != 1 or config["tokenizer"]["overlapping"] or is_bpe():
+        problems.append(
+            "it needs single-nucleotide tokens (tokenizer.type: kmer, tokenizer.k: 1)"
+        )
     if cfg["training"]["objective"] != "mlm":
         problems.append("it is a masked LM (training.objective: mlm)")
     if cfg["export_huggingface"]:

@@ -5,6 +5,7 @@ rule pretrain:
     input:
         unpack(pretrain_inputs),
     output:
+        **({"bpe": "results/models/{model}/tokenizer.json"} if is_bpe() else {}),
         weights="results/models/{model}/model.safetensors",
         config="results/models/{model}/config.json",
         vocab="results/models/{model}/vocab.txt",

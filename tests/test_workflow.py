@@ -218,9 +218,9 @@ def test_demo_trained_head_effects(demo_run):
     assert "head_promoters" not in pd.read_csv(base / "demo_conv/demo_variants.tsv", sep="\t", nrows=0).columns
     with pysam.VariantFile(str(base / "demo_mlm/demo_variants.vcf.gz")) as vcf:
         assert "log-odds of class 'promoter'" in vcf.header.info["GFM_HEAD_PROMOTERS"].description
-        record = next(r for r in vcf if r.info["GFM_STATUS"] == "OK")
+        record = next(r for r in vcf if r.info["GFM_STATUS"] == ("OK",))  # one value per ALT
         row = table[(table["pos"] == record.pos) & (table["alt"] == record.alts[0])].iloc[0]
-        assert record.info["GFM_HEAD_PROMOTER_ACTIVITY"] == pytest.approx(row["head_promoter_activity"], rel=1e-4)
+        assert record.info["GFM_HEAD_PROMOTER_ACTIVITY"][0] == pytest.approx(row["head_promoter_activity"], rel=1e-4)
     findings = pd.read_csv(base / "demo_mlm/demo_variants/findings.tsv", sep="\t")
     pair = findings[(findings["score"] == "head_promoter_activity") & (findings["class_a"] == "motif_disrupting")
                     & (findings["class_b"] == "neutral")]
