@@ -38,13 +38,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import AttributionSettings
 from .errors import GenofmInputError
 from .heads import ProbeHead
 from .model import DNALM
@@ -59,25 +59,6 @@ CODE_COMPLEMENT = np.array([1, 0, 3, 2, 4])  # A<->T, C<->G, N
 _BYTE_TO_CODE = np.full(256, 255, dtype=np.uint8)
 for _code, _base in enumerate("ATCGN"):
     _BYTE_TO_CODE[ord(_base)] = _BYTE_TO_CODE[ord(_base.lower())] = _code
-METHODS = ("integrated_gradients", "input_x_gradient")
-
-
-@dataclass
-class AttributionSettings:
-    """How a region set is attributed (the workflow rule's params)."""
-
-    method: str = "integrated_gradients"  # or input_x_gradient
-    steps: int = 16  # integrated gradients: Gauss-Legendre nodes on the path
-    batch_regions: int = 32  # regions per backward pass (memory: batch x tokens x steps-free)
-    chunk_regions: int = 1024  # regions read, attributed and written at a time
-    class_name: str | None = None  # classification head: the class whose log-odds is explained (default: last)
-    mask_groups: int = 4  # masked LM likelihood target: forward passes per region
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise GenofmInputError(f"attribution method must be one of {', '.join(METHODS)}, not {self.method!r}")
-        if min(self.steps, self.batch_regions, self.chunk_regions, self.mask_groups) < 1:
-            raise GenofmInputError("attribution steps, batch_regions, chunk_regions and mask_groups must be positive")
 
 
 # --- running the model from given token embeddings --------------------------------------------

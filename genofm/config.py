@@ -428,6 +428,46 @@ class FinetuneSettings(FinetuneConfig):
 
 
 @dataclass
+class AttributionSettings:
+    """How a region set is attributed (genofm.attribution): gradients of the target (the task's
+    trained probe, or the model's likelihood) with respect to each token's input embedding,
+    turned into the first-order effect of every single-base substitution."""
+
+    method: str = setting("integrated_gradients", "integrated_gradients (along a path from a uniform-base "
+                                                  "baseline) or input_x_gradient.",
+                          choices=["integrated_gradients", "input_x_gradient"])
+    steps: int = setting(16, "integrated_gradients: points on the path (Gauss-Legendre).", minimum=1)
+    batch_regions: int = setting(32, "Regions per backward pass.", minimum=1, result=False)
+    chunk_regions: int = setting(1024, "Regions read, attributed and written at a time (bounds memory).",
+                                 minimum=1, result=False)
+    class_name: str | None = setting(None, "A two-class or multi-class probe: the class whose log-odds is "
+                                           "explained; null: the last class in sorted order.")
+    mask_groups: int = setting(4, "Likelihood of a masked LM: forward passes per region, each masking every "
+                                  "mask_groups-th token.", minimum=1)
+
+    def __post_init__(self):
+        _check_choices(self)
+        if min(self.steps, self.batch_regions, self.chunk_regions, self.mask_groups) < 1:
+            raise GenofmInputError("attribution steps, batch_regions, chunk_regions and mask_groups must be positive")
+
+
+@dataclass
+class AttributionTaskSettings(AttributionSettings):
+    """Gradient attributions of the task's regions, then TF-MoDISco motifs matched against JASPAR
+    (results/{genome}/probes/{model}/{task}/attribution/; needs the `motifs` extra: modisco-lite,
+    logomaker, pyjaspar)."""
+
+    enabled: bool = setting(False, "Run it.")
+    target: str = setting("probe", "What is explained: the task's trained probe, or the model's (pseudo-)"
+                                   "log-likelihood of each region.", choices=["probe", "likelihood"])
+    max_regions: int = setting(0, "Attribute only the first n regions of the set; 0: all.", minimum=0)
+    jaspar_collection: str = setting("CORE", "JASPAR collection the motifs are matched against (pyjaspar, "
+                                             "offline).")
+    jaspar_tax_group: str = setting("vertebrates", "JASPAR taxonomic group; empty: all.")
+    resources: JobResources = setting(doc="The attribution job's resources.", factory=JobResources)
+
+
+@dataclass
 class LabelTableSettings:
     """Labels from a table keyed by region name, in place of the region set's own: a TSV with a
     header, the region names in column `name`. Every region of the set needs a row; rows naming
@@ -446,6 +486,8 @@ class ProbeSettings(ProbeConfig):
     region_set: str = setting("", "A labelled region set of that genome (its label column or label), unless "
                                   "`labels` gives the labels.", required=True)
     labels: LabelTableSettings = setting(doc=LabelTableSettings.__doc__, factory=LabelTableSettings)
+    attribution: AttributionTaskSettings = setting(doc=AttributionTaskSettings.__doc__,
+                                                   factory=AttributionTaskSettings)
     predict: list[str] = setting(doc="Region sets of the genome to apply the probe trained on every region to: "
                                      "results/{genome}/probes/{model}/{task}/predict/{set}.tsv, one row per "
                                      "region (class probabilities, or the predicted value).", factory=list,

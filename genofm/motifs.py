@@ -58,7 +58,8 @@ def jaspar_database(collection: str = "CORE", tax_group: str = "vertebrates",
         from pyjaspar import jaspardb
     except ImportError as err:
         raise GenofmInputError("motif matching needs pyjaspar (pip install 'genofm[motifs]')") from err
-    motifs = jaspardb().fetch_motifs(collection=collection, tax_group=[tax_group], all_versions=all_versions)
+    motifs = jaspardb().fetch_motifs(collection=collection, tax_group=[tax_group] if tax_group else None,
+                                     all_versions=all_versions)
     ppms = []
     for m in motifs:
         counts = np.array([m.counts[b] for b in ACGT], dtype=float).T  # (W, 4)
@@ -259,7 +260,8 @@ def motif_report(one_hot_npy, hypothetical_npy, out_table, out_png, title: str =
     if one_hot.shape != hypothetical.shape:
         raise GenofmInputError(f"{one_hot_npy} {one_hot.shape} and {hypothetical_npy} {hypothetical.shape} differ")
     rows = slice(None, max_regions)
-    patterns = discover_patterns(np.asarray(one_hot[rows]), np.asarray(hypothetical[rows]), **modisco_args)
+    # writable copies: modisco's numba kernels take no read-only (memory-mapped) arrays
+    patterns = discover_patterns(np.array(one_hot[rows]), np.array(hypothetical[rows]), **modisco_args)
     database = jaspar_database(collection, tax_group)
     summary, _ = match_patterns(patterns, Matcher(database, n_null=n_null))
     if summary.empty:

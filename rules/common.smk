@@ -7,6 +7,7 @@ import json
 import os
 
 from genofm.config import (
+    AttributionTaskSettings,
     CallsetConfig,
     EmbedConfig,
     FinetuneConfig,
@@ -455,6 +456,25 @@ def probe_head(task, name):
     return f"results/{t['genome']}/probes/{t['model']}/{task}/head/{name}"
 
 
+def attribution_config(task):
+    return probe_task(task)["attribution"]
+
+
+def attribution_head(task, name):
+    """The trained probe the attributions explain (none for the likelihood target)."""
+    return (
+        probe_head(task, name) if attribution_config(task)["target"] == "probe" else []
+    )
+
+
+def attribution_outputs():
+    return [
+        f"results/{t['genome']}/probes/{t['model']}/{task}/attribution/motifs.tsv"
+        for task, t in config["probes"].items()
+        if t["attribution"]["enabled"]
+    ]
+
+
 def prediction_outputs():
     """The predict rule's outputs: every task's configured region sets."""
     return [
@@ -758,7 +778,7 @@ def all_outputs():
             outputs.append(f"results/models/{model}/huggingface")
     if config["probes"]:
         outputs.append("results/probes_summary.tsv")
-    outputs += prediction_outputs()
+    outputs += prediction_outputs() + attribution_outputs()
     for callset in config["variants"]:
         outputs += variant_outputs(callset)
     return outputs

@@ -109,3 +109,45 @@ rule finetune:
         model_dir=lambda w, input: os.path.dirname(input.model),
     script:
         "../workflow_scripts/finetune.py"
+
+
+rule attribute:
+    input:
+        model=lambda w: model_file(w.model),
+        regions=lambda w: regions_of(w.task),
+        head_weights=lambda w: attribution_head(w.task, "head.safetensors"),
+        head_meta=lambda w: attribution_head(w.task, "head.json"),
+    output:
+        one_hot="results/{genome}/probes/{model}/{task}/attribution/one_hot.npy",
+        hypothetical="results/{genome}/probes/{model}/{task}/attribution/hypothetical.npy",
+        index="results/{genome}/probes/{model}/{task}/attribution/index.parquet",
+        motifs=report(
+            "results/{genome}/probes/{model}/{task}/attribution/motifs.tsv",
+            caption="../report/attribution_motifs.rst",
+            category="3. Embeddings and probes",
+            subcategory="{task}",
+        ),
+        logos=report(
+            "results/{genome}/probes/{model}/{task}/attribution/motifs.png",
+            caption="../report/attribution_motifs.rst",
+            category="3. Embeddings and probes",
+            subcategory="{task}",
+        ),
+    log:
+        "logs/{genome}/attribute_{model}_{task}.log",
+    benchmark:
+        "benchmarks/{genome}/attribute_{model}_{task}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: lambda w: attribution_config(w.task)["resources"]["threads"]
+    resources:
+        mem_mb=lambda w, attempt: attribution_config(w.task)["resources"]["mem_mb"]
+        * attempt,
+        runtime=lambda w: attribution_config(w.task)["resources"]["runtime"],
+        gpu=lambda w: attribution_config(w.task)["resources"]["gpus"],
+    params:
+        task=lambda w: result_settings(
+            AttributionTaskSettings, attribution_config(w.task)
+        ),
+    script:
+        "../workflow_scripts/attribute.py"

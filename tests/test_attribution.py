@@ -193,7 +193,7 @@ def test_errors_name_the_region():
         attributor.attribute(["ACGTXACGT"], ["chr1:5-14"])
     with pytest.raises(GenofmInputError, match="class 'maybe'"):
         HeadTarget(random_head(), "maybe")
-    with pytest.raises(GenofmInputError, match="attribution method"):
+    with pytest.raises(GenofmInputError, match="method must be one of integrated_gradients, input_x_gradient, not .saliency."):
         AttributionSettings(method="saliency")
     with pytest.raises(GenofmInputError, match="tokens, but its bases make"):
         substitution_slots(tokenizer, np.arange(3), base_codes("ACGTACGTACGTACGT", "r1"), "r1")

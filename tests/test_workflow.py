@@ -203,6 +203,11 @@ def test_demo_regression_probe_and_predictions(demo_run):
     assert list(applied["name"]) == list(regions["name"])
     assert list(applied.columns[-3:]) == ["p_background", "p_promoter", "predicted_class"]
     assert applied["p_promoter"].mean() > 0.7 and (applied["predicted_class"] == "promoter").mean() > 0.7
+    attribution = demo_run / "results/demo/probes/demo_mlm/promoters/attribution"
+    motifs = pd.read_csv(attribution / "motifs.tsv", sep="\t")
+    assert len(motifs) > 0 and motifs["best_id"].str.match(r"MA\d{4}\.\d").all() and motifs["q"].between(0, 1).all()
+    assert (attribution / "motifs.png").read_bytes()[:4] == b"\x89PNG"
+    assert np.load(attribution / "hypothetical.npy", mmap_mode="r").shape == (380, 300, 4)
     head = json.loads((demo_run / "results/demo/probes/demo_mlm/promoters/head/head.json").read_text())
     assert head["embedding"]["pooling"] == "mean" and head["region_set"] == "promoters_vs_background"
 
