@@ -553,14 +553,6 @@ def callset_inputs(wildcards):
         "gzi": f"resources/{cs['genome']}/genome.fa.gz.gzi",
         "vcf": cs["vcf"],
         **conservation_inputs(cs["genome"]),
-        "head_weights": [
-            probe_head(t, "head.safetensors")
-            for t in callset_heads(wildcards.callset, wildcards.model)
-        ],
-        "head_meta": [
-            probe_head(t, "head.json")
-            for t in callset_heads(wildcards.callset, wildcards.model)
-        ],
         **(
             {"alignment": model_alignment(wildcards.model, cs["genome"])}
             if model_config(wildcards.model)["aligned_species"]
@@ -686,11 +678,25 @@ def shard_parts(wildcards):
     }
 
 
+def head_inputs(wildcards):
+    """The trained probes that score the call set's variants with this model (its `heads`)."""
+    tasks = callset_heads(wildcards.callset, wildcards.model)
+    return {
+        "head_weights": [probe_head(t, "head.safetensors") for t in tasks],
+        "head_meta": [probe_head(t, "head.json") for t in tasks],
+    }
+
+
+def scoring_job_inputs(wildcards):
+    """What a job that scores records reads: the call set's inputs and the heads."""
+    return callset_inputs(wildcards) | head_inputs(wildcards)
+
+
 def scoring_inputs(wildcards):
     """One job scores the call set, or it joins the shards' parts."""
     if callset_shards(wildcards.callset) > 1:
         return shard_parts(wildcards)
-    return callset_inputs(wildcards)
+    return scoring_job_inputs(wildcards)
 
 
 def scoring_resource(name):

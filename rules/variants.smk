@@ -27,7 +27,7 @@ rule labelled_snvs:
 
 rule score_variants_shard:
     input:
-        unpack(callset_inputs),
+        unpack(scoring_job_inputs),
         baseline_regions=baseline_regions,
     output:
         vcf=temp(

@@ -373,8 +373,12 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
     return {line.split()[0] for line in table.splitlines()[3:] if line.strip()} - {"all"}
 
 
-MODEL_AND_AFTER = {"pretrain", "export_huggingface", "embed", "probe", "finetune", "probe_summary", "score_variants",
-                   "variant_report", "variant_figures", "compare_models"}
+MODEL_AND_AFTER = {"pretrain", "export_huggingface", "embed", "probe", "finetune", "probe_summary", "predict",
+                   "attribute", "score_variants", "variant_report", "variant_figures", "compare_models"}
+# a trained probe scores the variants too (variants.demo_variants.heads), and the figures' region
+# comes from the scores
+PROBE_AND_AFTER = {"probe", "probe_summary", "predict", "attribute", "score_variants", "variant_report",
+                   "variant_figures", "compare_models"}
 RESOURCES = {"threads": 1, "mem_mb": 1234, "runtime": 7}
 
 
@@ -382,11 +386,12 @@ RESOURCES = {"threads": 1, "mem_mb": 1234, "runtime": 7}
     ({}, set()),
     ({"genomes": {"demo": {"soft_mask": "upper"}}},
      {"download_reference", "extract_regions", "tokenize"} | MODEL_AND_AFTER),
-    ({"genomes": {"demo": {"region_sets": {"promoters": {"upstream": 200}}}}}, {"extract_regions", "tokenize"}),
+    ({"genomes": {"demo": {"region_sets": {"promoters": {"upstream": 200}}}}},
+     {"extract_regions", "tokenize", "embed", "predict"}),
     ({"tokenizer": {"overlapping": True}}, {"tokenize"} | MODEL_AND_AFTER),
     ({"models": {"demo_mlm": {"training": {"lr": 1e-3}}}}, MODEL_AND_AFTER),
-    ({"embeddings": {"pooling": "cls"}}, {"embed", "probe", "probe_summary"}),
-    ({"probes": {"promoters": {"classifier": "mlp"}}}, {"probe", "probe_summary"}),
+    ({"embeddings": {"pooling": "cls"}}, {"embed"} | PROBE_AND_AFTER),
+    ({"probes": {"promoters": {"classifier": "mlp"}}}, PROBE_AND_AFTER),
     ({"probes": {"promoters": {"finetune": {"lr": 1e-3}}}}, {"finetune", "probe_summary"}),
     ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures",
                                                   "compare_models"}),
