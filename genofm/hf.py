@@ -260,27 +260,32 @@ def export_to_hf(model: DNALM, tokenizer: KmerTokenizer, out_dir: str | Path) ->
     return out_dir
 
 
+# genofm's weight names -> EsmForMaskedLM's: one table for the export and for init_from's import
+ESM_NAMES = {"embed.weight": "esm.embeddings.word_embeddings.weight",
+             "norm.weight": "esm.encoder.emb_layer_norm_after.weight",
+             "norm.bias": "esm.encoder.emb_layer_norm_after.bias",
+             "head_dense.weight": "lm_head.dense.weight", "head_dense.bias": "lm_head.dense.bias",
+             "head_norm.weight": "lm_head.layer_norm.weight", "head_norm.bias": "lm_head.layer_norm.bias",
+             "head.weight": "lm_head.decoder.weight", "head.bias": "lm_head.bias"}
+# within block i (blocks.{i}. -> esm.encoder.layer.{i}.), weight and bias alike; ESM splits qkv
+ESM_BLOCK_NAMES = {"attn.out": "attention.output.dense", "norm1": "attention.LayerNorm", "norm2": "LayerNorm",
+                   "ffn.up": "intermediate.dense", "ffn.down": "output.dense"}
+ESM_QKV = ("query", "key", "value")
+
+
 def esm_state_dict(model: DNALM) -> dict[str, torch.Tensor]:
     """genofm's weights under EsmForMaskedLM's names."""
     s = {k: v.detach().clone() for k, v in model.state_dict().items()}
     d = model.cfg.d_model
-    out = {"esm.embeddings.word_embeddings.weight": s["embed.weight"],
-           "esm.encoder.emb_layer_norm_after.weight": s["norm.weight"],
-           "esm.encoder.emb_layer_norm_after.bias": s["norm.bias"],
-           "lm_head.dense.weight": s["head_dense.weight"], "lm_head.dense.bias": s["head_dense.bias"],
-           "lm_head.layer_norm.weight": s["head_norm.weight"], "lm_head.layer_norm.bias": s["head_norm.bias"],
-           "lm_head.decoder.weight": s["head.weight"], "lm_head.bias": s["head.bias"]}
+    out = {esm: s[ours] for ours, esm in ESM_NAMES.items()}
     for i in range(model.cfg.n_layers):
         b, e = f"blocks.{i}.", f"esm.encoder.layer.{i}."
-        qkv_w, qkv_b = s[b + "attn.qkv.weight"], s[b + "attn.qkv.bias"]
-        for j, name in enumerate(("query", "key", "value")):
-            out[e + f"attention.self.{name}.weight"] = qkv_w[j * d:(j + 1) * d]
-            out[e + f"attention.self.{name}.bias"] = qkv_b[j * d:(j + 1) * d]
-        pairs = {"attention.output.dense": "attn.out", "attention.LayerNorm": "norm1", "LayerNorm": "norm2",
-                 "intermediate.dense": "ffn.up", "output.dense": "ffn.down"}
-        for esm_name, ours in pairs.items():
-            out[e + esm_name + ".weight"] = s[b + ours + ".weight"]
-            out[e + esm_name + ".bias"] = s[b + ours + ".bias"]
+        for kind in ("weight", "bias"):
+            qkv = s[b + f"attn.qkv.{kind}"]
+            for j, name in enumerate(ESM_QKV):
+                out[e + f"attention.self.{name}.{kind}"] = qkv[j * d:(j + 1) * d]
+            for ours, esm in ESM_BLOCK_NAMES.items():
+                out[e + f"{esm}.{kind}"] = s[b + f"{ours}.{kind}"]
     return out
 
 

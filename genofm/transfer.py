@@ -197,30 +197,22 @@ def dnalm_from_esm(hf, settings: dict, tokenizer: dict):
     """genofm's DNALM with the weights of an EsmForMaskedLM (the inverse of genofm.hf.esm_state_dict)."""
     import torch
 
+    from .hf import ESM_BLOCK_NAMES, ESM_NAMES, ESM_QKV
     from .model import DNALM, ModelConfig
 
     cfg = ModelConfig(**{k: settings[k] for k in ARCHITECTURE_KEYS if k != "dropout"}, vocab_size=settings["vocab_size"],
                       pad_id=hf.config.pad_token_id, extra={"tokenizer": tokenizer})
     s = hf.state_dict()
-    state = {"embed.weight": s["esm.embeddings.word_embeddings.weight"],
-             "norm.weight": s["esm.encoder.emb_layer_norm_after.weight"],
-             "norm.bias": s["esm.encoder.emb_layer_norm_after.bias"],
-             "head_dense.weight": s["lm_head.dense.weight"], "head_dense.bias": s["lm_head.dense.bias"],
-             "head_norm.weight": s["lm_head.layer_norm.weight"], "head_norm.bias": s["lm_head.layer_norm.bias"],
-             "head.weight": s["lm_head.decoder.weight"], "head.bias": s["lm_head.bias"]}
+    state = {ours: s[esm] for ours, esm in ESM_NAMES.items()}
     if cfg.position == "learned":  # ESM's absolute positions start after the padding index
         first = hf.config.pad_token_id + 1
         state["pos.weight"] = s["esm.embeddings.position_embeddings.weight"][first:first + cfg.max_len]
     for i in range(cfg.n_layers):
         b, e = f"blocks.{i}.", f"esm.encoder.layer.{i}."
         for kind in ("weight", "bias"):
-            state[b + f"attn.qkv.{kind}"] = torch.cat([s[e + f"attention.self.{n}.{kind}"]
-                                                        for n in ("query", "key", "value")])
-        pairs = {"attention.output.dense": "attn.out", "attention.LayerNorm": "norm1", "LayerNorm": "norm2",
-                 "intermediate.dense": "ffn.up", "output.dense": "ffn.down"}
-        for esm_name, ours in pairs.items():
-            state[b + ours + ".weight"] = s[e + esm_name + ".weight"]
-            state[b + ours + ".bias"] = s[e + esm_name + ".bias"]
+            state[b + f"attn.qkv.{kind}"] = torch.cat([s[e + f"attention.self.{n}.{kind}"] for n in ESM_QKV])
+            for ours, esm in ESM_BLOCK_NAMES.items():
+                state[b + f"{ours}.{kind}"] = s[e + f"{esm}.{kind}"]
     model = DNALM(cfg)
     model.load_state_dict(state, strict=True)
     return model.eval()
