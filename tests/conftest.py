@@ -39,6 +39,18 @@ def copy_workflow(workdir: Path) -> Path:
     return workdir
 
 
+def promoter_task_only(config: dict) -> dict:
+    """The demo config with its promoter-classification task alone: no value task, no
+    predictions or attributions, no trained heads scoring the variants. What tests that swap the
+    demo's model or region sets build on."""
+    task = config["probes"]["promoters"]
+    task.update(predict=[], attribution={"enabled": False})
+    config["probes"] = {"promoters": task}
+    for callset in config["variants"].values():
+        callset["heads"] = []
+    return config
+
+
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:

@@ -293,12 +293,12 @@ def test_an_alignment_aware_model_through_the_workflow(tmp_path):
 
     import yaml
 
-    from conftest import REPO, copy_workflow, require_tool
+    from conftest import REPO, copy_workflow, promoter_task_only, require_tool
     from test_conservation import demo_alignment
 
     require_tool("phyloP")
     workdir = copy_workflow(tmp_path)
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = promoter_task_only(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     species = ["sp1", "sp2", "sp3", "sp4"]
     config["genomes"]["demo"]["alignment"] = {"source": str(demo_alignment(tmp_path / "demo.maf")),
                                               "reference_species": "demo", "species": species,

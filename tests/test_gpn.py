@@ -134,13 +134,13 @@ def test_workflow_with_a_gpn_checkpoint_equals_gpn(tmp_path):
     import pandas as pd
     import yaml
 
-    from conftest import REPO, copy_workflow
+    from conftest import REPO, copy_workflow, promoter_task_only
     from genofm.embed import load_embeddings
     from genofm.regions import read_regions
 
     copy_workflow(tmp_path)
     checkpoint = make_gpn_checkpoint(tmp_path / "gpn_tiny")
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = promoter_task_only(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     demo = config["genomes"]["demo"]
     demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
     config["models"] = {"gpn_tiny": {"huggingface": str(checkpoint)}}

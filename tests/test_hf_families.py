@@ -264,7 +264,7 @@ def test_the_demo_workflow_runs_each_family(tmp_path, family):
     import pandas as pd
     import yaml
 
-    from conftest import REPO, copy_workflow
+    from conftest import REPO, copy_workflow, promoter_task_only
     from genofm.embed import load_embeddings
     from genofm.regions import read_regions
 
@@ -275,7 +275,7 @@ def test_the_demo_workflow_runs_each_family(tmp_path, family):
             "bert_bases": lambda d: make_bert(d, positions=512),
             "bert_bpe": lambda d: make_bert_bpe(d, demo_genome_pieces())}[family]
     checkpoint = make(tmp_path / family)
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = promoter_task_only(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     demo = config["genomes"]["demo"]
     demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
     config["models"] = {family: {"huggingface": str(checkpoint)}}
