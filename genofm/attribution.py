@@ -74,18 +74,6 @@ def embeddings_fed(model: DNALM, embeddings: torch.Tensor):
         handle.remove()
 
 
-def head_logits(head: ProbeHead, pooled: torch.Tensor) -> torch.Tensor:
-    """ProbeHead's layers in torch (before its output function): (B, D) -> (B, C)."""
-    dtype, device = pooled.dtype, pooled.device
-    x = (pooled - torch.as_tensor(head.mean, dtype=dtype, device=device)) / torch.as_tensor(
-        head.scale, dtype=dtype, device=device)
-    for i, (w, b) in enumerate(zip(head.weights, head.biases)):
-        x = x @ torch.as_tensor(w, dtype=dtype, device=device) + torch.as_tensor(b, dtype=dtype, device=device)
-        if i < len(head.weights) - 1:
-            x = torch.relu(x)
-    return x
-
-
 def head_output(head: ProbeHead, logits: torch.Tensor, class_index: int | None) -> torch.Tensor:
     """(B,) the value (regression) or the log-odds of class `class_index`."""
     if head.output == "identity":
@@ -141,7 +129,7 @@ class HeadTarget:
         states = out.last_hidden if self.layer == -1 else out.hidden_states[self.layer]  # (B, T, D)
         weights = pooling_weights(lengths, ids.shape[1], self.pooling, self.center_tokens).to(states)
         pooled = torch.einsum("bt,btd->bd", weights, states)  # (B, D)
-        return head_output(self.head, head_logits(self.head, pooled.double()), self.class_index)
+        return head_output(self.head, self.head.logits(pooled.double()), self.class_index)
 
 
 class LikelihoodTarget:

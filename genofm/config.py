@@ -576,6 +576,11 @@ class CallsetSettings(CallsetConfig):
                                    "on the variant (column head_<task>, INFO GFM_HEAD_<TASK>). A model applies the "
                                    "heads of the tasks on its own embeddings.", factory=list,
                                items={"pattern": NAME_PATTERN})
+    finetuned_heads: list[str] = setting(doc="Probe tasks (keys of `probes`, on this genome, that fine-tune) whose "
+                                             "fine-tune, trained on every region of its task, scores each variant "
+                                             "the same way, averaged over both strands (column "
+                                             "head_<task>_finetuned, INFO GFM_HEAD_<TASK>_FINETUNED).",
+                                         factory=list, items={"pattern": NAME_PATTERN})
     labelled_snvs: LabelledSnvSettings = setting(doc=LabelledSnvSettings.__doc__, factory=LabelledSnvSettings)
     figure_region: str = setting("", 'Region ("chr:start-end", 1-based) of the in-silico mutagenesis heatmap and '
                                      'the attention map. Empty: around the variant with the lowest LLR.')

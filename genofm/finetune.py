@@ -19,12 +19,15 @@ from .alignment import padded_codes
 from .config import FinetuneConfig
 from .devices import bf16_autocast
 from .errors import GenofmInputError
+from .heads import model_fingerprint
 from .loading import load_model_and_tokenizer
 from .model import DNALM
 from .probe import regression_metrics, scores_and_metrics, summarise_folds
 from .tokenizer import CLS, PAD, KmerTokenizer
 
 log = logging.getLogger(__name__)
+
+FINETUNE_META = "finetune.json"
 
 
 class SequenceClassifier(nn.Module):
@@ -175,9 +178,9 @@ def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels:
                             aligned: list[np.ndarray] | None = None) -> tuple[dict, np.ndarray]:
     """Fine-tune on each fold's training regions, score its test regions; then, if out_dir is
     given, fine-tune on all regions and save the model (adapter + head for peft methods).
-    Float labels train a regression head (Spearman, Pearson, R²), string labels a classifier.
-    `aligned`: each region's alignment codes (AlignedColumns.region_codes), which an
-    alignment-aware model reads."""
+    Float labels train a regression head (Spearman, Pearson, R²; out-of-fold values returned),
+    string labels a classifier (class probabilities returned). `aligned`: each region's
+    alignment codes (AlignedColumns.region_codes), which an alignment-aware model reads."""
     torch.set_flush_denormal(True)
     device = torch.device(device)
     backbone, tokenizer = load_model_and_tokenizer(model_dir, device)
@@ -185,56 +188,75 @@ def cross_validate_finetune(model_dir: str | Path, sequences: list[str], labels:
         raise GenofmInputError(f"{model_dir}: an alignment-aware model is fine-tuned with the regions' aligned bases")
     log.info("fine-tuning on %s", device)
     examples = encode(sequences, tokenizer, backbone.cfg.max_len, aligned)
-    if np.issubdtype(labels.dtype, np.floating):
-        return _cross_validate_regression(backbone, examples, labels, folds, cfg, out_dir, device)
-    classes = np.unique(labels)
-    targets = np.searchsorted(classes, labels)
-    proba = np.full((len(labels), len(classes)), np.nan)
+    task = _Task.of(labels)
+    out = np.full((len(labels), *task.output_shape), np.nan)
     per_fold = []
     for k, (train_idx, test_idx) in enumerate(folds):
-        log.info("fold %d/%d: %s fine-tuning on %d regions", k + 1, len(folds), cfg.method, len(train_idx))
-        model = train_classifier(backbone, [examples[i] for i in train_idx], targets[train_idx], len(classes), cfg,
-                                 device)
-        proba[test_idx] = predict(model, [examples[i] for i in test_idx])
-        per_fold.append(scores_and_metrics(labels[test_idx], proba[test_idx], classes))
+        log.info("fold %d/%d: %s fine-tuning%s on %d regions", k + 1, len(folds), cfg.method,
+                 " (regression)" if task.regression else "", len(train_idx))
+        targets, scale = task.targets(train_idx)
+        model = train_classifier(backbone, [examples[i] for i in train_idx], targets, task.n_outputs, cfg, device)
+        out[test_idx] = task.outputs(model, [examples[i] for i in test_idx], scale)
+        per_fold.append(task.metrics(test_idx, out[test_idx]))
     summary = summarise_folds(per_fold)
+    if task.regression:
+        tested = ~np.isnan(out)
+        for metric, value in regression_metrics(labels[tested], out[tested]).items():
+            summary[metric]["overall"] = value
     if out_dir is not None:
-        final = train_classifier(backbone, examples, targets, len(classes), cfg, device)
+        targets, scale = task.targets(np.arange(len(labels)))
+        final = train_classifier(backbone, examples, targets, task.n_outputs, cfg, device)
         trainable, total = trainable_parameters(final)
         summary["trainable_parameters"] = {"trainable": trainable, "total": total}
-        save(final.cpu(), cfg, Path(out_dir), classes)
-    return summary, proba
+        save(final.cpu(), cfg, Path(out_dir), finetune_meta(model_dir, sequences, task.classes, scale))
+    return summary, out
 
 
-def _cross_validate_regression(backbone: DNALM, examples: list[Example], labels: np.ndarray, folds,
-                               cfg: FinetuneConfig, out_dir, device) -> tuple[dict, np.ndarray]:
-    predicted = np.full(len(labels), np.nan)
-    per_fold = []
-    for k, (train_idx, test_idx) in enumerate(folds):
-        log.info("fold %d/%d: %s fine-tuning (regression) on %d regions", k + 1, len(folds), cfg.method,
-                 len(train_idx))
-        scale = Standardised.of(labels[train_idx])
-        model = train_classifier(backbone, [examples[i] for i in train_idx], scale.scaled(labels[train_idx]), 1,
-                                 cfg, device)
-        predicted[test_idx] = scale.unscaled(predict(model, [examples[i] for i in test_idx], regression=True))
-        per_fold.append(regression_metrics(labels[test_idx], predicted[test_idx]))
-    summary = summarise_folds(per_fold)
-    tested = ~np.isnan(predicted)
-    for metric, value in regression_metrics(labels[tested], predicted[tested]).items():
-        summary[metric]["overall"] = value
-    if out_dir is not None:
-        scale = Standardised.of(labels)
-        final = train_classifier(backbone, examples, scale.scaled(labels), 1, cfg, device)
-        trainable, total = trainable_parameters(final)
-        summary["trainable_parameters"] = {"trainable": trainable, "total": total}
-        save(final.cpu(), cfg, Path(out_dir), np.array([]), target=scale)
-    return summary, predicted
+class _Task(NamedTuple):
+    """What the head learns from the labels: class indices, or a value standardised on the
+    regions it is trained on."""
+
+    labels: np.ndarray
+    classes: np.ndarray | None  # None for a regression
+
+    @classmethod
+    def of(cls, labels: np.ndarray) -> _Task:
+        return cls(labels, None if np.issubdtype(labels.dtype, np.floating) else np.unique(labels))
+
+    @property
+    def regression(self) -> bool:
+        return self.classes is None
+
+    @property
+    def n_outputs(self) -> int:
+        return 1 if self.regression else len(self.classes)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return () if self.regression else (len(self.classes),)
+
+    def targets(self, idx: np.ndarray) -> tuple[np.ndarray, Standardised | None]:
+        if self.regression:
+            scale = Standardised.of(self.labels[idx])
+            return scale.scaled(self.labels[idx]), scale
+        return np.searchsorted(self.classes, self.labels[idx]), None
+
+    def outputs(self, model: nn.Module, examples: list[Example], scale: Standardised | None) -> np.ndarray:
+        if self.regression:
+            return scale.unscaled(predict(model, examples, regression=True))
+        return predict(model, examples)
+
+    def metrics(self, idx: np.ndarray, out: np.ndarray) -> dict:
+        if self.regression:
+            return regression_metrics(self.labels[idx], out)
+        return scores_and_metrics(self.labels[idx], out, self.classes)
 
 
-def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, classes: np.ndarray,
-         target: Standardised | None = None) -> None:
+def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, meta: dict) -> None:
     """peft methods: peft's save_pretrained (adapter_config.json + adapter_model.safetensors,
-    head included); full: the classifier's state as safetensors."""
+    head included); full: the classifier's state as safetensors. Then finetune.json: the
+    method, the classes or the regression target's scale, and what the model was trained on
+    (FinetunedHead reads it back)."""
     import json
 
     from safetensors.torch import save_model
@@ -251,7 +273,16 @@ def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, classes: np.ndarr
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 config[key] = sorted(value)
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    if target is None:
-        (out_dir / "classes.json").write_text(json.dumps([str(c) for c in classes]) + "\n")
-    else:  # regression: the head's output is (value - mean) / sd
-        (out_dir / "target.json").write_text(json.dumps(target._asdict(), sort_keys=True) + "\n")
+    (out_dir / FINETUNE_META).write_text(json.dumps({"method": cfg.method, **meta}, indent=2, sort_keys=True) + "\n")
+
+
+def finetune_meta(model_dir, sequences: list[str], classes: np.ndarray | None = None,
+                  target: Standardised | None = None) -> dict:
+    """What a saved fine-tune records besides its weights: the classes (in output order) or the
+    regression target's mean and sd, the backbone's fingerprint and the regions' median length
+    (the window of its variant effects)."""
+    return {"objective": "classification" if target is None else "regression",
+            "classes": [] if classes is None else [str(c) for c in classes],
+            "target": None if target is None else target._asdict(),
+            "model_sha256": model_fingerprint(model_dir),
+            "region_length_median": int(np.median([len(s) for s in sequences]))}

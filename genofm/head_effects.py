@@ -7,6 +7,10 @@ log-odds of its second class (in sorted order: `promoter` of background/promoter
 effect is additive and does not saturate as a probability would near 0 or 1. Both strands are
 read when the embedding settings average them (embeddings.rc_average). Effects go into the
 table as `head_<task>` and into the VCF as GFM_HEAD_<TASK>.
+
+A task's fine-tune (the model and its head trained end to end) scores the same way, reading the
+window itself rather than its embedding, averaged over both strands: `head_<task>_finetuned`,
+GFM_HEAD_<TASK>_FINETUNED.
 """
 
 from __future__ import annotations
@@ -15,55 +19,71 @@ import logging
 
 import pysam
 
+import numpy as np
+
 from .embed import EmbedConfig, Embedder
 from .errors import GenofmInputError
+from .finetuned import FinetunedHead
 from .heads import ProbeHead
 from .vcf import SCORED_STATUSES, Allele
 
 log = logging.getLogger(__name__)
 
 HEAD_PREFIX = "head_"
+FINETUNED_SUFFIX = "_finetuned"
 
 
-def head_score_name(task: str) -> str:
-    return HEAD_PREFIX + task
+def head_score_name(task: str, finetuned: bool = False) -> str:
+    return HEAD_PREFIX + task + (FINETUNED_SUFFIX if finetuned else "")
 
 
-def head_info_key(task: str) -> str:
-    return "GFM_HEAD_" + task.upper().replace("-", "_")
+def head_info_key(task: str, finetuned: bool = False) -> str:
+    return "GFM_HEAD_" + head_score_name(task, finetuned).removeprefix(HEAD_PREFIX).upper().replace("-", "_")
 
 
-def head_output(head: ProbeHead) -> str:
+def head_output(head: ProbeHead | FinetunedHead) -> str:
     """What the effect measures, in words."""
     return "predicted value" if head.objective == "regression" else f"log-odds of class {head.classes[1]!r}"
 
 
+def head_width(head: ProbeHead | FinetunedHead) -> int:
+    """The window a head reads: the median length of the regions it was trained on."""
+    return int(head.meta["region_length_median"])
+
+
 class HeadEffects:
-    """The trained heads of some probe tasks, scoring alleles through the model's embeddings."""
+    """The trained heads of some probe tasks, scoring alleles: probes through the model's
+    embeddings, fine-tunes through their own model."""
 
     def __init__(self, heads: dict[str, ProbeHead], model, tokenizer, fasta: pysam.FastaFile, embedding: EmbedConfig,
-                 device="cpu", max_n_fraction: float = 0.1):
-        if getattr(model.cfg, "aligned_species", []):
+                 device="cpu", max_n_fraction: float = 0.1, finetuned: dict[str, FinetunedHead] | None = None):
+        if heads and getattr(model.cfg, "aligned_species", []):
             raise GenofmInputError("trained-head variant effects read single sequences: an alignment-aware model's "
                                    "heads are not applied to variants")
-        for task, head in heads.items():
+        finetuned = finetuned or {}
+        for task, head in [*heads.items(), *finetuned.items()]:
             if head.objective == "classification" and len(head.classes) != 2:
                 raise GenofmInputError(f"probe task {task!r} has {len(head.classes)} classes: trained-head variant "
                                        "effects take a regression or a two-class probe")
-        self.heads, self.fasta, self.max_n_fraction = heads, fasta, max_n_fraction
-        self.embedder = Embedder(model, tokenizer, embedding, device)
+        self.heads, self.finetuned, self.fasta, self.max_n_fraction = heads, finetuned, fasta, max_n_fraction
+        self.embedder = Embedder(model, tokenizer, embedding, device) if heads else None
         self.passes = 0
+
+    def _all(self):
+        """(score name, task, head, finetuned) of every head."""
+        return ([(head_score_name(t), t, h, False) for t, h in self.heads.items()]
+                + [(head_score_name(t, True), t, h, True) for t, h in self.finetuned.items()])
 
     @property
     def score_names(self) -> list[str]:
-        return [head_score_name(task) for task in self.heads]
+        return [name for name, *_ in self._all()]
 
     def info_descriptions(self) -> dict[str, tuple[str, str]]:
         """score name -> (INFO key, description)."""
-        return {head_score_name(task): (head_info_key(task), (
-            f"Trained-head effect of probe task {task}: its {head_output(head)} on the ALT minus on the REF "
-            f"sequence of a {head.meta['region_length_median']} bp window centred on the variant; negative: the "
-            "ALT lowers it")) for task, head in self.heads.items()}
+        return {name: (head_info_key(task, finetuned), (
+            f"Trained-head effect of probe task {task}{' (its fine-tuned model, both strands)' if finetuned else ''}"
+            f": its {head_output(head)} on the ALT minus on the REF sequence of a {head_width(head)} bp window "
+            "centred on the variant; negative: the ALT lowers it")) for name, task, head, finetuned in self._all()}
 
     def window(self, a: Allele, width: int) -> tuple[int, int] | None:
         """[start, end) of the head's window around the allele, inside the contig; None if the
@@ -75,10 +95,22 @@ class HeadEffects:
         start = min(max(0, start), length - width)
         return start, start + width
 
+    def _outputs(self, heads: list, sequences: list[str]) -> dict[str, np.ndarray]:
+        """Each head's single output on the sequences; the probes share one embedding pass."""
+        out = {}
+        probes = [(name, head) for name, _, head, finetuned in heads if not finetuned]
+        if probes:
+            vectors = self.embedder.embed_sequences(sequences).numpy()  # (n, D)
+            out |= {name: head.single_output(vectors) for name, head in probes}
+        for name, _, head, finetuned in heads:
+            if finetuned:
+                out[name] = head.single_output(sequences)
+        return out
+
     def score(self, alleles: list[Allele]) -> None:
-        """Fill `a.scores[head_<task>]` of every scoreable allele whose window holds few Ns."""
-        for width in sorted({int(h.meta["region_length_median"]) for h in self.heads.values()}):
-            tasks = [t for t, h in self.heads.items() if int(h.meta["region_length_median"]) == width]
+        """Fill `a.scores[<head score name>]` of every scoreable allele whose window holds few Ns."""
+        for width in sorted({head_width(head) for _, _, head, _ in self._all()}):
+            heads = [h for h in self._all() if head_width(h[2]) == width]
             jobs, refs = [], {}
             for a in alleles:
                 if a.status not in SCORED_STATUSES:
@@ -97,13 +129,12 @@ class HeadEffects:
             if not jobs:
                 continue
             keys = sorted({key for _, key, _ in jobs})
-            ref_vectors = self.embedder.embed_sequences([refs[key] for key in keys]).numpy()  # (windows, D)
-            alt_vectors = self.embedder.embed_sequences([alt for _, _, alt in jobs]).numpy()  # (alleles, D)
+            ref_out = self._outputs(heads, [refs[key] for key in keys])  # per window
+            alt_out = self._outputs(heads, [alt for _, _, alt in jobs])  # per allele
             self.passes += len(keys) + len(jobs)
             row = {key: i for i, key in enumerate(keys)}
             ref_rows = [row[key] for _, key, _ in jobs]
-            for task in tasks:
-                head = self.heads[task]
-                effect = head.single_output(alt_vectors) - head.single_output(ref_vectors)[ref_rows]
+            for name, *_ in heads:
+                effect = alt_out[name] - ref_out[name][ref_rows]
                 for (a, _, _), value in zip(jobs, effect.tolist()):
-                    a.scores[head_score_name(task)] = value
+                    a.scores[name] = value

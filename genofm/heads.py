@@ -76,17 +76,30 @@ class ProbeHead:
     def n_features(self) -> int:
         return self.mean.size
 
-    def logits(self, features: np.ndarray) -> np.ndarray:
-        """(n, out) of (n, D) embeddings: the last layer's output before the output function."""
-        features = np.asarray(features, dtype=np.float64)
+    def logits(self, features):
+        """(n, out) of (n, D) embeddings: the last layer's output before the output function. A
+        numpy array gives numpy (float64); a torch tensor gives torch in its dtype and device, with
+        gradients (genofm.attribution)."""
+        if hasattr(features, "detach"):  # torch, imported only by its callers
+            import torch
+
+            def array(a):
+                return torch.as_tensor(a, dtype=features.dtype, device=features.device)
+
+            relu = torch.relu
+        else:
+            features, array = np.asarray(features, dtype=np.float64), np.asarray
+
+            def relu(x):
+                return np.maximum(x, 0.0)
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise GenofmInputError(f"the head takes {self.n_features}-dimensional embeddings, not an array of shape "
-                                   f"{features.shape}")
-        x = (features - self.mean) / self.scale
+                                   f"{tuple(features.shape)}")
+        x = (features - array(self.mean)) / array(self.scale)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = x @ w + b
+            x = x @ array(w) + array(b)
             if i < len(self.weights) - 1:
-                x = np.maximum(x, 0.0)
+                x = relu(x)
         return x
 
     def single_output(self, features: np.ndarray) -> np.ndarray:
@@ -151,17 +164,23 @@ class ProbeHead:
                                    + "\nRetrain the probe (rerun its task) with these settings.")
 
 
-def predict_regions(head: ProbeHead, matrix: np.ndarray, index, source: str):
+def prediction_table(index, out: np.ndarray, objective: str, classes: list[str], source: str):
     """One row per region: its coordinates and name, then each class's probability and the most
-    probable class, or the predicted value."""
+    probable class, or the predicted value. `out`: (n, C) probabilities or (n,) values."""
     if len(index) == 0:
         raise GenofmInputError(f"{source}: no regions to predict")
     table = index[["chrom", "start", "end", "strand", "name"]].copy()
-    out = head.predict(matrix)
-    if head.objective == "regression":
+    if objective == "regression":
         table["prediction"] = out
         return table
-    for c, name in enumerate(head.classes):
+    for c, name in enumerate(classes):
         table[f"p_{name}"] = out[:, c]
-    table["predicted_class"] = np.asarray(head.classes)[out.argmax(axis=1)]
+    table["predicted_class"] = np.asarray(classes)[out.argmax(axis=1)]
     return table
+
+
+def predict_regions(head: ProbeHead, matrix: np.ndarray, index, source: str):
+    """The probe's prediction table for embedded regions (their matrix and index)."""
+    if len(index) == 0:
+        raise GenofmInputError(f"{source}: no regions to predict")
+    return prediction_table(index, head.predict(matrix), head.objective, head.classes, source)

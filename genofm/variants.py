@@ -66,6 +66,7 @@ class ScoringInputs:
     callset_key: str = "variants.<callset>"  # where the config sets the call set: messages name its keys
     heads: dict = field(default_factory=dict)  # probe task -> its trained ProbeHead: trained-head effects
     head_embedding: EmbedConfig | None = None  # the embedding settings the heads were trained on
+    finetuned: dict = field(default_factory=dict)  # probe task -> its FinetunedHead: fine-tuned head effects
 
 
 @dataclass(frozen=True)
@@ -254,9 +255,9 @@ def _score_vcf(loaded: _LoadedModel, readable, inputs: ScoringInputs, outputs, c
         window_bases = scorer.window_tokens * tokenizer.k
         conservation = inputs.conservation
         effects = None
-        if inputs.heads:
+        if inputs.heads or inputs.finetuned:
             effects = HeadEffects(inputs.heads, model, tokenizer, fasta, inputs.head_embedding, loaded.device,
-                                  cfg.max_n_fraction)
+                                  cfg.max_n_fraction, inputs.finetuned)
         head_names = effects.score_names if effects else []
         score_names = (scorer.score_names + (["markov"] if baseline else []) + (["phylop"] if conservation else [])
                        + head_names)

@@ -42,6 +42,7 @@ wildcard_constraints:
     set=r"[A-Za-z0-9_-]+",
     model=r"[A-Za-z0-9_-]+",
     callset=r"[A-Za-z0-9_-]+",
+    task=r"[A-Za-z0-9_-]+",
     shard=r"\d+",
     shards=r"\d+",
 
@@ -475,13 +476,26 @@ def attribution_outputs():
     ]
 
 
+def finetuned_model(task):
+    """The directory of a task's fine-tune trained on every region (rule finetune)."""
+    t = probe_task(task)
+    return f"results/{t['genome']}/finetune/{t['model']}/{task}/model"
+
+
 def prediction_outputs():
-    """The predict rule's outputs: every task's configured region sets."""
-    return [
-        f"results/{t['genome']}/probes/{t['model']}/{task}/predict/{name}.tsv"
-        for task, t in config["probes"].items()
-        for name in t["predict"]
-    ]
+    """The predict rules' outputs: every task's configured region sets, by its probe and, when
+    the task fine-tunes, by its fine-tune."""
+    outputs = []
+    for task, t in config["probes"].items():
+        for name in t["predict"]:
+            outputs.append(
+                f"results/{t['genome']}/probes/{t['model']}/{task}/predict/{name}.tsv"
+            )
+            if t["finetune"]["method"] != "none":
+                outputs.append(
+                    f"results/{t['genome']}/finetune/{t['model']}/{task}/predict/{name}.tsv"
+                )
+    return outputs
 
 
 def check_probe_task(task):
@@ -561,34 +575,39 @@ def callset_inputs(wildcards):
     }
 
 
-def callset_heads(callset, model):
-    """The probe tasks of a call set's `heads` trained on this model's embeddings."""
+def callset_heads(callset, model, key="heads"):
+    """The probe tasks of a call set's `heads` (or `finetuned_heads`) on this model."""
     return [
-        t
-        for t in callset_config(callset)["heads"]
-        if config["probes"][t]["model"] == model
+        t for t in callset_config(callset)[key] if config["probes"][t]["model"] == model
     ]
 
 
 def check_callset_heads(callset):
-    """Each head a call set names is a probe task on its genome, on one of its models."""
+    """Each head a call set names is a probe task on its genome, on one of its models, and
+    each fine-tuned head's task fine-tunes."""
     cs = callset_config(callset)
-    for task in cs["heads"]:
-        where = f"variants.{callset}.heads: {task!r}"
-        if task not in config["probes"]:
-            raise ValueError(
-                f"{where} is not a probe task (tasks: {', '.join(sorted(config['probes'])) or 'none'})"
-            )
-        t = config["probes"][task]
-        if t["genome"] != cs["genome"]:
-            raise ValueError(
-                f"{where} is a task on genome {t['genome']!r}, the call set is on {cs['genome']!r}"
-            )
-        if t["model"] not in callset_models(callset):
-            raise ValueError(
-                f"{where} reads the embeddings of model {t['model']!r}, which does not score this call set "
-                f"(its models: {', '.join(callset_models(callset))})"
-            )
+    for key in ("heads", "finetuned_heads"):
+        for task in cs[key]:
+            where = f"variants.{callset}.{key}: {task!r}"
+            if task not in config["probes"]:
+                raise ValueError(
+                    f"{where} is not a probe task (tasks: {', '.join(sorted(config['probes'])) or 'none'})"
+                )
+            t = config["probes"][task]
+            if t["genome"] != cs["genome"]:
+                raise ValueError(
+                    f"{where} is a task on genome {t['genome']!r}, the call set is on {cs['genome']!r}"
+                )
+            if t["model"] not in callset_models(callset):
+                raise ValueError(
+                    f"{where} is trained on model {t['model']!r}, which does not score this call set "
+                    f"(its models: {', '.join(callset_models(callset))})"
+                )
+            if key == "finetuned_heads" and t["finetune"]["method"] == "none":
+                raise ValueError(
+                    f"{where}: the task does not fine-tune (probes.{task}.finetune.method is none); "
+                    f"set a method, or name it under heads to use its probe"
+                )
 
 
 for _callset in config["variants"]:
@@ -679,11 +698,14 @@ def shard_parts(wildcards):
 
 
 def head_inputs(wildcards):
-    """The trained probes that score the call set's variants with this model (its `heads`)."""
+    """The trained probes and fine-tunes that score the call set's variants with this model
+    (its `heads` and `finetuned_heads`)."""
     tasks = callset_heads(wildcards.callset, wildcards.model)
+    finetuned = callset_heads(wildcards.callset, wildcards.model, "finetuned_heads")
     return {
         "head_weights": [probe_head(t, "head.safetensors") for t in tasks],
         "head_meta": [probe_head(t, "head.json") for t in tasks],
+        "finetuned": [finetuned_model(t) for t in finetuned],
     }
 
 

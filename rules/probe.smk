@@ -61,6 +61,30 @@ rule predict:
         "../workflow_scripts/predict.py"
 
 
+rule predict_finetuned:
+    input:
+        finetuned=lambda w: finetuned_model(w.task),
+        regions="results/{genome}/regions/{set}.parquet",
+        model=lambda w: model_file(w.model),
+    output:
+        table="results/{genome}/finetune/{model}/{task}/predict/{set}.tsv",
+    log:
+        "logs/{genome}/predict_finetuned_{model}_{task}_{set}.log",
+    benchmark:
+        "benchmarks/{genome}/predict_finetuned_{model}_{task}_{set}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: lambda w: finetune_resources(w.task)["threads"]
+    resources:
+        mem_mb=lambda w, attempt: finetune_resources(w.task)["mem_mb"] * attempt,
+        runtime=lambda w: finetune_resources(w.task)["runtime"],
+        gpu=lambda w: finetune_resources(w.task)["gpus"],
+    params:
+        model_dir=lambda w, input: os.path.dirname(input.model),
+    script:
+        "../workflow_scripts/predict_finetuned.py"
+
+
 rule probe_summary:
     input:
         lambda w: all_probe_outputs("summary"),

@@ -59,6 +59,7 @@ rule score_variants_shard:
         head_embedding=lambda w: (
             embed_config() if callset_heads(w.callset, w.model) else {}
         ),
+        finetuned_heads=lambda w: callset_heads(w.callset, w.model, "finetuned_heads"),
     script:
         "../workflow_scripts/score_variants.py"
 
@@ -99,6 +100,7 @@ rule score_variants:
         head_embedding=lambda w: (
             embed_config() if callset_heads(w.callset, w.model) else {}
         ),
+        finetuned_heads=lambda w: callset_heads(w.callset, w.model, "finetuned_heads"),
     script:
         "../workflow_scripts/score_variants.py"
 

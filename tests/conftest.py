@@ -47,8 +47,42 @@ def promoter_task_only(config: dict) -> dict:
     task.update(predict=[], attribution={"enabled": False})
     config["probes"] = {"promoters": task}
     for callset in config["variants"].values():
-        callset["heads"] = []
+        callset["heads"] = callset["finetuned_heads"] = []
     return config
+
+
+def imported_models_demo_config(models: dict[str, dict], finetuned: dict[str, dict] | None = None) -> dict:
+    """The demo cut to what a workflow test of imported models needs: those models; for each a
+    promoter task on the one region set it reads, with 2 folds (task `promoters` for one model,
+    `promoters_<model>` for several), fine-tuned as `finetuned` says (else not); the call set's
+    first 300 kb scored by each (about a fifth of its records; the others OUTSIDE_REGIONS); a
+    40-token figure; a thread a job."""
+    import yaml
+
+    config = promoter_task_only(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    demo = config["genomes"]["demo"]
+    demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
+    config["models"] = models
+    task = config["probes"].pop("promoters")
+    finetuned = finetuned or {}
+    for name in models:
+        config["probes"]["promoters" if len(models) == 1 else f"promoters_{name}"] = task | {
+            "model": name, "folds": 2, "finetune": finetuned.get(name, {"method": "none"})}
+    callset = config["variants"]["demo_variants"]
+    callset.update(model="", models=list(models), regions=["chr1:1-300000"])
+    if len(models) == 1:
+        callset.update(model=next(iter(models)), models=[])
+    config["variant_scoring"]["figure_tokens"] = 40
+    # one thread a job, so that two jobs share the 2 cores rather than wait for each other
+    for section in ("embeddings", "variant_scoring"):
+        config[section].setdefault("resources", {})["threads"] = 1
+    return config
+
+
+def scored_in_regions(table) -> bool:
+    """Every record of an imported_models_demo_config run's table scored, or outside its 300 kb."""
+    inside = table["status"] != "OUTSIDE_REGIONS"
+    return len(table) == 530 and inside.sum() > 80 and (table.loc[inside, "status"] == "OK").all()
 
 
 def require_tool(name: str) -> str:

@@ -311,7 +311,11 @@ def test_an_alignment_aware_model_through_the_workflow(tmp_path):
     config["models"] = {"demo_msa": model}
     config["probes"]["promoters"]["model"] = "demo_msa"
     config["probes"]["promoters"]["finetune"].update(epochs=1)
+    config["probes"]["promoters"]["folds"] = 2
     config["variants"]["demo_variants"]["models"] = ["demo_msa"]
+    config["variant_scoring"]["figure_tokens"] = 40
+    for section in ("embeddings", "variant_scoring"):  # a thread a job: two jobs share the 2 cores
+        config[section].setdefault("resources", {})["threads"] = 1
 
     def snakemake(name, settings, *targets):
         (workdir / name).write_text(yaml.safe_dump(settings))

@@ -301,7 +301,7 @@ def planted_sequences(rng, n, ppms, length=100):
 def test_motif_recovery_names_the_planted_motifs(tmp_path, capsys):
     """A k=1 convolutional model and a linear head trained (here, on fresh sequences each step)
     to tell sequences with a planted CTCF (MA0139.1) or SP1 (MA0079.3) site from sequences
-    without; integrated gradients over 2000 held-out sequences, TF-MoDISco, JASPAR matching."""
+    without; integrated gradients over 1000 held-out sequences, TF-MoDISco, JASPAR matching."""
     pytest.importorskip("modiscolite")
     pytest.importorskip("logomaker")
     from pyjaspar import jaspardb
@@ -339,7 +339,7 @@ def _recover_planted_motifs(tmp_path, capsys, jaspardb):
         loss.backward()
         optimizer.step()
     model.eval()
-    seqs, labels = planted_sequences(rng, 2000, ppms)
+    seqs, labels = planted_sequences(rng, 1000, ppms)
     with torch.no_grad():
         ids, y = tensors(seqs, labels)
         accuracy = float(((linear(model(ids, return_logits=False).last_hidden.mean(1))[:, 0] > 0) == (y > 0)).float()

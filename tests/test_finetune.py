@@ -7,9 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from genofm.errors import GenofmInputError
 from genofm.finetune import FinetuneConfig, SequenceClassifier, cross_validate_finetune, encode, predict
+from genofm.finetuned import FinetunedHead
+from genofm.heads import model_fingerprint
 from genofm.model import DNALM, ModelConfig
 from genofm.probe import ProbeConfig, folds_of
 from genofm.tokenizer import KmerTokenizer
@@ -51,14 +54,38 @@ def test_finetune_methods(task, tmp_path, method):
         config = json.loads((tmp_path / method / "adapter_config.json").read_text())
         assert config["peft_type"] == method.upper()
         assert (tmp_path / method / "adapter_model.safetensors").exists()
-        # the saved adapter reloads with peft onto the pretrained backbone
+        # the saved adapter reloads with peft onto the pretrained backbone, as FinetunedHead does
         from peft import PeftModel
 
         backbone = DNALM.from_pretrained(model_dir)
         reloaded = PeftModel.from_pretrained(SequenceClassifier(backbone, 2), str(tmp_path / method)).eval()
         bodies = encode(sequences[:10], TOK, 40)
-        assert predict(reloaded, bodies).shape == (10, 2)
-    assert json.loads((tmp_path / method / "classes.json").read_text()) == ["at", "gc"]
+        np.testing.assert_allclose(FinetunedHead.load(tmp_path / method, model_dir).predict(sequences[:10]),
+                                   predict(reloaded, bodies), rtol=1e-5, atol=1e-6)
+    meta = json.loads((tmp_path / method / "finetune.json").read_text())
+    assert meta["classes"] == ["at", "gc"] and meta["method"] == method and meta["objective"] == "classification"
+    assert meta["model_sha256"] == model_fingerprint(model_dir) and meta["region_length_median"] == 150
+    # the model trained on every region, applied to them: the classes come back (not a fresh head)
+    head = FinetunedHead.load(tmp_path / method, model_dir)
+    proba = head.predict(sequences)
+    assert roc_auc_score(labels == "gc", proba[:, 1]) > 0.95
+    # log-odds of "gc", both strands (the reverse complement of a GC-rich sequence is GC-rich too)
+    assert roc_auc_score(labels == "gc", head.single_output(sequences)) > 0.95
+
+
+def test_a_finetune_is_refused_on_another_model(task, tmp_path):
+    model_dir, sequences, labels, folds = task
+    cross_validate_finetune(model_dir, sequences, labels, folds[:1], FinetuneConfig(method="ia3", epochs=1),
+                            out_dir=tmp_path / "ft")
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    DNALM(ModelConfig(vocab_size=TOK.vocab_size, max_len=40, n_layers=1, d_model=32, n_heads=2, d_ff=64,
+                      extra={"tokenizer": {"k": 3, "overlapping": False}})).save_pretrained(other)
+    with pytest.raises(GenofmInputError, match=r"probes.t.predict: the model in .*other is not the one the "
+                                               r"fine-tune was trained from"):
+        FinetunedHead.load(tmp_path / "ft", other, where="probes.t.predict")
+    with pytest.raises(GenofmInputError, match="has no finetune.json: not a fine-tune"):
+        FinetunedHead.load(tmp_path, model_dir)
 
 
 def test_bad_method():
@@ -78,5 +105,9 @@ def test_finetune_regression_head_learns_a_value(task, tmp_path):
     summary, predicted = cross_validate_finetune(model_dir, sequences, values, folds, cfg, out_dir=tmp_path / "reg")
     assert predicted.shape == (60,) and np.isfinite(predicted).all()
     assert summary["spearman"]["overall"] > 0.7 and len(summary["r2"]["folds"]) == 3
-    target = json.loads((tmp_path / "reg" / "target.json").read_text())
-    assert target["mean"] == pytest.approx(values.mean()) and not (tmp_path / "reg" / "classes.json").exists()
+    meta = json.loads((tmp_path / "reg" / "finetune.json").read_text())
+    assert meta["objective"] == "regression" and meta["classes"] == []
+    assert meta["target"]["mean"] == pytest.approx(values.mean())
+    # applied again, in the label's units (the saved target scale undone)
+    applied = FinetunedHead.load(tmp_path / "reg", model_dir).predict(sequences)
+    assert np.corrcoef(applied, values)[0, 1] > 0.8 and abs(applied.mean() - values.mean()) < 0.1

@@ -10,10 +10,13 @@ import torch
 
 from genofm.embed import EmbedConfig, Embedder
 from genofm.errors import GenofmInputError
+from genofm.finetune import SequenceClassifier
+from genofm.finetuned import FinetunedHead
 from genofm.head_effects import HeadEffects, head_info_key
 from genofm.heads import ProbeHead
 from genofm.model import DNALM, ModelConfig
-from genofm.tokenizer import KmerTokenizer
+from genofm.sequence import reverse_complement
+from genofm.tokenizer import CLS, KmerTokenizer
 from genofm.vcf import Allele
 
 TOK = KmerTokenizer(k=1)
@@ -89,3 +92,33 @@ def test_heads_without_a_single_output_or_on_aligned_models_are_refused(fasta):
     aligned = tiny_model(aligned_species=["s1"])
     with pytest.raises(GenofmInputError, match="alignment-aware model's heads are not applied to variants"):
         HeadEffects({"x": linear_head("regression", [], 40)}, aligned, TOK, handle, EmbedConfig())
+
+
+def test_a_finetuned_head_scores_its_own_windows_on_both_strands(fasta):
+    """A fine-tune's effect: its output on the ALT window minus on the REF window, each the mean
+    of the two strands, computed here with the classifier called directly on token ids."""
+    handle, contigs = fasta
+    torch.manual_seed(2)
+    classifier = SequenceClassifier(tiny_model(), 2).eval()
+    meta = {"objective": "classification", "classes": ["bg", "p"], "target": None, "region_length_median": 30}
+    finetuned = FinetunedHead(classifier, TOK, 64, meta)
+    effects = HeadEffects({}, tiny_model(), TOK, handle, EmbedConfig(), finetuned={"promoter": finetuned})
+    seq = contigs["c1"]
+    a = allele(100, seq[100], "A" if seq[100] != "A" else "C")
+    effects.score([a])
+
+    def log_odds(window: str) -> float:
+        both = []
+        for s in (window, reverse_complement(window)):
+            ids = torch.tensor([[CLS] + TOK.encode(s, add_special_tokens=False).tolist()])
+            with torch.no_grad():
+                logits = classifier(ids)[0].double()
+            both.append(float(logits[1] - logits[0]))
+        return sum(both) / 2
+
+    ref = seq[85:115]
+    alt = ref[:15] + a.alt + ref[16:]
+    assert a.scores["head_promoter_finetuned"] == pytest.approx(log_odds(alt) - log_odds(ref), rel=1e-5, abs=1e-6)
+    key, text = effects.info_descriptions()["head_promoter_finetuned"]
+    assert key == head_info_key("promoter", finetuned=True) == "GFM_HEAD_PROMOTER_FINETUNED"
+    assert "fine-tuned model, both strands" in text and "30 bp window" in text

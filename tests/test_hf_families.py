@@ -253,18 +253,21 @@ def load_model_and_tokenizer_via_pointer(tmp_path, pointer):
     return load_model_and_tokenizer(workflow_dir)
 
 
+FAMILIES = ("llama_bases", "llama_6mers", "bert_bases", "bert_bpe")
+
+
 @pytest.mark.workflow
-@pytest.mark.parametrize("family", ["llama_bases", "llama_6mers", "bert_bases", "bert_bpe"])
-def test_the_demo_workflow_runs_each_family(tmp_path, family):
+def test_the_demo_workflow_runs_each_family(tmp_path):
     """Embedding, a probe and variant scoring through the workflow with a local checkpoint of
-    each family; scores and embeddings as the direct calls above give them."""
+    each family, the four in one run (a probe task and a scoring job each); scores and
+    embeddings as the direct calls above give them."""
     import subprocess
     import sys
 
     import pandas as pd
     import yaml
 
-    from conftest import REPO, copy_workflow, promoter_task_only
+    from conftest import copy_workflow, imported_models_demo_config, scored_in_regions
     from genofm.embed import load_embeddings
     from genofm.regions import read_regions
 
@@ -273,44 +276,41 @@ def test_the_demo_workflow_runs_each_family(tmp_path, family):
     make = {"llama_bases": lambda d: make_llama(d, k=1, positions=512),
             "llama_6mers": lambda d: make_llama(d, k=6, positions=512),
             "bert_bases": lambda d: make_bert(d, positions=512),
-            "bert_bpe": lambda d: make_bert_bpe(d, demo_genome_pieces())}[family]
-    checkpoint = make(tmp_path / family)
-    config = promoter_task_only(yaml.safe_load((REPO / "config/config.yaml").read_text()))
-    demo = config["genomes"]["demo"]
-    demo["region_sets"] = {"promoters_vs_background": demo["region_sets"]["promoters_vs_background"]}
-    config["models"] = {family: {"huggingface": str(checkpoint)}}
+            "bert_bpe": lambda d: make_bert_bpe(d, demo_genome_pieces())}
+    checkpoints = {family: make[family](tmp_path / family) for family in FAMILIES}
     # the BPE model is also fine-tuned (IA3 on its linear layers), as the demo does
-    config["probes"]["promoters"].update(model=family, **({} if family == "bert_bpe" else {"finetune": {"method": "none"}}))
-    config["variants"]["demo_variants"].update(model=family, models=[])
+    config = imported_models_demo_config({f: {"huggingface": str(c)} for f, c in checkpoints.items()},
+                                         {"bert_bpe": {"method": "ia3", "epochs": 1}})
     config["variant_scoring"].update(rc_average=True, window=240)
     (tmp_path / "family.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "family.yaml"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    hf_tokenizer, hf = direct(checkpoint)
-    first = hf_tokenizer.cls_token_id if family.startswith("bert") else hf_tokenizer.bos_token_id
-
-    matrix, _ = load_embeddings(tmp_path / f"results/demo/embeddings/{family}/promoters_vs_background.npy",
-                                tmp_path / f"results/demo/embeddings/{family}/promoters_vs_background.index.parquet")
     regions = read_regions(tmp_path / "results/demo/regions/promoters_vs_background.parquet")
-    for row, seq in zip(matrix[:4], regions["sequence"][:4]):
-        ids = torch.tensor([[first] + hf_tokenizer(seq.upper(), add_special_tokens=False)["input_ids"]])
-        with torch.no_grad():
-            expected = hf(input_ids=ids, output_hidden_states=True).hidden_states[-1][0].mean(0)
-        torch.testing.assert_close(torch.from_numpy(np.array(row)), expected, atol=1e-4, rtol=1e-3)
-    table = pd.read_csv(tmp_path / f"results/demo/variants/{family}/demo_variants.tsv", sep="\t")
-    assert len(table) == 530 and (table["status"] == "OK").all()
-    score = {"bert_bases": "llr", "bert_bpe": "pll"}.get(family, "lldiff")
-    scored = table if family == "bert_bpe" else table[table["kind"] == "snv"]  # PLL scores indels too
-    assert scored[score].notna().all()
     probes = pd.read_csv(tmp_path / "results/probes_summary.tsv", sep="\t")
-    finetuned = {"finetune_ia3"} if family == "bert_bpe" else set()
-    assert set(probes["method"]) == {"probe", "kmer4_baseline"} | finetuned and set(probes["model"]) == {family}
-    if family == "bert_bpe":
-        metrics = json.loads((tmp_path / f"results/demo/finetune/{family}/promoters/metrics.json").read_text())
-        assert "finetune_ia3" in metrics["results"]
-    figures = tmp_path / f"results/demo/variants/{family}/demo_variants"
-    assert (figures / "attention.png").exists() and (figures / "findings.tsv").exists()
+    for family, checkpoint in checkpoints.items():
+        hf_tokenizer, hf = direct(checkpoint)
+        first = hf_tokenizer.cls_token_id if family.startswith("bert") else hf_tokenizer.bos_token_id
+        embeddings = tmp_path / f"results/demo/embeddings/{family}/promoters_vs_background"
+        matrix, _ = load_embeddings(f"{embeddings}.npy", f"{embeddings}.index.parquet")
+        for row, seq in zip(matrix[:4], regions["sequence"][:4]):
+            ids = torch.tensor([[first] + hf_tokenizer(seq.upper(), add_special_tokens=False)["input_ids"]])
+            with torch.no_grad():
+                expected = hf(input_ids=ids, output_hidden_states=True).hidden_states[-1][0].mean(0)
+            torch.testing.assert_close(torch.from_numpy(np.array(row)), expected, atol=1e-4, rtol=1e-3)
+        table = pd.read_csv(tmp_path / f"results/demo/variants/{family}/demo_variants.tsv", sep="\t")
+        assert scored_in_regions(table), family
+        score = {"bert_bases": "llr", "bert_bpe": "pll"}.get(family, "lldiff")
+        table = table[table["status"] == "OK"]
+        scored = table if family == "bert_bpe" else table[table["kind"] == "snv"]  # PLL scores indels too
+        assert scored[score].notna().all(), family
+        finetuned = {"finetune_ia3"} if family == "bert_bpe" else set()
+        assert set(probes.loc[probes["model"] == family, "method"]) == {"probe", "kmer4_baseline"} | finetuned
+        figures = tmp_path / f"results/demo/variants/{family}/demo_variants"
+        assert (figures / "attention.png").exists() and (figures / "findings.tsv").exists()
+    metrics = json.loads((tmp_path / "results/demo/finetune/bert_bpe/promoters_bert_bpe/metrics.json").read_text())
+    assert "finetune_ia3" in metrics["results"]
+    assert (tmp_path / "results/demo/comparisons/demo_variants/class_pairs.tsv").exists()  # the four compared
 
 
 def demo_genome_pieces(size: int = 1000) -> list[str]:

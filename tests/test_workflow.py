@@ -105,6 +105,11 @@ def test_a_resource_setting_of_an_old_config_says_where_it_moved(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"model": "demo_mlm"}, "set variants.demo_variants.model (one model) or variants.demo_variants.models"),
     ({"models": ["demo_mlm", "nt_typo"]}, "call set 'demo_variants' names model 'nt_typo', which is not configured"),
+    ({"heads": ["promoterz"]}, "variants.demo_variants.heads: 'promoterz' is not a probe task (tasks: "
+                               "promoter_activity, promoters)"),
+    ({"finetuned_heads": ["promoter_activity"]}, "variants.demo_variants.finetuned_heads: 'promoter_activity': the "
+                                                 "task does not fine-tune (probes.promoter_activity.finetune.method "
+                                                 "is none)"),
 ])
 def test_a_callset_names_its_models_clearly(tmp_path, change, message):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -203,6 +208,10 @@ def test_demo_regression_probe_and_predictions(demo_run):
     assert list(applied["name"]) == list(regions["name"])
     assert list(applied.columns[-3:]) == ["p_background", "p_promoter", "predicted_class"]
     assert applied["p_promoter"].mean() > 0.7 and (applied["predicted_class"] == "promoter").mean() > 0.7
+    # and the task's fine-tune (IA3 adapters + head), trained on every window, applied to them too
+    tuned = pd.read_csv(demo_run / "results/demo/finetune/demo_mlm/promoters/predict/promoters.tsv", sep="\t")
+    assert list(tuned.columns) == list(applied.columns) and list(tuned["name"]) == list(regions["name"])
+    assert tuned["p_promoter"].mean() > 0.7 and (tuned["predicted_class"] == "promoter").mean() > 0.7
     attribution = demo_run / "results/demo/probes/demo_mlm/promoters/attribution"
     motifs = pd.read_csv(attribution / "motifs.tsv", sep="\t")
     assert len(motifs) > 0 and motifs["best_id"].str.match(r"MA\d{4}\.\d").all() and motifs["q"].between(0, 1).all()
@@ -213,11 +222,12 @@ def test_demo_regression_probe_and_predictions(demo_run):
 
 
 def test_demo_trained_head_effects(demo_run):
-    """Both probe tasks' trained heads score each variant of demo_mlm (not demo_conv, whose
-    embeddings they were not trained on), in the table, the VCF and the findings."""
+    """Both probe tasks' trained heads and the promoter task's fine-tune score each variant of
+    demo_mlm (not demo_conv, whose embeddings they were not trained on), in the table, the VCF
+    and the findings."""
     base = demo_run / "results/demo/variants"
     table = pd.read_csv(base / "demo_mlm/demo_variants.tsv", sep="\t")
-    assert list(table.columns[-2:]) == ["head_promoters", "head_promoter_activity"]
+    assert list(table.columns[-3:]) == ["head_promoters", "head_promoter_activity", "head_promoters_finetuned"]
     ok = table["status"] == "OK"
     assert table.loc[ok, "head_promoters"].notna().mean() > 0.95 and table.loc[~ok, "head_promoters"].isna().all()
     assert "head_promoters" not in pd.read_csv(base / "demo_conv/demo_variants.tsv", sep="\t", nrows=0).columns
@@ -226,6 +236,9 @@ def test_demo_trained_head_effects(demo_run):
         record = next(r for r in vcf if r.info["GFM_STATUS"] == ("OK",))  # one value per ALT
         row = table[(table["pos"] == record.pos) & (table["alt"] == record.alts[0])].iloc[0]
         assert record.info["GFM_HEAD_PROMOTER_ACTIVITY"][0] == pytest.approx(row["head_promoter_activity"], rel=1e-4)
+        assert record.info["GFM_HEAD_PROMOTERS_FINETUNED"][0] == pytest.approx(row["head_promoters_finetuned"],
+                                                                                rel=1e-4)
+    assert table.loc[ok, "head_promoters_finetuned"].notna().mean() > 0.95
     findings = pd.read_csv(base / "demo_mlm/demo_variants/findings.tsv", sep="\t")
     pair = findings[(findings["score"] == "head_promoter_activity") & (findings["class_a"] == "motif_disrupting")
                     & (findings["class_b"] == "neutral")]
@@ -286,27 +299,38 @@ def test_demo_sequences_equal_bedtools(demo_run, tmp_path):
 
 def small_demo_config() -> dict:
     """The demo made small: every stage in about a minute on 2 cores (a short pretraining, two
-    folds of one fine-tuning epoch, a fifth of the variants scored, a smaller figure)."""
+    folds of one fine-tuning epoch, 40 windows attributed, a fifth of the variants scored, a
+    smaller figure)."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     for model in ("demo_mlm", "demo_conv"):
-        config["models"][model]["training"].update(max_steps=40, eval_every=20, checkpoint_every=20,
+        config["models"][model]["training"].update(max_steps=20, eval_every=10, checkpoint_every=10,
                                                    metrics_every=10, eval_windows=32)
-    config["probes"]["promoters"].update(folds=2)
+    for task in ("promoters", "promoter_activity"):
+        config["probes"][task].update(folds=2)
     config["probes"]["promoters"]["finetune"]["epochs"] = 1
+    config["probes"]["promoters"]["attribution"]["max_regions"] = 40
     config["variants"]["demo_variants"]["regions"] = ["chr1:1-300000"]
     config["variant_scoring"]["figure_tokens"] = 40
     return config
 
 
 def test_two_runs_from_scratch_give_identical_files(tmp_path):
-    """Every stage twice from scratch, in two directories: the same files, byte for byte."""
+    """Every stage twice from scratch, in two directories, the two runs at the same time on a
+    core each (they share nothing: no temporary file, lock or cache of one reaches the other):
+    the same files, byte for byte."""
     runs = [tmp_path / "first", tmp_path / "second"]
+    procs = []
     for run in runs:
         run.mkdir()
         for name in WORKFLOW_FILES:
             src = REPO / name
             (shutil.copytree if src.is_dir() else shutil.copy)(src, run / name)
-        snakemake(run, "--configfile", str(write_config(run, small_demo_config())))
+        config = write_config(run, small_demo_config())
+        procs.append(subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(config)],
+                                      cwd=run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for proc in procs:
+        out, _ = proc.communicate(timeout=1800)
+        assert proc.returncode == 0, out[-5000:]
     first, second = runs
     outputs = sorted(p.relative_to(first) for top in ("resources", "results")
                      for p in (first / top).rglob("*") if p.is_file())
@@ -374,7 +398,7 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
 
 
 MODEL_AND_AFTER = {"pretrain", "export_huggingface", "embed", "probe", "finetune", "probe_summary", "predict",
-                   "attribute", "score_variants", "variant_report", "variant_figures", "compare_models"}
+                   "predict_finetuned", "attribute", "score_variants", "variant_report", "variant_figures", "compare_models"}
 # a trained probe scores the variants too (variants.demo_variants.heads), and the figures' region
 # comes from the scores
 PROBE_AND_AFTER = {"probe", "probe_summary", "predict", "attribute", "score_variants", "variant_report",
@@ -387,12 +411,15 @@ RESOURCES = {"threads": 1, "mem_mb": 1234, "runtime": 7}
     ({"genomes": {"demo": {"soft_mask": "upper"}}},
      {"download_reference", "extract_regions", "tokenize"} | MODEL_AND_AFTER),
     ({"genomes": {"demo": {"region_sets": {"promoters": {"upstream": 200}}}}},
-     {"extract_regions", "tokenize", "embed", "predict"}),
+     {"extract_regions", "tokenize", "embed", "predict", "predict_finetuned"}),
     ({"tokenizer": {"overlapping": True}}, {"tokenize"} | MODEL_AND_AFTER),
     ({"models": {"demo_mlm": {"training": {"lr": 1e-3}}}}, MODEL_AND_AFTER),
     ({"embeddings": {"pooling": "cls"}}, {"embed"} | PROBE_AND_AFTER),
     ({"probes": {"promoters": {"classifier": "mlp"}}}, PROBE_AND_AFTER),
-    ({"probes": {"promoters": {"finetune": {"lr": 1e-3}}}}, {"finetune", "probe_summary"}),
+    # the fine-tune is applied to a region set and scores the variants (finetuned_heads)
+    ({"probes": {"promoters": {"finetune": {"lr": 1e-3}}}},
+     {"finetune", "probe_summary", "predict_finetuned", "score_variants", "variant_report", "variant_figures",
+      "compare_models"}),
     ({"variant_scoring": {"rc_average": False}}, {"score_variants", "variant_report", "variant_figures",
                                                   "compare_models"}),
     ({"variants": {"demo_variants": {"figure_region": "chr1:20001-20600"}}}, {"variant_figures"}),
@@ -421,15 +448,16 @@ def test_sharded_scoring_and_embedding_give_the_one_job_files(demo_run, tmp_path
     only the scoring and embedding jobs."""
     work = tmp_path / "sharded"
     shutil.copytree(demo_run, work, symlinks=True)
-    # one region set embedded (380 regions: 4 chunks of 100), no trained heads in the scoring
+    # one region set embedded (380 regions: 4 chunks of 100), one model and no trained heads in the scoring
     config = promoter_task_only(yaml.safe_load((work / "config/config.yaml").read_text()))
+    config["variants"]["demo_variants"]["models"] = ["demo_mlm"]
     config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
     config["embeddings"]["chunk_regions"] = 100  # 380 regions: 4 chunks
     until = ("--until", "score_variants", "embed")
     snakemake(work, *until, "--configfile", str(write_config(work, config)))
     outputs = sorted([*(work / "results/demo/variants").glob("*/demo_variants.*"),
                       *(work / "results/demo/embeddings").glob("*/promoters_vs_background.*")])
-    assert len(outputs) == 10  # .vcf.gz, .tbi, .tsv, .summary.json of each model; .npy and index
+    assert len(outputs) == 6  # .vcf.gz, .tbi, .tsv, .summary.json; .npy and index
     one_job = {path: path.read_bytes() for path in outputs}
     config["variants"]["demo_variants"]["shards"] = 3
     config["embeddings"]["shards"] = 3

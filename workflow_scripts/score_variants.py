@@ -7,6 +7,7 @@ from pathlib import Path
 from genofm.conservation import PhylopScorer
 from genofm.devices import torch_device
 from genofm.embed import EmbedConfig
+from genofm.finetuned import FinetunedHead
 from genofm.heads import ProbeHead
 from genofm.markov import fit_markov
 from genofm.provenance import provenance
@@ -39,15 +40,19 @@ def main(smk):
     for task, head_json in zip(smk.params.heads, smk.input.head_meta):  # trained probes scoring each variant
         heads[task] = ProbeHead.load(Path(head_json).parent)
         heads[task].check_compatible(smk.params.model_dir, smk.params.head_embedding, f"{callset_key}.heads: {task}")
+    device = torch_device(smk.resources.gpu, "variant_scoring.resources.gpus")
+    finetuned = {task: FinetunedHead.load(directory, smk.params.model_dir, device,
+                                          f"{callset_key}.finetuned_heads: {task}")
+                 for task, directory in zip(smk.params.finetuned_heads, smk.input.finetuned)}
     sharded = hasattr(smk.wildcards, "shard")
     outputs = (ShardParts(smk.output.vcf, smk.output.tsv, smk.output.json) if sharded
                else ScoringOutputs(smk.output.vcf, smk.output.table, smk.output.summary))
     score_vcf(ScoringInputs(smk.params.model_dir, smk.input.fasta, smk.input.vcf, baseline=baseline,
                             conservation=conservation, callset_key=callset_key,
                             alignment=getattr(smk.input, "alignment", None), heads=heads,
-                            head_embedding=EmbedConfig(**smk.params.head_embedding) if heads else None),
-              outputs, ScoringConfig(**smk.params.scoring), callset, meta=meta,
-              device=torch_device(smk.resources.gpu, "variant_scoring.resources.gpus"),
+                            head_embedding=EmbedConfig(**smk.params.head_embedding) if heads else None,
+                            finetuned=finetuned),
+              outputs, ScoringConfig(**smk.params.scoring), callset, meta=meta, device=device,
               shard=(int(smk.wildcards.shard), int(smk.wildcards.shards)) if sharded else None)
 
 
