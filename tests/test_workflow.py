@@ -455,7 +455,7 @@ def test_sharded_scoring_and_embedding_give_the_one_job_files(demo_run, tmp_path
     config["embeddings"]["chunk_regions"] = 100  # 380 regions: 4 chunks
     until = ("--until", "score_variants", "embed")
     snakemake(work, *until, "--configfile", str(write_config(work, config)))
-    outputs = sorted([*(work / "results/demo/variants").glob("*/demo_variants.*"),
+    outputs = sorted([*(work / "results/demo/variants").glob("demo_mlm/demo_variants.*"),
                       *(work / "results/demo/embeddings").glob("*/promoters_vs_background.*")])
     assert len(outputs) == 6  # .vcf.gz, .tbi, .tsv, .summary.json; .npy and index
     one_job = {path: path.read_bytes() for path in outputs}
