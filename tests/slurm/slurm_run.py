@@ -38,6 +38,7 @@ def write_config(out: Path, sharded: Path) -> None:
         config["models"][model]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10,
                                                    metrics_every=10, log_every=10, eval_windows=32)
     config["probes"]["promoters"]["finetune"]["method"] = "none"
+    config["variants"]["demo_variants"]["finetuned_heads"] = []  # no fine-tune to score with
     config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
     config["embeddings"]["chunk_regions"] = 100  # 380 probe regions: 4 chunks
     out.write_text(yaml.safe_dump(config, sort_keys=False))
