@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import logging
 
-import pysam
-
 import numpy as np
+import pysam
 
 from .embed import EmbedConfig, Embedder
 from .errors import GenofmInputError
