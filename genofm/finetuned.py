@@ -35,10 +35,6 @@ class FinetunedHead:
     def classes(self) -> list[str]:
         return self.meta["classes"]
 
-    @property
-    def region_length(self) -> int:
-        return int(self.meta["region_length_median"])
-
     @classmethod
     def load(cls, directory: str | Path, model_dir: str | Path, device="cpu", where: str = "") -> FinetunedHead:
         """The fine-tune saved in `directory` on the backbone in `model_dir`; refused when the

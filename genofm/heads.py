@@ -181,6 +181,6 @@ def prediction_table(index, out: np.ndarray, objective: str, classes: list[str],
 
 def predict_regions(head: ProbeHead, matrix: np.ndarray, index, source: str):
     """The probe's prediction table for embedded regions (their matrix and index)."""
-    if len(index) == 0:
+    if len(index) == 0:  # before the head sees an empty matrix
         raise GenofmInputError(f"{source}: no regions to predict")
     return prediction_table(index, head.predict(matrix), head.objective, head.classes, source)
