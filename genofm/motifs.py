@@ -175,8 +175,16 @@ def discover_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, max_seqlets
     one_hot, hypothetical = np.asarray(one_hot, dtype=np.float32), np.asarray(hypothetical, dtype=np.float32)
     if one_hot.shape != hypothetical.shape or one_hot.ndim != 3 or one_hot.shape[2] != 4:
         raise GenofmInputError(f"one-hot {one_hot.shape} and hypothetical {hypothetical.shape} must both be (N, L, 4)")
-    pos, neg = TFMoDISco(one_hot=one_hot, hypothetical_contribs=hypothetical,
-                         max_seqlets_per_metacluster=max_seqlets, **modisco_args)
+    try:
+        pos, neg = TFMoDISco(one_hot=one_hot, hypothetical_contribs=hypothetical,
+                             max_seqlets_per_metacluster=max_seqlets, **modisco_args)
+    except ZeroDivisionError:
+        # modisco-lite fits its seqlet thresholds against a null on each side of the
+        # attributions' mode; when the windows all lie on one side there is no null to fit
+        negative = float(((one_hot * hypothetical).sum(2) < 0).mean())
+        log.warning("TF-MoDISco found no seqlets: the attributions lie almost all on one side of their "
+                    "mode (%.0f%% of positions negative), so no window stands out; no patterns", 100 * negative)
+        return []
     patterns = []
     for prefix, sign, found in (("pos_patterns", 1, pos), ("neg_patterns", -1, neg)):
         for i, p in enumerate(found or []):

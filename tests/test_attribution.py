@@ -262,6 +262,20 @@ def test_a_noisy_jaspar_matrix_matches_itself_first_and_a_shuffled_one_does_not(
     assert "CTCF" not in set(shuffled["name"].head(5)) and shuffled.iloc[0]["similarity"] < 0.8
 
 
+def test_attributions_all_of_one_sign_give_no_patterns_and_say_why(caplog):
+    """modisco-lite has no null to fit on the empty side; genofm reports no patterns, and why."""
+    pytest.importorskip("modiscolite")
+    from genofm.motifs import discover_patterns
+
+    rng = np.random.default_rng(0)
+    one_hot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (200, 100))]
+    hypothetical = -one_hot + 0.05 * rng.normal(size=one_hot.shape)  # every reference base lowers the target
+    hypothetical -= hypothetical.mean(-1, keepdims=True)
+    with caplog.at_level("WARNING"):
+        assert discover_patterns(one_hot, hypothetical) == []
+    assert "no seqlets" in caplog.text and "100% of positions negative" in caplog.text
+
+
 def test_logos_of_patterns_and_their_matches(jaspar, tmp_path):
     pytest.importorskip("logomaker")
     from genofm.motifs import Pattern, match_patterns, plot_matches
