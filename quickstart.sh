@@ -72,7 +72,7 @@ case "$command" in
         "$VENV/bin/snakemake" --cores all "$@"
         "$VENV/bin/snakemake" --report report.html "$@"
         echo "quickstart: done; open report.html (plots and tables of every stage); annotated VCF:"
-        echo "  results/demo/variants/demo_mlm/demo_variants.vcf.gz"
+        echo "  results/demo/variants/demo_conv/demo_variants.vcf.gz"
         ;;
     test)
         setup

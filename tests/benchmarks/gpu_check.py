@@ -60,6 +60,10 @@ def run_demo(workdir: Path, cores: int) -> dict:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    # the check as first written: the 6-mer masked transformer, its probes and fine-tune
+    config["tokenizer"]["k"] = 6
+    for task in config["probes"].values():
+        task["model"] = "demo_mlm"
     demo = config["models"]["demo_mlm"]
     config["models"]["demo_mlm_cpu"] = {**demo, "resources": {**demo["resources"], "gpus": 0, "threads": cores},
                                         "export_huggingface": False}
