@@ -3,7 +3,7 @@ findings printed beside their baselines.
 
     python tests/benchmarks/demo_quality.py                     # run the demo in a temporary copy
     python tests/benchmarks/demo_quality.py --workdir DIR       # read a finished run in DIR
-    python tests/benchmarks/demo_quality.py --markdown docs/figures/demo_quality.md
+    python tests/benchmarks/demo_quality.py --markdown docs/benchmarks/demo_quality.md
 
 Prints the run's wall and CPU time, each model's held-out loss against base frequencies, the
 promoter probe and fine-tune against the k-mer baseline, the variant-class AUROCs (with bootstrap
@@ -18,7 +18,6 @@ motif-disrupting SNVs above neutral ones, its 95% interval above chance).
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,24 +27,22 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
+from conftest import copy_workflow  # noqa: E402  (tests/)
 from markdown_table import machine_line, write_markdown  # noqa: E402  (beside this script)
 
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
-# (class_a, class_b, strata shown): codon position alone separates the coding pairs, so they are
-# also shown within codon position 3 (where synonymous changes sit)
 # (model, class_a, class_b, score): the AUROC's 95% interval must lie above 0.5
 CLAIMS = [("demo_conv", "motif_disrupting", "neutral", "head_promoters_finetuned")]
+# (class_a, class_b, strata shown): codon position alone separates the coding pairs, so they are
+# also shown within codon position 3 (where synonymous changes sit)
 PAIRS = [("motif_disrupting", "neutral", ["all"]), ("stop_gained", "synonymous", ["all", "codon position 3"]),
          ("missense", "synonymous", ["all", "codon position 3"])]
 
 
 def run_demo(workdir: Path) -> float:
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    copy_workflow(workdir)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workdir, capture_output=True,
                           text=True)
