@@ -151,7 +151,11 @@ class MappedLM(nn.Module):
                                 n_heads=getattr(c, "num_attention_heads", 1), pad_id=PAD, causal=causal,
                                 extra={"tokenizer": tokenizer_description(tokenizer), "source": source,
                                        "architecture": (c.architectures or [c.model_type])[0]})
-        self.takes_mask = "attention_mask" in inspect.signature(hf_model.forward).parameters
+        parameters = inspect.signature(hf_model.forward).parameters
+        self.takes_mask = "attention_mask" in parameters
+        # a key/value cache to continue from (variant scoring): not every remote-code model has one
+        self.takes_cache = "use_cache" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+        self.cache_keyword = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5
         # peft targets (fine-tuning): every linear layer of the backbone, whatever the family names them
         head = hf_model.get_output_embeddings()
         self.lora_targets = sorted(f"hf.{name}" for name, m in hf_model.named_modules()
@@ -173,11 +177,9 @@ class MappedLM(nn.Module):
             finally:
                 self.hf.set_attn_implementation(implementation)
         mask = (ids != PAD) if attention_mask is None else attention_mask.bool()  # (B, L)
-        hf_ids = self.to_hf[ids]
+        hf_ids = self.hf_ids(ids)
         if self.drops_cls:
-            hf_ids, mask = hf_ids[:, 1:], mask[:, 1:]  # (B, L-1)
-        else:
-            hf_ids[:, 0] = self.mapping.cls_id
+            mask = mask[:, 1:]  # (B, L-1)
         # genofm pads on the right, where a causal model's real tokens never look: no mask, so that
         # attention takes its fast causal path (the same numbers)
         extra = {"attention_mask": mask.long()} if self.takes_mask and not self.cfg.causal else {}
@@ -189,10 +191,7 @@ class MappedLM(nn.Module):
         states = [self.with_cls_slot(h, mask) for h in hidden or [None]]  # n_layers + 1 (or the last) of (B, L, D)
         logits = None
         if return_logits:
-            logp = out.logits.float().log_softmax(-1)  # (B, L', V_hf)
-            ours = logp[..., self.to_hf].masked_fill(~self.reads_logit, MISSING_LOGIT)  # (B, L', V)
-            kept = torch.logsumexp(ours, -1).clamp(max=-1e-6)  # the mass of the checkpoint's other tokens
-            ours[..., self.mapping.rest_slot] = torch.log(-torch.expm1(kept)).clamp(min=MISSING_LOGIT)
+            ours = self.genofm_logits(out.logits)  # (B, L', V)
             if self.drops_cls:  # the slot predicts the first base uniformly
                 first = torch.zeros_like(ours[:, :1]).masked_fill(~self.reads_logit, MISSING_LOGIT)
                 ours = torch.cat([first, ours], dim=1)
@@ -203,6 +202,59 @@ class MappedLM(nn.Module):
                           for a in (out.attentions or [None] * self.cfg.n_layers)]
         return ModelOutput(logits=logits, last_hidden=states[-1], attentions=attentions,
                            hidden_states=states if output_hidden_states else None)
+
+    def hf_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """The checkpoint's ids for genofm's (B, L): its <cls>/<s> in the slot, or the slot dropped."""
+        hf_ids = self.to_hf[ids]
+        if self.drops_cls:
+            return hf_ids[:, 1:]  # (B, L-1)
+        hf_ids[:, 0] = self.mapping.cls_id
+        return hf_ids
+
+    def genofm_logits(self, hf_logits: torch.Tensor) -> torch.Tensor:
+        """(B, L', V): the checkpoint's log P of genofm's tokens, the rest of its mass in one slot."""
+        logp = hf_logits.float().log_softmax(-1)  # (B, L', V_hf)
+        ours = logp[..., self.to_hf].masked_fill(~self.reads_logit, MISSING_LOGIT)  # (B, L', V)
+        kept = torch.logsumexp(ours, -1).clamp(max=-1e-6)  # the mass of the checkpoint's other tokens
+        ours[..., self.mapping.rest_slot] = torch.log(-torch.expm1(kept)).clamp(min=MISSING_LOGIT)
+        return ours
+
+    # --- causal LMs: on from a shared prefix with the key/value cache (variant scoring) ------
+
+    def forward_with_state(self, ids) -> tuple[torch.Tensor, list | None]:
+        """Logits (B, L, V) and each layer's keys and values to continue from; None where the
+        checkpoint keeps no cache that can be cut (Mamba's recurrent state, remote code)."""
+        if not self.takes_cache or not self.cfg.causal:
+            return self.forward(ids).logits, None
+        if ids.shape[1] > self.cfg.max_len:
+            raise GenofmInputError(f"sequence of {ids.shape[1]} tokens is longer than the model's {self.cfg.max_len}")
+        out = self.hf(input_ids=self.hf_ids(ids), use_cache=True, return_dict=True)
+        logits = self.genofm_logits(out.logits)
+        if self.drops_cls:
+            first = torch.zeros_like(logits[:, :1]).masked_fill(~self.reads_logit, MISSING_LOGIT)
+            logits = torch.cat([first, logits], dim=1)
+        layers = getattr(getattr(out, "cache", None) or getattr(out, "past_key_values", None), "layers", None)
+        if not layers or not all(type(layer).__name__ == "DynamicLayer" for layer in layers):
+            return logits, None
+        return logits, [(layer.keys, layer.values) for layer in layers]
+
+    def prefix_state(self, state: list, rows: torch.Tensor, start: int) -> list:
+        """The keys and values of sequences `rows` up to genofm position start."""
+        cut = start - int(self.drops_cls)
+        return [(keys[rows, :, :cut], values[rows, :, :cut]) for keys, values in state]
+
+    @torch.no_grad()
+    def forward_from(self, ids, start: int, state: list) -> torch.Tensor:
+        """Logits (B, L - start, V) at genofm positions start.. of ids, the checkpoint run from there
+        on the cache of a shared prefix (prefix_state); equal to forward(ids).logits[:, start:]."""
+        from transformers import DynamicCache
+
+        cut = start - int(self.drops_cls)
+        if cut < 1:  # nothing to continue from
+            return self.forward(ids).logits[:, start:]
+        out = self.hf(input_ids=self.hf_ids(ids)[:, cut:], use_cache=True, return_dict=True,
+                      **{self.cache_keyword: DynamicCache(state)})
+        return self.genofm_logits(out.logits)
 
     def last_layer_only(self, hf_ids, extra: dict, all_layers: bool) -> list[torch.Tensor]:
         """[last hidden state] from the backbone, for remote code whose LM returns no hidden states

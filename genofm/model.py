@@ -146,6 +146,20 @@ class Attention(nn.Module):
         y = y.transpose(1, 2).reshape(B, L, D)  # (B, L, D)
         return self.out(y), weights
 
+    def forward_from(self, prefix, x, bias, rope):
+        """Causal only: the outputs at positions start.. (x: (B, Ls, D), normalised) after a prefix
+        (B, start, D) whose inputs are known: keys and values over both, queries for x only.
+        bias: rows start.. of the full (.., L, L) mask."""
+        B, Ls, D = x.shape
+        L = prefix.shape[1] + Ls
+        q, k, v = self.qkv(torch.cat([prefix, x], 1)).view(B, L, 3, self.n_heads, D // self.n_heads).permute(
+            2, 0, 3, 1, 4)  # 3 x (B, H, L, Dh)
+        if rope is not None:
+            cos, sin = (t.to(q.dtype) for t in rope)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q[:, :, L - Ls:], k, v, attn_mask=bias.to(q.dtype))  # (B, H, Ls, Dh)
+        return self.out(y.transpose(1, 2).reshape(B, Ls, D))
+
 
 class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -183,6 +197,13 @@ class DilatedConv(nn.Module):
         h = self.depthwise(F.pad(h, (left, self.reach - left)))  # (B, D, L)
         return self.out(F.gelu(h.transpose(1, 2))), None  # (B, L, D)
 
+    def forward_from(self, tail, x, keep):
+        """Causal only: the outputs at x's positions (x: (B, Ls, D)) after the last T <= reach
+        positions before them (tail: (B, T, D)); keep: (B, T + Ls, 1) over both."""
+        h = (torch.cat([tail, x], 1) * keep).transpose(1, 2)  # (B, D, T + Ls)
+        h = self.depthwise(F.pad(h, (self.reach - tail.shape[1], 0)))  # (B, D, Ls)
+        return self.out(F.gelu(h.transpose(1, 2)))  # (B, Ls, D)
+
 
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, mixer: str = "attention", dilation: int = 1):
@@ -202,6 +223,18 @@ class Block(nn.Module):
         x = x + self.drop(a)
         x = x + self.ffn(self.norm2(x))
         return x, weights
+
+    def forward_from(self, x, prefix, bias, rope, keep):
+        """Causal only: this block at positions start.. (x: (B, Ls, D)) given its input at the
+        positions before (prefix: (B, start, D)); keep: (B, start + Ls, 1)."""
+        if isinstance(self.attn, DilatedConv):
+            tail = prefix[:, max(0, prefix.shape[1] - self.attn.reach):]  # (B, T, D): all the conv reaches
+            span = keep[:, keep.shape[1] - tail.shape[1] - x.shape[1]:]  # (B, T + Ls, 1)
+            a = self.attn.forward_from(self.norm1(tail), self.norm1(x), span)
+        else:
+            a = self.attn.forward_from(self.norm1(prefix), self.norm1(x), bias, rope)
+        x = x + a
+        return x + self.ffn(self.norm2(x))
 
 
 @dataclass
@@ -323,6 +356,43 @@ class DNALM(nn.Module):
                 h = self.head_norm(F.gelu(self.head_dense(h)))
             logits = self.head(h)  # (B, L, V) or (N, V)
         return ModelOutput(logits=logits, hidden_states=hidden, attentions=attentions, last_hidden=x)
+
+    # --- running a causal model on from a shared prefix (variant scoring: REF once, ALT after
+    # its first changed token) ---------------------------------------------------------------
+
+    def forward_with_state(self, ids) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits (B, L, V) and the state forward_from continues from: every block's input."""
+        out = self(ids, output_hidden_states=True)
+        return out.logits, out.hidden_states
+
+    @staticmethod
+    def prefix_state(state: list[torch.Tensor], rows: torch.Tensor, start: int) -> list[torch.Tensor]:
+        """The state of sequences `rows` up to position start (each block's input; not the last output)."""
+        return [h[rows, :start] for h in state[:-1]]
+
+    @torch.no_grad()
+    def forward_from(self, ids, start: int, prefix_hidden: list[torch.Tensor], return_hidden: bool = False):
+        """Causal models: the logits (B, L - start, V) at positions start.. of ids (B, L), run from
+        there only, given the hidden states of sequences that share ids[:, :start]: prefix_hidden,
+        the n_layers + 1 states (B, >= start, D) of forward(output_hidden_states=True). Equals
+        forward(ids).logits[:, start:] up to float rounding. return_hidden: also the output
+        states there (B, L - start, D), forward's last_hidden[:, start:]."""
+        B, L = ids.shape
+        if not self.cfg.causal or self.aligned is not None or not 1 <= start < L:
+            raise ValueError("forward_from: a causal model without alignment input, and 1 <= start < L")
+        attention_mask = ids != self.cfg.pad_id
+        x = self.embed(ids[:, start:])  # (B, Ls, D)
+        if self.pos is not None:
+            x = x + self.pos(torch.arange(start, L, device=ids.device))
+        bias = self.attention_bias(ids, attention_mask, x.dtype)[..., start:, :]  # (.., Ls, L): causal, so never None
+        rope = self._rope(L, ids.device) if self.cfg.position == "rope" else None
+        keep = attention_mask[:, :, None].to(x.dtype)  # (B, L, 1)
+        for block, prefix in zip(self.blocks, prefix_hidden):
+            x = block.forward_from(x, prefix[:, :start], bias, rope, keep)
+        last = self.norm(x)  # (B, Ls, D)
+        h = self.head_norm(F.gelu(self.head_dense(last))) if self.cfg.lm_head == "esm" else last
+        logits = self.head(h)  # (B, Ls, V)
+        return (logits, last) if return_hidden else logits
 
     # --- files ----------------------------------------------------------------------------
 

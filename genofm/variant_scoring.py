@@ -8,6 +8,8 @@
   shares one forward pass: saturation mutagenesis costs one pass per token and strand
   (k = 6: 18 SNVs per pass), not one per variant.
 - Next-token LM: log-likelihood of the ALT window minus that of the REF window, any variant.
+  The REF window runs once; each ALT window only from its first changed token, on the REF
+  window's state (`paired_logliks`): a token's log-likelihood depends on the tokens before it.
   With single-nucleotide tokens also the *influence*: the change in log-likelihood of the
   `influence_bases` bases that follow the variant, read on each strand, the more negative of
   the two. It leaves out the variant's own base, whose likelihood mostly reflects local base
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -139,6 +141,7 @@ class VariantScorer:
                                     batch_tokens=cfg.batch_size * model.cfg.max_len)
             self.embedder = Embedder(model, tokenizer, embed_cfg, device)
         self.passes: Counter = Counter()  # sequences through the model, by score
+        self._pooled: list[dict] | None = None  # window vectors lldiff's passes pooled, per strand
         self._kmer_id_range = None if self.subword else (tokenizer.kmer_offset, tokenizer.single_offset)
 
     @property
@@ -332,25 +335,120 @@ class VariantScorer:
     def token_logliks(self, sequences: list[str]) -> list[np.ndarray]:
         """log P(token | tokens before it) of each token after <cls>, per sequence (first
         max_len tokens): with 1-mers, entry i belongs to base i."""
-        encoded = [self.tokenizer.encode(s) for s in sequences]
-        if self.subword and any(e.size > self.model.cfg.max_len for e in encoded):
-            raise GenofmInputError(f"a window of {max(map(len, sequences))} bases takes more tokens than the model's "
-                                   f"context of {self.context}: set variant_scoring.window to fewer bases")
-        encoded = [e[:self.model.cfg.max_len] for e in encoded]
+        encoded = self.encode_windows(sequences)
         order = sorted(range(len(encoded)), key=lambda i: encoded[i].size)
         out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
         for b in range(0, len(order), self.cfg.batch_size):
             batch = order[b:b + self.cfg.batch_size]
-            length = max(encoded[i].size for i in batch)
-            ids = torch.full((len(batch), length), PAD, dtype=torch.long)
-            for r, i in enumerate(batch):
-                ids[r, :encoded[i].size] = torch.from_numpy(encoded[i].astype(np.int64))
+            ids = padded([encoded[i] for i in batch])
             logp = self.forward_logits(ids).log_softmax(-1).cpu()  # (B, L, V)
             token_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].double().numpy()  # (B, L-1)
             for r, i in enumerate(batch):
                 out[i] = token_logp[r, :encoded[i].size - 1]
             self.passes["lldiff"] += len(batch)
         return out
+
+    def encode_windows(self, sequences: list[str]) -> list[np.ndarray]:
+        """Each window's token ids, cut to the model's context (a subword window must fit it)."""
+        encoded = [self.tokenizer.encode(s) for s in sequences]
+        if self.subword and any(e.size > self.model.cfg.max_len for e in encoded):
+            raise GenofmInputError(f"a window of {max(map(len, sequences))} bases takes more tokens than the model's "
+                                   f"context of {self.context}: set variant_scoring.window to fewer bases")
+        return [e[:self.model.cfg.max_len] for e in encoded]
+
+    @property
+    def reuses_prefix(self) -> bool:
+        """Next-token models that can continue from a prefix (genofm's own, Hugging Face ones with a
+        key/value cache) run each ALT window only from its first changed token, on the REF
+        window's state; the naive scorer runs it whole."""
+        return self.causal and self.share_passes and hasattr(self.model, "forward_from") and not self.species
+
+    @property
+    def pools_while_scoring(self) -> bool:
+        """genofm's own next-token models give the embedding distances' window vectors (the
+        output states, averaged) from the passes of lldiff: no passes of their own."""
+        return (self.reuses_prefix and self.cfg.llr and self.embedder is not None and isinstance(self.model, DNALM)
+                and self.cfg.embedding_layer == -1)
+
+    @torch.no_grad()
+    def paired_logliks(self, ref_texts: dict, alt_texts: list[str], alt_keys: list,
+                       pooled: dict | None = None) -> tuple[dict, list[np.ndarray]]:
+        """token_logliks of each REF window (by key) and of each ALT window, the ALT windows run
+        from their first token that differs from their REF window's: a token's log-likelihood
+        depends only on the tokens before it, so those before that token are the REF's.
+        pooled: a dict that gets each window's output states averaged ("ref": {key: (D,)}, "alt":
+        {job: (D,)}), as Embedder pools them (genofm's own models only)."""
+        size = self.cfg.batch_size
+        ref_ids = dict(zip(ref_texts, self.encode_windows(list(ref_texts.values()))))
+        alt_ids = self.encode_windows(alt_texts)
+        jobs_of = defaultdict(list)
+        for j, key in enumerate(alt_keys):
+            jobs_of[key].append(j)
+        keys = sorted(ref_ids, key=lambda key: ref_ids[key].size)
+        ref_lp: dict = {}
+        alt_lp: list[np.ndarray] = [np.zeros(0)] * len(alt_ids)
+        whole = []  # ALT windows of models that keep no state to continue from: run whole
+        for b in range(0, len(keys), size):
+            batch = keys[b:b + size]
+            ids = padded([ref_ids[key] for key in batch]).to(self.device)
+            with bf16_autocast(self.device):
+                logits, state = self.model.forward_with_state(ids)
+            logp = logits.float().log_softmax(-1)  # (B, L, V)
+            token_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].double().cpu().numpy()  # (B, L-1)
+            for r, key in enumerate(batch):
+                ref_lp[key] = token_logp[r, :ref_ids[key].size - 1]
+            self.passes["lldiff"] += len(batch)
+            if pooled is not None:
+                with bf16_autocast(self.device):
+                    ref_last = self.model.norm(state[-1])  # (B, L, D): forward's last_hidden
+                ref_last = ref_last.float().cpu()
+                for r, key in enumerate(batch):
+                    pooled["ref"][key] = ref_last[r, :ref_ids[key].size].mean(0)
+            pending, last = [], None  # (first changed token, ALT job, REF row); the ALT windows' output states
+            for r, key in enumerate(batch):
+                if state is None:
+                    whole += jobs_of[key]
+                    continue
+                for j in jobs_of[key]:
+                    alt, ref = alt_ids[j], ref_ids[key]
+                    n = min(alt.size, ref.size)
+                    changed = np.flatnonzero(alt[:n] != ref[:n])
+                    first = int(changed[0]) if changed.size else n
+                    if first >= alt.size:  # the ALT window is the REF window's beginning
+                        alt_lp[j] = ref_lp[key][:alt.size - 1]
+                        if pooled is not None:
+                            pooled["alt"][j] = ref_last[r, :alt.size].mean(0)
+                    elif first == 0:  # no <cls> slot (a tokenizer without one) and the first base changed
+                        whole.append(j)
+                    else:
+                        pending.append((first, j, r))
+            pending.sort()
+            for c in range(0, len(pending), size):
+                chunk = pending[c:c + size]
+                start = chunk[0][0]  # the chunk's earliest change: every row shares its REF's tokens before it
+                rows = torch.tensor([r for _, _, r in chunk], device=self.device)
+                alt = padded([alt_ids[j] for _, j, _ in chunk]).to(self.device)
+                with bf16_autocast(self.device):
+                    prefix = self.model.prefix_state(state, rows, start)
+                    if pooled is None:
+                        logits = self.model.forward_from(alt, start, prefix)
+                    else:  # genofm's own models: their output states too
+                        logits, last = self.model.forward_from(alt, start, prefix, return_hidden=True)
+                        last = last.float().cpu()  # (n, L - start, D)
+                suffix = logits.float().log_softmax(-1)[:, :-1].gather(-1, alt[:, start + 1:, None])[..., 0]
+                # the token at `start` is read off the REF's output before it (the same context)
+                at_start = logp[rows, start - 1].gather(-1, alt[:, start, None])  # (n, 1)
+                values = torch.cat([at_start, suffix], 1).double().cpu().numpy()  # entries start-1 ..
+                for i, (_, j, r) in enumerate(chunk):
+                    length = alt_ids[j].size
+                    alt_lp[j] = np.concatenate([ref_lp[batch[r]][:start - 1], values[i, :length - start]])
+                    self.passes["lldiff"] += (length - start) / length
+                    if pooled is not None:
+                        pooled["alt"][j] = torch.cat([ref_last[r, :start], last[i, :length - start]]).mean(0)
+            del logits, state, logp, last  # before the next batch's: one batch's states at a time
+        for j, lp in zip(whole, self.token_logliks([alt_texts[j] for j in whole])):
+            alt_lp[j] = lp
+        return ref_lp, alt_lp
 
     def loglik_difference(self, jobs: list[_Job]) -> None:
         """lldiff (both strands averaged when rc_average) and, for 1-mers, the influence."""
@@ -360,10 +458,19 @@ class VariantScorer:
         total = np.zeros(len(jobs))
         influence = np.full(len(jobs), np.inf)
         n = self.cfg.influence_bases
+        self._pooled = [] if self.pools_while_scoring else None  # each strand's window vectors
         for reverse in strands:
             orient = reverse_complement if reverse else (lambda s: s)
-            ref_lp = dict(zip(ref_keys, self.token_logliks([orient(ref_seq[key]) for key in ref_keys])))
-            alt_lp = self.token_logliks([orient(alt_window(a, key, seq)) for a, key, seq in jobs])
+            alt_texts = [orient(alt_window(a, key, seq)) for a, key, seq in jobs]
+            if self.reuses_prefix:
+                pooled = None if self._pooled is None else {"ref": {}, "alt": {}}
+                ref_lp, alt_lp = self.paired_logliks({key: orient(ref_seq[key]) for key in ref_keys}, alt_texts,
+                                                     [key for _, key, _ in jobs], pooled)
+                if pooled is not None:
+                    self._pooled.append(pooled)
+            else:
+                ref_lp = dict(zip(ref_keys, self.token_logliks([orient(ref_seq[key]) for key in ref_keys])))
+                alt_lp = self.token_logliks(alt_texts)
             for j, (a, key, seq) in enumerate(jobs):
                 ref, alt = ref_lp[key], alt_lp[j]
                 total[j] += float(alt.sum()) - float(ref.sum())
@@ -394,16 +501,35 @@ class VariantScorer:
         if self.species:  # the ALT window keeps the aligned bases; inserted bases have none
             ref_codes = [self.window_codes(key) for key in ref_keys]
             alt_codes = [alt_window_codes(a, key, self.window_codes(key)) for a, key, _ in jobs]
-        ref_vectors = self.embedder.embed_sequences([ref_seq[key] for key in ref_keys], aligned=ref_codes)
-        alt_vectors = self.embedder.embed_sequences([alt_window(a, key, seq) for a, key, seq in jobs],
-                                                    aligned=alt_codes)
-        self.passes["embedding"] += strands * (len(ref_keys) + len(jobs))
+        if self._pooled:  # lldiff's passes pooled them
+            ref_vectors, alt_vectors = self.vectors_from_scoring(jobs, ref_keys)
+        else:
+            ref_vectors = self.embedder.embed_sequences([ref_seq[key] for key in ref_keys], aligned=ref_codes)
+            alt_vectors = self.embedder.embed_sequences([alt_window(a, key, seq) for a, key, seq in jobs],
+                                                        aligned=alt_codes)
+            self.passes["embedding"] += strands * (len(ref_keys) + len(jobs))
         row = {key: i for i, key in enumerate(ref_keys)}
         ref = ref_vectors[[row[key] for _, key, _ in jobs]]  # (n, D)
         cosine = 1 - torch.nn.functional.cosine_similarity(ref, alt_vectors, dim=-1)
         l2 = (ref - alt_vectors).norm(dim=-1)
         for (a, _, _), c, d in zip(jobs, cosine.tolist(), l2.tolist()):
             a.scores["emb_cosine"], a.scores["emb_l2"] = max(0.0, c), d
+
+    def vectors_from_scoring(self, jobs: list[_Job], ref_keys: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """The REF and ALT window vectors lldiff's passes pooled, both strands averaged as the
+        embedder does (genofm's models run no window whole: every one has its vector)."""
+        strands, self._pooled = self._pooled, None
+        ref = torch.stack([sum(p["ref"][key] for p in strands) / len(strands) for key in ref_keys])
+        alt = torch.stack([sum(p["alt"][j] for p in strands) / len(strands) for j in range(len(jobs))])
+        return ref, alt
+
+
+def padded(sequences: list[np.ndarray]) -> torch.Tensor:
+    """(B, longest) token ids, PAD after each sequence's end."""
+    ids = torch.full((len(sequences), max(s.size for s in sequences)), PAD, dtype=torch.long)
+    for r, s in enumerate(sequences):
+        ids[r, :s.size] = torch.from_numpy(s.astype(np.int64))
+    return ids
 
 
 def alt_window(a: Allele, key: WindowKey, seq: str) -> str:

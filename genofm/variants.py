@@ -347,7 +347,9 @@ def _finish(tally: _Tally, passes: dict, unmatched: list[str], base: dict, calls
         "records_scored": tally.scored["records"],
         "records_not_scored": {s: tally.not_scored[s] for s in STATUSES if tally.not_scored[s]},
         "records_left_out": {s: tally.left_out[s] for s in STATUSES if tally.left_out[s]},
-        "forward_passes": dict(sorted(passes.items())),
+        # a next-token model's ALT windows count the part of a pass they run: rounded, so that
+        # shards summed in another order give the same file
+        "forward_passes": {name: round(count, 2) for name, count in sorted(passes.items())},
         **{k: base[k] for k in ("scores", "markov_order", "window_bases", "scoring", "callset", "model")},
         "provenance": provenance(),
     }

@@ -230,6 +230,48 @@ def test_influence_is_the_loglik_change_of_the_following_bases_on_the_stronger_s
     assert len({round(a.scores["influence"], 6) for a in alleles}) == 4  # not a constant
 
 
+@pytest.mark.parametrize("k, mixer", [(1, "conv"), (1, "attention"), (3, "attention")])
+def test_next_token_alt_windows_run_from_their_first_changed_token(genome, k, mixer):
+    """genofm's own next-token models run each ALT window only from its first token that differs
+    from the REF window's, on the REF window's hidden states: the same lldiff and influence as
+    running it whole (the naive scorer), for SNVs, indels, several alleles of one window and
+    windows cut at a contig end, in fewer passes; and the embedding distances from the output
+    states of those passes, as the embedder gives them."""
+    path, seqs = genome
+    torch.manual_seed(5)
+    tok = KmerTokenizer(k=k)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, max_len=64, n_layers=2, d_model=32, n_heads=4, d_ff=64, causal=True,
+                      mixer=mixer, conv_kernel=5, extra={"tokenizer": {"k": k, "overlapping": False}})
+    model = DNALM(cfg).eval()
+    chr1 = seqs["chr1"]
+    alleles = [snv_at(seqs, pos) for pos in (3, 400, 900, 2000, 2996)]
+    alleles += [Allele(record=0, chrom="chr1", pos=900, vcf_id=".", ref=chr1[900], alt="G" if chr1[900] != "G" else "T",
+                       ref_chrom="chr1"),  # a second ALT at the same position: the same REF window
+                Allele(record=1, chrom="chr1", pos=1200, vcf_id=".", ref=chr1[1200:1204], alt=chr1[1200],
+                       ref_chrom="chr1"),
+                Allele(record=2, chrom="chr1", pos=1500, vcf_id=".", ref=chr1[1500], alt=chr1[1500] + "GTTCA",
+                       ref_chrom="chr1")]
+    twins = [Allele(**{f: getattr(a, f) for f in ("record", "chrom", "pos", "vcf_id", "ref", "alt", "ref_chrom")})
+             for a in alleles]
+    with pysam.FastaFile(str(path)) as fasta:
+        fast = scorer_for(model, fasta, influence_bases=10, batch_size=3)
+        naive = VariantScorer(model, tok, fasta, ScoringConfig(influence_bases=10, batch_size=3), share_passes=False)
+        assert fast.reuses_prefix and fast.pools_while_scoring and not naive.reuses_prefix
+        fast.score(alleles)
+        naive.score(twins)
+    for a, b in zip(alleles, twins):
+        assert a.status == b.status and set(a.scores) == set(b.scores)
+        for name in ("lldiff", "emb_cosine", "emb_l2", *(("influence",) if k == 1 else ())):
+            assert a.scores[name] == pytest.approx(b.scores[name], abs=1e-4), (a.pos, name)
+    assert len({round(a.scores["lldiff"], 4) for a in alleles}) == len(alleles)  # not a constant
+    # each ALT window runs from its batch's earliest change (about its middle, less near contig ends)
+    assert fast.passes["lldiff"] < 0.9 * naive.passes["lldiff"], (fast.passes, naive.passes)
+    # the insertion's ALT window outgrows the context: the embedder tiles it, on both strands
+    # the embedding distances took no passes of their own (the naive scorer's: both strands of each window)
+    windows = {a.scores["window"] for a in alleles}
+    assert "embedding" not in fast.passes and naive.passes["embedding"] == 2 * (len(alleles) + len(windows))
+
+
 def test_contig_aliases():
     resolve = contig_resolver({"chr1": 10, "MT": 5, "scaffold_7": 3}, {"seven": "scaffold_7"})
     assert [resolve(n) for n in ("chr1", "1", "chrM", "MT", "seven", "chr9")] == ["chr1", "chr1", "MT", "MT",
