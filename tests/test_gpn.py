@@ -1,6 +1,7 @@
 """GPN checkpoints (the `gpn` package's ConvNetForMaskedLM): a tiny random checkpoint built here,
 read by genofm, and every output compared with what gpn's own code gives for the same
-checkpoint: logits, embeddings and the strand-averaged masked-marginal LLR."""
+checkpoint: logits, embeddings and the strand-averaged masked-marginal LLR. Its run through the
+workflow is in test_hf_families.py, beside the other families'."""
 
 from __future__ import annotations
 
@@ -122,55 +123,6 @@ def test_gpn_checkpoint_pointer_and_problems(checkpoint, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gpn", None)  # gpn not installed: the message says how
     with pytest.raises(GenofmInputError, match="need the gpn package.*pip install --no-deps --ignore-requires-python"):
         load_model_and_tokenizer(checkpoint)
-
-
-@pytest.mark.workflow
-def test_workflow_with_a_gpn_checkpoint_equals_gpn(tmp_path):
-    """Embeddings, a probe, IA3 fine-tuning and variant scoring through the workflow with a local
-    GPN checkpoint, compared against gpn's own code."""
-    import subprocess
-    import sys
-
-    import pandas as pd
-    import yaml
-
-    from conftest import copy_workflow, imported_models_demo_config, scored_in_regions
-    from genofm.embed import load_embeddings
-    from genofm.regions import read_regions
-
-    copy_workflow(tmp_path)
-    checkpoint = make_gpn_checkpoint(tmp_path / "gpn_tiny")
-    config = imported_models_demo_config({"gpn_tiny": {"huggingface": str(checkpoint)}},
-                                         {"gpn_tiny": {"method": "ia3", "epochs": 1}})
-    config["variant_scoring"].update(rc_average=True, embedding=False)
-    config["tokenizer"] = {"k": 1}
-    (tmp_path / "gpn.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "gpn.yaml"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    hf_tokenizer, hf = gpn_own(checkpoint)
-
-    matrix, _ = load_embeddings(tmp_path / "results/demo/embeddings/gpn_tiny/promoters_vs_background.npy",
-                                tmp_path / "results/demo/embeddings/gpn_tiny/promoters_vs_background.index.parquet")
-    regions = read_regions(tmp_path / "results/demo/regions/promoters_vs_background.parquet")
-    with torch.no_grad():
-        expected = torch.stack([hf.model(input_ids=torch.tensor([hf_tokenizer(s)["input_ids"]]))
-                                .last_hidden_state[0].mean(0) for s in regions["sequence"][:8]])
-    torch.testing.assert_close(torch.from_numpy(np.array(matrix[:8])), expected, atol=1e-5, rtol=1e-4)
-
-    table = pd.read_csv(tmp_path / "results/demo/variants/gpn_tiny/demo_variants.tsv", sep="\t")
-    assert scored_in_regions(table)
-    with pysam.FastaFile(str(tmp_path / "resources/demo/genome.fa.gz")) as fasta:
-        for row in table[(table["kind"] == "snv") & (table["status"] == "OK")].head(5).itertuples():
-            contig, span = row.window.split(":")
-            start, end = (int(x) for x in span.split("-"))
-            window = fasta.fetch(contig, start - 1, end).upper()
-            assert row.llr == pytest.approx(gpn_llr(hf_tokenizer, hf, window, row.pos - start, row.ref, row.alt),
-                                            abs=1e-4)
-    metrics = json.loads((tmp_path / "results/demo/finetune/gpn_tiny/promoters/metrics.json").read_text())
-    assert "finetune_ia3" in metrics["results"]
-    figures = tmp_path / "results/demo/variants/gpn_tiny/demo_variants"
-    assert (figures / "ism.png").exists() and (figures / "attention.png").exists()  # "no attention layer"
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])

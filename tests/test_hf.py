@@ -1,5 +1,6 @@
 """Hugging Face checkpoints, offline: a tiny random EsmForMaskedLM with the NT-v2 vocabulary gives
-the embeddings and LLRs of direct transformers calls; genofm models export with equal logits."""
+the embeddings and LLRs of direct transformers calls; genofm models export with equal logits.
+Its run through the workflow is in test_hf_families.py, beside the other families'."""
 
 from __future__ import annotations
 
@@ -142,61 +143,3 @@ def test_export_refuses_what_esm_cannot_hold(tmp_path, overrides, message):
     with pytest.raises(GenofmInputError, match=message):
         export_to_hf(genofm_model(**overrides), NT, tmp_path / "x")
     assert not (tmp_path / "x").exists()
-
-
-@pytest.mark.workflow
-def test_workflow_with_a_local_checkpoint_equals_direct_transformers_calls(tmp_path):
-    """Embeddings, a probe, IA3 fine-tuning and variant scoring through the workflow with a local
-    checkpoint (no network), compared against direct transformers calls."""
-    import subprocess
-    import sys
-
-    import pandas as pd
-    import yaml
-
-    from conftest import copy_workflow, imported_models_demo_config, scored_in_regions
-    from genofm.embed import load_embeddings
-    from genofm.regions import read_regions
-
-    copy_workflow(tmp_path)
-    checkpoint = make_nt_checkpoint(tmp_path / "nt_tiny", max_positions=130)
-    config = imported_models_demo_config({"nt_tiny": {"huggingface": str(checkpoint)}},
-                                         {"nt_tiny": {"method": "ia3", "epochs": 1}})
-    (tmp_path / "nt.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "nt.yaml"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert not (tmp_path / "results/models/nt_tiny/model.safetensors").exists()  # nothing was pretrained
-    pointer = json.loads((tmp_path / "results/models/nt_tiny/huggingface.json").read_text())
-    assert pointer["path"] == str(checkpoint.resolve())
-
-    matrix, index = load_embeddings(tmp_path / "results/demo/embeddings/nt_tiny/promoters_vs_background.npy",
-                                    tmp_path / "results/demo/embeddings/nt_tiny/promoters_vs_background.index.parquet")
-    regions = read_regions(tmp_path / "results/demo/regions/promoters_vs_background.parquet")
-    first = list(regions["sequence"][:12])
-    torch.testing.assert_close(torch.from_numpy(np.array(matrix[:12])), direct_embeddings(checkpoint, first),
-                               atol=1e-5, rtol=1e-4)
-
-    table = pd.read_csv(tmp_path / "results/demo/variants/nt_tiny/demo_variants.tsv", sep="\t")
-    assert scored_in_regions(table)
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    hf_tokenizer = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
-    hf = AutoModelForMaskedLM.from_pretrained(checkpoint, local_files_only=True).eval()
-    with pysam.FastaFile(str(tmp_path / "resources/demo/genome.fa.gz")) as fasta:
-        for row in table[(table["kind"] == "snv") & (table["status"] == "OK")].head(5).itertuples():
-            contig, span = row.window.split(":")
-            start, end = (int(x) for x in span.split("-"))
-            window = fasta.fetch(contig, start - 1, end).upper()
-            rel = row.pos - start  # 0-based offset of the variant in the window
-            ids = hf_tokenizer(window, return_tensors="pt")["input_ids"]
-            j = 1 + rel // 6
-            token = window[(j - 1) * 6:j * 6]
-            alt = token[:rel % 6] + row.alt + token[rel % 6 + 1:]
-            ids[0, j] = hf_tokenizer.mask_token_id
-            with torch.no_grad():
-                logp = hf(input_ids=ids).logits[0, j].log_softmax(-1)
-            expected = logp[hf_tokenizer.convert_tokens_to_ids(alt)] - logp[hf_tokenizer.convert_tokens_to_ids(token)]
-            assert row.llr_fwd == pytest.approx(float(expected), abs=1e-4)
-    metrics = json.loads((tmp_path / "results/demo/finetune/nt_tiny/promoters/metrics.json").read_text())
-    assert "finetune_ia3" in metrics["results"]

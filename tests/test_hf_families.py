@@ -2,7 +2,8 @@
 checkpoints of each kind built here (a Llama causal LM over characters, one over 6-mers, a
 BERT masked LM over characters, one over BPE tokens), scored and embedded by genofm and
 compared with direct transformers calls; a tokenizer that cannot encode DNA and remote code
-without the opt-in are refused."""
+without the opt-in are refused. One workflow run takes those four, a Nucleotide Transformer and
+a GPN checkpoint through every stage, each compared with its own library's computation."""
 
 from __future__ import annotations
 
@@ -57,8 +58,12 @@ def test_causal_lm_lldiff_and_embeddings_equal_direct_calls(tmp_path, family, k)
     alleles = [Allele(record=i, chrom="chr1", pos=p, vcf_id=".", ref=genome[p], alt="A" if genome[p] != "A" else "G",
                       ref_chrom="chr1") for i, p in enumerate((300, 701, 1100))]
     with pysam.FastaFile(str(fasta)) as handle:
-        VariantScorer(model, tokenizer, handle, ScoringConfig(embedding=False, rc_average=True,
-                                                              window=240)).score(alleles)
+        scorer = VariantScorer(model, tokenizer, handle, ScoringConfig(embedding=False, rc_average=True, window=240))
+        scorer.score(alleles)
+    # Llama's key/value cache of the REF window: each ALT window runs from the variant on (about
+    # half a pass); Mamba keeps no cache that can be cut, so its ALT windows run whole
+    alt_passes = scorer.passes["lldiff"] - 2 * len(alleles)  # less one REF pass per window and strand
+    assert alt_passes == pytest.approx(2 * len(alleles)) if family == "mamba" else alt_passes < 0.6 * 2 * len(alleles)
     for a in alleles:
         start, end = (int(x) for x in a.scores["window"].split(":")[1].split("-"))
         ref = genome[start - 1:end]
@@ -256,49 +261,66 @@ def load_model_and_tokenizer_via_pointer(tmp_path, pointer):
 FAMILIES = ("llama_bases", "llama_6mers", "bert_bases", "bert_bpe")
 
 
-@pytest.mark.workflow
-def test_the_demo_workflow_runs_each_family(tmp_path):
-    """Embedding, a probe and variant scoring through the workflow with a local checkpoint of
-    each family, the four in one run (a probe task and a scoring job each); scores and
-    embeddings as the direct calls above give them."""
+@pytest.fixture(scope="module")
+def families_run(tmp_path_factory):
+    """One workflow run over a local checkpoint of each family: the four above, a Nucleotide
+    Transformer (ESM, 6-mers) and a GPN model, each with a probe task, a scoring job and its
+    place in the call set's comparison; the BPE, NT and GPN models also fine-tuned (IA3), as
+    the demo does. Returns the run's directory and the checkpoints by model name."""
     import subprocess
     import sys
 
-    import pandas as pd
     import yaml
 
-    from conftest import copy_workflow, imported_models_demo_config, scored_in_regions
-    from genofm.embed import load_embeddings
-    from genofm.regions import read_regions
+    from conftest import copy_workflow, imported_models_demo_config
+    from tools.tiny_checkpoints import make_gpn, make_nt
 
-    copy_workflow(tmp_path)
+    workdir = copy_workflow(tmp_path_factory.mktemp("families"))
     # contexts that hold a whole 300-base probe region, so that embeddings are one pass
     make = {"llama_bases": lambda d: make_llama(d, k=1, positions=512),
             "llama_6mers": lambda d: make_llama(d, k=6, positions=512),
             "bert_bases": lambda d: make_bert(d, positions=512),
-            "bert_bpe": lambda d: make_bert_bpe(d, demo_genome_pieces())}
-    checkpoints = {family: make[family](tmp_path / family) for family in FAMILIES}
-    # the BPE model is also fine-tuned (IA3 on its linear layers), as the demo does
-    config = imported_models_demo_config({f: {"huggingface": str(c)} for f, c in checkpoints.items()},
-                                         {"bert_bpe": {"method": "ia3", "epochs": 1}})
+            "bert_bpe": lambda d: make_bert_bpe(d, demo_genome_pieces()),
+            "nt_tiny": lambda d: make_nt(d, max_positions=130),
+            "gpn_tiny": make_gpn}
+    checkpoints = {name: build(workdir / name) for name, build in make.items()}
+    ia3 = {"method": "ia3", "epochs": 1}
+    config = imported_models_demo_config({name: {"huggingface": str(c)} for name, c in checkpoints.items()},
+                                         {"bert_bpe": ia3, "nt_tiny": ia3, "gpn_tiny": ia3})
     config["variant_scoring"].update(rc_average=True, window=240)
-    (tmp_path / "family.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "family.yaml"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    (workdir / "families.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "families.yaml"],
+                          cwd=workdir, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    regions = read_regions(tmp_path / "results/demo/regions/promoters_vs_background.parquet")
-    probes = pd.read_csv(tmp_path / "results/probes_summary.tsv", sep="\t")
-    for family, checkpoint in checkpoints.items():
+    return workdir, checkpoints
+
+
+@pytest.mark.workflow
+def test_the_demo_workflow_runs_each_family(families_run):
+    """Embedding, a probe and variant scoring through the workflow with a local checkpoint of
+    each family, all in one run; scores and embeddings as the direct calls above give them; the
+    six models compared on the call set."""
+    import pandas as pd
+
+    from conftest import scored_in_regions
+    from genofm.embed import load_embeddings
+    from genofm.regions import read_regions
+
+    workdir, checkpoints = families_run
+    regions = read_regions(workdir / "results/demo/regions/promoters_vs_background.parquet")
+    probes = pd.read_csv(workdir / "results/probes_summary.tsv", sep="\t")
+    for family in FAMILIES:
+        checkpoint = checkpoints[family]
         hf_tokenizer, hf = direct(checkpoint)
         first = hf_tokenizer.cls_token_id if family.startswith("bert") else hf_tokenizer.bos_token_id
-        embeddings = tmp_path / f"results/demo/embeddings/{family}/promoters_vs_background"
+        embeddings = workdir / f"results/demo/embeddings/{family}/promoters_vs_background"
         matrix, _ = load_embeddings(f"{embeddings}.npy", f"{embeddings}.index.parquet")
         for row, seq in zip(matrix[:4], regions["sequence"][:4]):
             ids = torch.tensor([[first] + hf_tokenizer(seq.upper(), add_special_tokens=False)["input_ids"]])
             with torch.no_grad():
                 expected = hf(input_ids=ids, output_hidden_states=True).hidden_states[-1][0].mean(0)
             torch.testing.assert_close(torch.from_numpy(np.array(row)), expected, atol=1e-4, rtol=1e-3)
-        table = pd.read_csv(tmp_path / f"results/demo/variants/{family}/demo_variants.tsv", sep="\t")
+        table = pd.read_csv(workdir / f"results/demo/variants/{family}/demo_variants.tsv", sep="\t")
         assert scored_in_regions(table), family
         score = {"bert_bases": "llr", "bert_bpe": "pll"}.get(family, "lldiff")
         table = table[table["status"] == "OK"]
@@ -306,11 +328,98 @@ def test_the_demo_workflow_runs_each_family(tmp_path):
         assert scored[score].notna().all(), family
         finetuned = {"finetune_ia3"} if family == "bert_bpe" else set()
         assert set(probes.loc[probes["model"] == family, "method"]) == {"probe", "kmer4_baseline"} | finetuned
-        figures = tmp_path / f"results/demo/variants/{family}/demo_variants"
+        figures = workdir / f"results/demo/variants/{family}/demo_variants"
         assert (figures / "attention.png").exists() and (figures / "findings.tsv").exists()
-    metrics = json.loads((tmp_path / "results/demo/finetune/bert_bpe/promoters_bert_bpe/metrics.json").read_text())
+    metrics = json.loads((workdir / "results/demo/finetune/bert_bpe/promoters_bert_bpe/metrics.json").read_text())
     assert "finetune_ia3" in metrics["results"]
-    assert (tmp_path / "results/demo/comparisons/demo_variants/class_pairs.tsv").exists()  # the four compared
+    pairs = pd.read_csv(workdir / "results/demo/comparisons/demo_variants/class_pairs.tsv", sep="\t")
+    assert set(pairs["model"]) == set(checkpoints)  # the six compared
+
+
+@pytest.mark.workflow
+def test_workflow_with_a_local_nt_checkpoint_equals_direct_transformers_calls(families_run):
+    """The families run's Nucleotide Transformer checkpoint (no network): embeddings, a probe, IA3
+    fine-tuning and variant scoring, compared against direct transformers calls."""
+    import pandas as pd
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from conftest import scored_in_regions
+    from genofm.embed import load_embeddings
+    from genofm.regions import read_regions
+    from test_hf import direct_embeddings
+
+    workdir, checkpoints = families_run
+    checkpoint = checkpoints["nt_tiny"]
+    assert not (workdir / "results/models/nt_tiny/model.safetensors").exists()  # nothing was pretrained
+    pointer = json.loads((workdir / "results/models/nt_tiny/huggingface.json").read_text())
+    assert pointer["path"] == str(checkpoint.resolve())
+
+    matrix, index = load_embeddings(workdir / "results/demo/embeddings/nt_tiny/promoters_vs_background.npy",
+                                    workdir / "results/demo/embeddings/nt_tiny/promoters_vs_background.index.parquet")
+    regions = read_regions(workdir / "results/demo/regions/promoters_vs_background.parquet")
+    first = list(regions["sequence"][:12])
+    torch.testing.assert_close(torch.from_numpy(np.array(matrix[:12])), direct_embeddings(checkpoint, first),
+                               atol=1e-5, rtol=1e-4)
+
+    table = pd.read_csv(workdir / "results/demo/variants/nt_tiny/demo_variants.tsv", sep="\t")
+    assert scored_in_regions(table)
+    hf_tokenizer = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
+    hf = AutoModelForMaskedLM.from_pretrained(checkpoint, local_files_only=True).eval()
+    with pysam.FastaFile(str(workdir / "resources/demo/genome.fa.gz")) as fasta:
+        for row in table[(table["kind"] == "snv") & (table["status"] == "OK")].head(5).itertuples():
+            contig, span = row.window.split(":")
+            start, end = (int(x) for x in span.split("-"))
+            window = fasta.fetch(contig, start - 1, end).upper()
+            rel = row.pos - start  # 0-based offset of the variant in the window
+            ids = hf_tokenizer(window, return_tensors="pt")["input_ids"]
+            j = 1 + rel // 6
+            token = window[(j - 1) * 6:j * 6]
+            alt = token[:rel % 6] + row.alt + token[rel % 6 + 1:]
+            ids[0, j] = hf_tokenizer.mask_token_id
+            with torch.no_grad():
+                logp = hf(input_ids=ids).logits[0, j].log_softmax(-1)
+            expected = logp[hf_tokenizer.convert_tokens_to_ids(alt)] - logp[hf_tokenizer.convert_tokens_to_ids(token)]
+            assert row.llr_fwd == pytest.approx(float(expected), abs=1e-4)
+    metrics = json.loads((workdir / "results/demo/finetune/nt_tiny/promoters_nt_tiny/metrics.json").read_text())
+    assert "finetune_ia3" in metrics["results"]
+
+
+@pytest.mark.workflow
+def test_workflow_with_a_gpn_checkpoint_equals_gpn(families_run):
+    """The families run's GPN checkpoint: embeddings, a probe, IA3 fine-tuning and variant
+    scoring, compared against gpn's own code."""
+    import pandas as pd
+
+    from conftest import scored_in_regions
+    from genofm.embed import load_embeddings
+    from genofm.regions import read_regions
+    from test_gpn import gpn_llr, gpn_own
+
+    workdir, checkpoints = families_run
+    checkpoint = checkpoints["gpn_tiny"]
+    hf_tokenizer, hf = gpn_own(checkpoint)
+
+    matrix, _ = load_embeddings(workdir / "results/demo/embeddings/gpn_tiny/promoters_vs_background.npy",
+                                workdir / "results/demo/embeddings/gpn_tiny/promoters_vs_background.index.parquet")
+    regions = read_regions(workdir / "results/demo/regions/promoters_vs_background.parquet")
+    with torch.no_grad():
+        expected = torch.stack([hf.model(input_ids=torch.tensor([hf_tokenizer(s)["input_ids"]]))
+                                .last_hidden_state[0].mean(0) for s in regions["sequence"][:8]])
+    torch.testing.assert_close(torch.from_numpy(np.array(matrix[:8])), expected, atol=1e-5, rtol=1e-4)
+
+    table = pd.read_csv(workdir / "results/demo/variants/gpn_tiny/demo_variants.tsv", sep="\t")
+    assert scored_in_regions(table)
+    with pysam.FastaFile(str(workdir / "resources/demo/genome.fa.gz")) as fasta:
+        for row in table[(table["kind"] == "snv") & (table["status"] == "OK")].head(5).itertuples():
+            contig, span = row.window.split(":")
+            start, end = (int(x) for x in span.split("-"))
+            window = fasta.fetch(contig, start - 1, end).upper()
+            assert row.llr == pytest.approx(gpn_llr(hf_tokenizer, hf, window, row.pos - start, row.ref, row.alt),
+                                            abs=1e-4)
+    metrics = json.loads((workdir / "results/demo/finetune/gpn_tiny/promoters_gpn_tiny/metrics.json").read_text())
+    assert "finetune_ia3" in metrics["results"]
+    figures = workdir / "results/demo/variants/gpn_tiny/demo_variants"
+    assert (figures / "ism.png").exists() and (figures / "attention.png").exists()  # "no attention layer"
 
 
 def demo_genome_pieces(size: int = 1000) -> list[str]:
