@@ -191,10 +191,7 @@ class MappedLM(nn.Module):
         states = [self.with_cls_slot(h, mask) for h in hidden or [None]]  # n_layers + 1 (or the last) of (B, L, D)
         logits = None
         if return_logits:
-            ours = self.genofm_logits(out.logits)  # (B, L', V)
-            if self.drops_cls:  # the slot predicts the first base uniformly
-                first = torch.zeros_like(ours[:, :1]).masked_fill(~self.reads_logit, MISSING_LOGIT)
-                ours = torch.cat([first, ours], dim=1)
+            ours = self.genofm_logits(out.logits)  # (B, L, V)
             logits = ours if logits_at is None else ours[logits_at]
         attentions = None
         if output_attentions:
@@ -211,12 +208,16 @@ class MappedLM(nn.Module):
         hf_ids[:, 0] = self.mapping.cls_id
         return hf_ids
 
-    def genofm_logits(self, hf_logits: torch.Tensor) -> torch.Tensor:
-        """(B, L', V): the checkpoint's log P of genofm's tokens, the rest of its mass in one slot."""
+    def genofm_logits(self, hf_logits: torch.Tensor, slot: bool = True) -> torch.Tensor:
+        """(B, L, V): the checkpoint's log P of genofm's tokens, the rest of its mass in one slot;
+        a dropped <cls> slot gets back (slot=True) as a uniform prediction of the first base."""
         logp = hf_logits.float().log_softmax(-1)  # (B, L', V_hf)
         ours = logp[..., self.to_hf].masked_fill(~self.reads_logit, MISSING_LOGIT)  # (B, L', V)
         kept = torch.logsumexp(ours, -1).clamp(max=-1e-6)  # the mass of the checkpoint's other tokens
         ours[..., self.mapping.rest_slot] = torch.log(-torch.expm1(kept)).clamp(min=MISSING_LOGIT)
+        if self.drops_cls and slot:
+            first = torch.zeros_like(ours[:, :1]).masked_fill(~self.reads_logit, MISSING_LOGIT)
+            ours = torch.cat([first, ours], dim=1)
         return ours
 
     # --- causal LMs: on from a shared prefix with the key/value cache (variant scoring) ------
@@ -230,9 +231,6 @@ class MappedLM(nn.Module):
             raise GenofmInputError(f"sequence of {ids.shape[1]} tokens is longer than the model's {self.cfg.max_len}")
         out = self.hf(input_ids=self.hf_ids(ids), use_cache=True, return_dict=True)
         logits = self.genofm_logits(out.logits)
-        if self.drops_cls:
-            first = torch.zeros_like(logits[:, :1]).masked_fill(~self.reads_logit, MISSING_LOGIT)
-            logits = torch.cat([first, logits], dim=1)
         layers = getattr(getattr(out, "cache", None) or getattr(out, "past_key_values", None), "layers", None)
         if not layers or not all(type(layer).__name__ == "DynamicLayer" for layer in layers):
             return logits, None
@@ -254,7 +252,7 @@ class MappedLM(nn.Module):
             return self.forward(ids).logits[:, start:]
         out = self.hf(input_ids=self.hf_ids(ids)[:, cut:], use_cache=True, return_dict=True,
                       **{self.cache_keyword: DynamicCache(state)})
-        return self.genofm_logits(out.logits)
+        return self.genofm_logits(out.logits, slot=False)
 
     def last_layer_only(self, hf_ids, extra: dict, all_layers: bool) -> list[torch.Tensor]:
         """[last hidden state] from the backbone, for remote code whose LM returns no hidden states
