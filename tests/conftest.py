@@ -29,14 +29,15 @@ def pytest_collection_modifyitems(items):
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
 
 
-def copy_workflow(workdir: Path) -> Path:
-    """The workflow's files (Snakefile, rules, scripts, config...) copied into workdir."""
-    import shutil
-
+def copy_workflow(workdir: Path, keep_existing: bool = False) -> Path:
+    """The workflow's files (Snakefile, rules, scripts, config...) copied into workdir; with
+    keep_existing, those already there are left as they are (a benchmark's reused workdir).
+    The tests and the benchmarks that run the workflow all copy it here."""
     for name in WORKFLOW_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
-    return workdir
+        src, dst = REPO / name, Path(workdir) / name
+        if not (keep_existing and dst.exists()):
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    return Path(workdir)
 
 
 def promoter_task_only(config: dict) -> dict:

@@ -17,13 +17,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, promoter_task_only, require_tool
+from conftest import REPO, copy_workflow, promoter_task_only, require_tool
 from genofm.regions import read_regions
 from genofm.tokens import load_token_set
 from genofm.workflow import MEASURED_OUTPUTS
 
 pytestmark = pytest.mark.workflow
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -54,9 +53,7 @@ def demo_run(tmp_path_factory) -> Path:
     """A copy of the workflow with the demo (its trainings cut short) run through every stage; the
     copy's config/config.yaml is that config, so later tests change it as a user would."""
     workdir = tmp_path_factory.mktemp("demo")
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    copy_workflow(workdir)
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(demo_test_config(), sort_keys=False))
     snakemake(workdir)
     return workdir
@@ -361,9 +358,7 @@ def test_two_runs_from_scratch_give_identical_files(tmp_path):
     procs = []
     for run in runs:
         run.mkdir()
-        for name in WORKFLOW_FILES:
-            src = REPO / name
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, run / name)
+        copy_workflow(run)
         config = write_config(run, small_demo_config())
         procs.append(subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(config)],
                                       cwd=run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
@@ -584,9 +579,7 @@ def test_bad_bed_stops_with_file_and_line_and_leaves_nothing(demo_run):
 
 
 def test_checksum_mismatch_leaves_no_reference(tmp_path):
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["genomes"]["demo"]["checksum"] = "md5:" + "0" * 32
     proc = snakemake(tmp_path, "resources/demo/genome.fa.gz", "--configfile",
@@ -603,9 +596,7 @@ def test_two_training_processes_through_the_rule_equal_one(tmp_path):
     for processes in (1, 2):
         run = tmp_path / f"p{processes}"
         run.mkdir()
-        for name in WORKFLOW_FILES:
-            src = REPO / name
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, run / name)
+        copy_workflow(run)
         config = small_demo_config()
         config["models"]["demo_mlm"]["training"].update(max_steps=8, eval_every=4, checkpoint_every=100,
                                                         micro_batch_size=16)

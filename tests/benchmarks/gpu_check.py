@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,9 @@ from genofm.model import DNALM, ModelConfig  # noqa: E402
 from genofm.variant_scoring import ScoringConfig  # noqa: E402
 from genofm.variants import CallsetConfig, ScoringInputs, ScoringOutputs, score_vcf  # noqa: E402
 
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import copy_workflow  # noqa: E402  (tests/)
+
 FAILED: list[str] = []
 
 
@@ -56,9 +57,7 @@ def check(ok: bool, what: str) -> None:
 
 
 def run_demo(workdir: Path, cores: int) -> dict:
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    copy_workflow(workdir)
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
     # the check as first written: the 6-mer masked transformer, its probes and fine-tune
     config["tokenizer"]["k"] = 6

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,9 +44,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from markdown_table import write_markdown  # noqa: E402  (beside this script)
 
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import copy_workflow  # noqa: E402  (tests/)
+
 CHR20 = REPO / ".cache/testdata/vt/20.fa.gz"
 GRCH38_BASES = 3.1e9
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
 SHAPES = {  # reduced (CI) and full: the model, training steps, records and tiles
     "reduced": {"architecture": {"max_len": 256, "n_layers": 2, "d_model": 128, "n_heads": 4, "d_ff": 512},
                 "steps": 3, "batch": 8, "records": 10_000},
@@ -164,10 +165,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        for name in WORKFLOW_FILES:
-            src, dst = REPO / name, workdir / name
-            if not dst.exists():
-                (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+        copy_workflow(workdir, keep_existing=True)
         config = configuration(workdir, shape)
         (workdir / "scale.yaml").write_text(yaml.safe_dump(config))
         targets = ["results/chr20/embeddings/scale/embed_tiles.npy", "results/chr20/embeddings/scale/embed_tiles_half.npy",

@@ -17,7 +17,6 @@ overhead is the call's wall time minus the longest scoring job and the join.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from human_scale import CHR20, REPO, SHAPES, WORKFLOW_FILES, configuration  # noqa: E402
+from human_scale import CHR20, REPO, SHAPES, configuration  # noqa: E402
+from conftest import copy_workflow  # noqa: E402  (tests/, on the path with human_scale)
 from markdown_table import write_markdown  # noqa: E402
 
 CLUSTER = REPO / "tests/slurm/slurm_cluster.sh"
@@ -67,8 +67,7 @@ def main() -> int:
         workdir = args.workdir or Path(tmp) / "run"
         workdir.mkdir(parents=True, exist_ok=True)
         cluster = Path(tmp) / "cluster"
-        for name in WORKFLOW_FILES:
-            (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, workdir / name)
+        copy_workflow(workdir)
         config = configuration(workdir, {**SHAPES["reduced"], "records": args.records})
         config["variants"] = {"calls": {**config["variants"]["calls"], "shards": 1}}
         subprocess.run(["bash", "-c", f'source "{CLUSTER}" && slurm_cluster_start "{cluster}"'], check=True)
