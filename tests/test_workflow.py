@@ -490,6 +490,12 @@ def test_sharded_scoring_and_embedding_give_the_one_job_files(demo_run, tmp_path
     config = promoter_task_only(yaml.safe_load((work / "config/config.yaml").read_text()))
     config["variants"]["demo_variants"]["models"] = ["demo_mlm"]
     config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
+    # scored: the 20 records each side of the two chunk edges (the others OUTSIDE_REGIONS, still
+    # written by their chunk's shard)
+    records = [line.split("\t") for line in (REPO / "config/demo/variants.vcf").read_text().splitlines()
+               if not line.startswith("#")]
+    config["variants"]["demo_variants"]["regions"] = [f"{records[edge - 20][0]}:{records[edge - 20][1]}-"
+                                                      f"{records[edge + 19][1]}" for edge in (200, 400)]
     config["embeddings"]["chunk_regions"] = 100  # 380 regions: 4 chunks
     until = ("--until", "score_variants", "embed")
     snakemake(work, *until, "--configfile", str(write_config(work, config)))
@@ -505,6 +511,8 @@ def test_sharded_scoring_and_embedding_give_the_one_job_files(demo_run, tmp_path
     snakemake(work, *until, "--configfile", sharded)
     for path, data in one_job.items():
         assert path.read_bytes() == data, path
+    table = pd.read_csv(work / "results/demo/variants/demo_mlm/demo_variants.tsv", sep="\t")
+    assert len(table) >= 530 and 40 <= (table["status"] == "OK").sum() < 100, table["status"].value_counts()
     assert (work / "benchmarks/demo/score_variants_demo_mlm_demo_variants_2-of-3.tsv").exists()
     assert not list((work / "results/demo").glob("*/*/*.shards/*"))  # the parts are temporary
     config["variants"]["demo_variants"]["shards"] = 4
