@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pysam
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from genofm.alignment import LETTERS, build_arrays
 from genofm.data import aligned_windows, check_single_bases, draw_windows, load_pool, reverse_complement_aligned
@@ -333,9 +334,15 @@ def test_an_alignment_aware_model_through_the_workflow(tmp_path):
     # phyloP beside the model: the neutral model on 5000 four-fold sites, the MAF header's tree
     fit = json.loads((workdir / "results/demo/conservation/neutral.json").read_text())
     assert fit["columns"] == 5000 and fit["tree"] == "(demo,((sp1,sp2),(sp3,sp4)));"
-    # codon positions 1-2 evolve slowly in the simulation: missense SNVs sit in conserved columns
+    # codon positions 1-2 evolve slowly in the simulation (a tenth of position 3's rate), and most
+    # missense SNVs sit there
+    coding = snvs[snvs["codon_position"].notna()]
+    slow = coding["codon_position"] < 3
+    # (a column of position 3 shows no change in all four species 44% of the time: AUROC ~0.73)
+    assert roc_auc_score(slow, coding["phylop"]) > 0.65
+    assert coding["phylop"][slow].mean() > coding["phylop"][~slow].mean() + 0.35
     by_class = snvs.groupby("class")["phylop"].mean()
-    assert by_class["missense"] > by_class["synonymous"] + 0.5
+    assert by_class["missense"] > by_class["synonymous"] + 0.25
     with gzip.open(workdir / "results/demo/variants/demo_msa/demo_variants.vcf.gz", "rt") as handle:
         text = handle.read()
     assert "##INFO=<ID=GFM_PHYLOP," in text and "GFM_PHYLOP=" in text

@@ -108,7 +108,7 @@ def gene_loci(gtf: list[dict]) -> list[tuple[str, int, int]]:
 
 def test_files_present_and_small():
     sizes = {name: (DEMO / name).stat().st_size for name in FILES}
-    assert sum(sizes.values()) < 1_000_000, sizes
+    assert sum(sizes.values()) < 1_200_000, sizes  # mostly the GTF of 325 genes
 
 
 def test_genome_is_plain_gzip_fasta(genome):
@@ -146,7 +146,7 @@ def test_gtf_reads_and_is_sorted(gtf):
     keys = [(r["chrom"], r["start"]) for r in gtf]
     assert keys == sorted(keys)
     genes = [r for r in gtf if r["feature"] == "gene"]
-    assert 150 <= len(genes) <= 250
+    assert 250 <= len(genes) <= 400
     assert {(g["chrom"], g["strand"]) for g in genes} == {(c, s) for c in ("chr1", "chr2") for s in "+-"}
     assert {r["gene_biotype"] for r in gtf} == {"protein_coding"}
 
@@ -269,7 +269,7 @@ def test_bed_windows_are_labelled_and_balanced(genome, gtf):
         else:
             window = genome[chrom][start:end]
             assert window.isupper() and "N" not in window, name
-            assert not any(c == chrom and a <= end and start <= b for c, a, b in genes), name
+            assert not any(c == chrom and a <= end and start < b for c, a, b in genes), name  # 0-based start, 1-based a..b
     background = sorted((r[0], int(r[1]), int(r[2])) for r in rows if r[6] == "background")
     assert all(a[0] != b[0] or a[2] <= b[1] for a, b in zip(background, background[1:])), "overlap"
     # GC-matched as far as the genome allows: GC content alone separates the classes much less

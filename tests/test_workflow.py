@@ -210,7 +210,8 @@ def test_demo_regression_probe_and_predictions(demo_run):
     assert rows.loc[0, "finding"].startswith("Spearman ") and " the k-mer baseline (" in rows.loc[0, "finding"]
     task_dir = demo_run / "results/demo/probes/demo_conv/promoter_activity"
     metrics = json.loads((task_dir / "metrics.json").read_text())
-    assert metrics["objective"] == "regression" and metrics["n_regions"] == 190
+    n_promoters = len((REPO / "config/demo/promoter_activity.bed").read_text().splitlines())
+    assert metrics["objective"] == "regression" and metrics["n_regions"] == n_promoters
     gap = metrics["results"]["probe"]["spearman"]["mean"] - metrics["results"]["kmer4_baseline"]["spearman"]["mean"]
     assert metrics["probe_beats_baseline"] == (gap > 0) == (" above the k-mer baseline" in rows.loc[0, "finding"])
     predictions = pd.read_csv(task_dir / "predictions.tsv", sep="\t")
@@ -486,7 +487,7 @@ def test_sharded_scoring_and_embedding_give_the_one_job_files(demo_run, tmp_path
     only the scoring and embedding jobs."""
     work = tmp_path / "sharded"
     shutil.copytree(demo_run, work, symlinks=True)
-    # one region set embedded (380 regions: 4 chunks of 100), one model and no trained heads in the scoring
+    # one region set embedded (646 regions: 7 chunks of 100), one model and no trained heads in the scoring
     config = promoter_task_only(yaml.safe_load((work / "config/config.yaml").read_text()))
     config["variants"]["demo_variants"]["models"] = ["demo_mlm"]
     config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
@@ -496,7 +497,7 @@ def test_sharded_scoring_and_embedding_give_the_one_job_files(demo_run, tmp_path
                if not line.startswith("#")]
     config["variants"]["demo_variants"]["regions"] = [f"{records[edge - 20][0]}:{records[edge - 20][1]}-"
                                                       f"{records[edge + 19][1]}" for edge in (200, 400)]
-    config["embeddings"]["chunk_regions"] = 100  # 380 regions: 4 chunks
+    config["embeddings"]["chunk_regions"] = 100  # 646 regions: 7 chunks
     until = ("--until", "score_variants", "embed")
     snakemake(work, *until, "--configfile", str(write_config(work, config)))
     outputs = sorted([*(work / "results/demo/variants").glob("demo_mlm/demo_variants.*"),

@@ -12,7 +12,9 @@ baseline and the pair within codon position), and which planted JASPAR motifs at
 recovered. The test suite runs the demo with shortened training (tests/test_workflow.py), so
 this is the full demo's check: the script exits 1 when an output is missing or when what the
 README claims for the demo does not hold (CLAIMS: the fine-tuned promoter head ranks
-motif-disrupting SNVs above neutral ones, its 95% interval above chance).
+motif-disrupting SNVs above neutral ones, and the model's log-likelihood difference ranks
+stop-gained SNVs above synonymous ones, overall and within codon position 3; each 95% interval
+above chance).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from conftest import copy_workflow  # noqa: E402  (tests/)
 from markdown_table import machine_line, write_markdown  # noqa: E402  (beside this script)
 
-# (model, class_a, class_b, score): the AUROC's 95% interval must lie above 0.5
-CLAIMS = [("demo_conv", "motif_disrupting", "neutral", "head_promoters_finetuned")]
+# (model, class_a, class_b, score, stratum): the AUROC's 95% interval must lie above 0.5
+CLAIMS = [("demo_conv", "motif_disrupting", "neutral", "head_promoters_finetuned", "all"),
+          ("demo_conv", "stop_gained", "synonymous", "lldiff", "all"),
+          ("demo_conv", "stop_gained", "synonymous", "lldiff", "codon position 3")]
 # (class_a, class_b, strata shown): codon position alone separates the coding pairs, so they are
 # also shown within codon position 3 (where synonymous changes sit)
 PAIRS = [("motif_disrupting", "neutral", ["all"]), ("stop_gained", "synonymous", ["all", "codon position 3"]),
@@ -103,13 +107,14 @@ def main() -> int:
 
 def claims_hold(workdir: Path) -> bool:
     held = True
-    for model, class_a, class_b, score in CLAIMS:
+    for model, class_a, class_b, score, stratum in CLAIMS:
         findings = pd.read_csv(workdir / f"results/demo/variants/{model}/demo_variants/findings.tsv", sep="\t")
         row = findings[(findings["class_a"] == class_a) & (findings["class_b"] == class_b)
-                       & (findings["score"] == score) & (findings["stratum"] == "all")]
+                       & (findings["score"] == score) & (findings["stratum"] == stratum)]
         ok = len(row) == 1 and row.iloc[0]["ci_low"] > 0.5
         held &= ok
-        print(f"claim: {model}'s {score} ranks {class_a} above {class_b} (95% interval above 0.5): "
+        where = "" if stratum == "all" else f" within {stratum}"
+        print(f"claim: {model}'s {score} ranks {class_a} above {class_b}{where} (95% interval above 0.5): "
               f"{'met' if ok else 'NOT met'}" + (f", {interval(row.iloc[0])}" if len(row) == 1 else ", no such row"))
     return held
 

@@ -40,7 +40,7 @@ def write_config(out: Path, sharded: Path) -> None:
     config["probes"]["promoters"]["finetune"]["method"] = "none"
     config["variants"]["demo_variants"]["finetuned_heads"] = []  # no fine-tune to score with
     config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
-    config["embeddings"]["chunk_regions"] = 100  # 380 probe regions: 4 chunks
+    config["embeddings"]["chunk_regions"] = 100  # 646 probe regions: 7 chunks
     out.write_text(yaml.safe_dump(config, sort_keys=False))
     config["variants"]["demo_variants"]["shards"] = 3
     config["embeddings"]["shards"] = 2
