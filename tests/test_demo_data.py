@@ -108,7 +108,7 @@ def gene_loci(gtf: list[dict]) -> list[tuple[str, int, int]]:
 
 def test_files_present_and_small():
     sizes = {name: (DEMO / name).stat().st_size for name in FILES}
-    assert sum(sizes.values()) < 1_200_000, sizes  # mostly the GTF of 325 genes
+    assert sum(sizes.values()) < 1_200_000, sizes  # mostly the GTF of 323 genes
 
 
 def test_genome_is_plain_gzip_fasta(genome):
