@@ -35,13 +35,13 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 def demo_test_config() -> dict:
     """The demo config with its pretraining cut short (the demo's model 300 of its 1,200 steps, the
-    encoder 100 of its 300), 3 folds instead of 5 and 120 windows attributed: every stage and
+    encoder 40 of its 300), 3 folds instead of 5 and 120 windows attributed: every stage and
     output of the demo in about half its time. What the full demo learns is checked by
     tests/benchmarks/demo_quality.py."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["models"]["demo_conv"]["training"].update(max_steps=300, eval_every=100, checkpoint_every=100,
                                                      metrics_every=50, log_every=50)
-    config["models"]["demo_mlm"]["training"].update(max_steps=100, eval_every=50, checkpoint_every=50)
+    config["models"]["demo_mlm"]["training"].update(max_steps=40, eval_every=20, checkpoint_every=20)
     config["probes"]["promoters"]["attribution"]["max_regions"] = 120
     for task in ("promoters", "promoter_activity"):
         config["probes"][task]["folds"] = 3

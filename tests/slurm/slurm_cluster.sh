@@ -10,7 +10,8 @@
 # used), proctrack/linuxproc, task/none, MinJobAge well above the status-check interval, and the
 # node named localhost so that it resolves to 127.0.0.1. munged runs on its own socket in DIR,
 # so a munged of the host (if any) is left alone. /etc/slurm/slurm.conf becomes a link to DIR's
-# config while the cluster runs (refused if a real one is there).
+# config while the cluster runs (refused if a real one is there; a stale link left by a test run
+# killed before its cleanup, whose cluster is gone, is removed).
 
 slurm_cluster_install() {
     local missing=()
@@ -25,6 +26,21 @@ slurm_cluster_install() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         slurmctld slurmd slurm-client munge >/dev/null
+}
+
+slurm_cluster_drop_stale_link() {
+    # A test run killed before its EXIT trap (a session stopped mid-test) leaves the link behind,
+    # pointing at a test cluster whose slurmctld is gone: remove it, and leave anything else alone.
+    local target pid
+    [ -L /etc/slurm/slurm.conf ] || return 0
+    target=$(readlink /etc/slurm/slurm.conf)
+    case "$target" in */genofm-slurm.*/cluster/slurm.conf) ;; *) return 0 ;; esac
+    pid=$(cat "$(dirname "$target")/slurmctld.started" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = slurmctld ]; then
+        return 0  # a test cluster that is still running
+    fi
+    echo "slurm test: removing a stale /etc/slurm/slurm.conf link to $target (its test cluster is gone)" >&2
+    rm -f /etc/slurm/slurm.conf
 }
 
 slurm_cluster_start() {
@@ -76,6 +92,7 @@ EOF
     export SLURM_CONF="$dir/slurm.conf"
     # srun inside a job must find it too, and the jobstep executor drops SLURM_* variables
     # (SLURM_CONF included): link it where SLURM looks by default, unless a real one is there
+    slurm_cluster_drop_stale_link
     if [ -e /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" != "$dir/slurm.conf" ]; then
         echo "slurm test: /etc/slurm/slurm.conf exists (a real cluster?); not touching it" >&2
         return 1
