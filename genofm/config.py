@@ -336,7 +336,8 @@ class ModelSettings:
     architecture: ArchitectureConfig = setting(doc="The network (genofm.model.ModelConfig); vocab_size comes from "
                                                    "the tokenizer.", factory=ArchitectureConfig)
     training: TrainConfig = setting(doc=TrainConfig.__doc__, factory=TrainConfig)
-    resources: PretrainResources = setting(doc="The pretraining job's resources.", factory=PretrainResources)
+    resources: PretrainResources = setting(doc="The pretraining job's resources.", factory=PretrainResources,
+                                           result=False)
 
 
 # --- embeddings, probes, fine-tuning ----------------------------------------------------------
@@ -365,7 +366,8 @@ class EmbedConfig:
 
 @dataclass
 class EmbeddingSettings(EmbedConfig):
-    resources: JobResources = setting(doc="The embedding jobs' resources.", factory=JobResources)
+    resources: JobResources = setting(doc="The embedding jobs' resources.", factory=JobResources,
+                                      result=False)
     shards: int = setting(1, "Embed each region set in this many jobs (each with these resources), each a run of "
                              "consecutive regions in whole chunks of chunk_regions, then join them into one .npy: "
                              "the same file as one job. Changing it reruns only the embedding jobs.", minimum=1,
@@ -424,7 +426,8 @@ class FinetuneConfig:
 class FinetuneSettings(FinetuneConfig):
     """Fine-tuning of the model with a classification head on the same folds (genofm.finetune)."""
 
-    resources: JobResources = setting(doc="The fine-tuning job's resources.", factory=JobResources)
+    resources: JobResources = setting(doc="The fine-tuning job's resources.", factory=JobResources,
+                                      result=False)
 
 
 @dataclass
@@ -464,7 +467,28 @@ class AttributionTaskSettings(AttributionSettings):
     jaspar_collection: str = setting("CORE", "JASPAR collection the motifs are matched against (pyjaspar, "
                                              "offline).")
     jaspar_tax_group: str = setting("vertebrates", "JASPAR taxonomic group; empty: all.")
-    resources: JobResources = setting(doc="The attribution job's resources.", factory=JobResources)
+    # TF-MoDISco's own defaults; on short regions narrow them (docs/attributions.md)
+    seqlet_window: int = setting(21, "TF-MoDISco: bases whose summed contribution calls a seqlet.", minimum=2)
+    seqlet_flank: int = setting(10, "TF-MoDISco: bases added on each side of a called seqlet.", minimum=0)
+    seqlet_fdr: float = setting(0.2, "TF-MoDISco: false discovery rate of the seqlet calls against its null.",
+                                exclusiveMinimum=0, maximum=1)
+    pattern_window: int = setting(30, "TF-MoDISco: the most informative stretch a pattern is trimmed to (bases).",
+                                  minimum=6)
+    pattern_flank: int = setting(10, "TF-MoDISco: bases added on each side of a pattern's seqlets while clustering; "
+                                     "a seqlet whose pattern_window + 2 pattern_flank bases cross the region's end "
+                                     "is dropped.", minimum=0)
+    min_metacluster_seqlets: int = setting(100, "TF-MoDISco: fewest seqlets of one sign worth clustering.",
+                                           minimum=1)
+    min_pattern_seqlets: int = setting(20, "TF-MoDISco: fewest seqlets a reported pattern holds.", minimum=1)
+
+    def modisco_args(self) -> dict:
+        """These settings as modiscolite.tfmodisco.TFMoDISco's keyword arguments."""
+        return {"sliding_window_size": self.seqlet_window, "flank_size": self.seqlet_flank,
+                "target_seqlet_fdr": self.seqlet_fdr, "trim_to_window_size": self.pattern_window,
+                "initial_flank_to_add": self.pattern_flank, "min_metacluster_size": self.min_metacluster_seqlets,
+                "final_min_cluster_size": self.min_pattern_seqlets}
+    resources: JobResources = setting(doc="The attribution job's resources.", factory=JobResources,
+                                      result=False)
 
 
 @dataclass
@@ -625,7 +649,7 @@ class VariantScoringSettings(ScoringConfig):
                                    "the model's training regions, or the reference for imported models); 0: none.",
                                 minimum=0, maximum=10)
     resources: ScoringResources = setting(doc="The scoring jobs' resources (the figures run on the CPU).",
-                                          factory=ScoringResources)
+                                          factory=ScoringResources, result=False)
 
 
 @dataclass

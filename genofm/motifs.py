@@ -175,6 +175,14 @@ def discover_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, max_seqlets
     one_hot, hypothetical = np.asarray(one_hot, dtype=np.float32), np.asarray(hypothetical, dtype=np.float32)
     if one_hot.shape != hypothetical.shape or one_hot.ndim != 3 or one_hot.shape[2] != 4:
         raise GenofmInputError(f"one-hot {one_hot.shape} and hypothetical {hypothetical.shape} must both be (N, L, 4)")
+    length = one_hot.shape[1]
+    seqlet = modisco_args.get("sliding_window_size", 21) + 2 * modisco_args.get("flank_size", 10)
+    pattern = modisco_args.get("trim_to_window_size", 30) + 2 * modisco_args.get("initial_flank_to_add", 10)
+    if max(seqlet, pattern) > length:
+        raise GenofmInputError(f"regions of {length} bases are shorter than TF-MoDISco's seqlets (seqlet_window + "
+                               f"2 seqlet_flank = {seqlet}) or patterns (pattern_window + 2 pattern_flank = "
+                               f"{pattern}): narrow them in the attribution settings")
+    called = seqlets_called(one_hot, hypothetical, modisco_args)
     try:
         pos, neg = TFMoDISco(one_hot=one_hot, hypothetical_contribs=hypothetical,
                              max_seqlets_per_metacluster=max_seqlets, **modisco_args)
@@ -190,7 +198,35 @@ def discover_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, max_seqlets
         for i, p in enumerate(found or []):
             patterns.append(Pattern(f"{prefix}.pattern_{i}", sign, len(p.seqlets),
                                     np.asarray(p.contrib_scores), np.asarray(p.sequence)))
+    held = sum(p.n_seqlets for p in patterns)
+    log.info("TF-MoDISco called %d seqlets in %d regions of %d bases; its %d patterns hold %d of them", called,
+             one_hot.shape[0], length, len(patterns), held)
+    if called and held < called / 4 and 2 * pattern >= length:
+        # a seqlet is widened to its pattern plus flanks while clustering, and dropped where that
+        # crosses the region's end: on short regions most are lost this way
+        log.warning("only %d of %d seqlets ended in a pattern: a pattern with its flanks (%d bases) spans more than "
+                    "half of each region (%d), so seqlets near the regions' ends are dropped; narrower "
+                    "pattern_window / pattern_flank keep them (docs/attributions.md)", held, called, pattern, length)
     return patterns
+
+
+def seqlets_called(one_hot: np.ndarray, hypothetical: np.ndarray, modisco_args: dict) -> int:
+    """How many seqlets TF-MoDISco's first step calls, before clustering: the same call as
+    modiscolite.tfmodisco.TFMoDISco's (a sliding-window sum against its null), counted."""
+    from modiscolite.extract_seqlets import extract_seqlets
+
+    window, flank = modisco_args.get("sliding_window_size", 21), modisco_args.get("flank_size", 10)
+    try:
+        coords, _ = extract_seqlets(attribution_scores=(one_hot * hypothetical).sum(2), window_size=window, flank=flank,
+                                    suppress=int(0.5 * window) + flank,
+                                    target_fdr=modisco_args.get("target_seqlet_fdr", 0.2),
+                                    min_passing_windows_frac=modisco_args.get("min_passing_windows_frac", 0.03),
+                                    max_passing_windows_frac=modisco_args.get("max_passing_windows_frac", 0.2),
+                                    weak_threshold_for_counting_sign=modisco_args.get(
+                                        "weak_threshold_for_counting_sign", 0.8))
+    except ZeroDivisionError:  # no null to fit (see discover_patterns)
+        return 0
+    return len(coords)
 
 
 def match_patterns(patterns: list[Pattern], matcher: Matcher, n_next: int = 3,

@@ -276,6 +276,51 @@ def test_attributions_all_of_one_sign_give_no_patterns_and_say_why(caplog):
     assert "no seqlets" in caplog.text and "100% of positions negative" in caplog.text
 
 
+def test_motif_settings_wider_than_the_regions_are_refused():
+    pytest.importorskip("modiscolite")
+    from genofm.motifs import discover_patterns
+
+    one_hot = np.eye(4, dtype=np.float32)[np.zeros((10, 40), dtype=int)]
+    with pytest.raises(GenofmInputError, match=r"regions of 40 bases .*pattern_window \+ 2 pattern_flank = 50"):
+        discover_patterns(one_hot, one_hot)
+
+
+def test_short_regions_lose_seqlets_to_wide_patterns_and_say_so(caplog):
+    """Ideal attributions: a planted site's bases (a fixed 12-mer) carry the contribution, at
+    random places in 60-base regions. TF-MoDISco's default pattern width with flanks (50) drops
+    most seqlets at the regions' ends, and genofm says so; narrower settings keep them."""
+    pytest.importorskip("modiscolite")
+    from genofm.config import AttributionTaskSettings
+    from genofm.motifs import discover_patterns
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, (400, 60))
+    site = np.array([2, 3, 1, 0, 2, 1, 1, 3, 0, 2, 2, 1])
+    hypothetical = 0.02 * rng.normal(size=(400, 60, 4))
+    for row in range(400):
+        at = rng.integers(0, 60 - site.size)
+        codes[row, at:at + site.size] = site
+        hypothetical[row, at + np.arange(site.size), site] += 1.0
+    one_hot = np.eye(4, dtype=np.float32)[codes]
+    hypothetical -= hypothetical.mean(-1, keepdims=True)
+    fast = {"n_leiden_runs": 4}
+    with caplog.at_level("INFO", logger="genofm.motifs"):
+        wide = discover_patterns(one_hot, hypothetical, **AttributionTaskSettings(seqlet_window=12, seqlet_flank=4)
+                                 .modisco_args(), **fast)
+    assert "ended in a pattern" in caplog.text and "narrower pattern_window" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="genofm.motifs"):
+        narrow = discover_patterns(one_hot, hypothetical, **AttributionTaskSettings(
+            seqlet_window=12, seqlet_flank=4, pattern_window=14, pattern_flank=2).modisco_args(), **fast)
+    assert "ended in a pattern" not in caplog.text and "TF-MoDISco called" in caplog.text
+    held_wide, held_narrow = (sum(p.n_seqlets for p in found) for found in (wide, narrow))
+    print(f"seqlets in patterns: {held_wide} at the default width, {held_narrow} narrowed")
+    assert held_narrow > max(2 * held_wide, 200), (held_wide, held_narrow)
+    best = max(narrow, key=lambda p: p.n_seqlets)
+    consensus = "".join("ACGT"[i] for i in best.cwm.argmax(1))
+    assert best.sign == 1 and ("GTCAGCCTAGGC" in consensus or "GCCTAGGCTGAC" in consensus), consensus
+
+
 def test_logos_of_patterns_and_their_matches(jaspar, tmp_path):
     pytest.importorskip("logomaker")
     from genofm.motifs import Pattern, match_patterns, plot_matches

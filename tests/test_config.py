@@ -108,6 +108,20 @@ def test_result_settings_leave_out_resources_and_run_only_settings():
     assert set(model["resources"]) == {"threads", "nodes", "processes", "gpus", "mem_mb", "runtime"}
 
 
+def test_no_stage_tracks_its_job_resources():
+    """A job's threads, memory or GPUs change no result, so no rule's params (result_settings)
+    may hold them: changing them must not rerun the job."""
+    import dataclasses
+
+    from genofm import config as settings
+
+    classes = [c for c in vars(settings).values() if dataclasses.is_dataclass(c) and isinstance(c, type)]
+    with_resources = [c for c in classes if "resources" in c.__dataclass_fields__]
+    assert {c.__name__ for c in with_resources} >= {"AttributionTaskSettings", "FinetuneSettings", "EmbeddingSettings"}
+    for cls in with_resources:
+        assert "resources" not in settings.result_settings(cls, {"resources": {"threads": 3}}), cls.__name__
+
+
 def test_stage_settings_refuse_values_outside_their_choices():
     from genofm.config import EmbedConfig, TrainConfig
     from genofm.errors import GenofmInputError

@@ -4,7 +4,7 @@ model's likelihood, then TF-MoDISco motifs matched against JASPAR, with their lo
 from pathlib import Path
 
 from genofm.attribution import attribute_regions
-from genofm.config import AttributionSettings, run_settings
+from genofm.config import AttributionSettings, AttributionTaskSettings, run_settings
 from genofm.devices import torch_device
 from genofm.motifs import motif_report
 from genofm.workflow import run_script
@@ -22,7 +22,8 @@ def main(smk):
     explained = f"the {smk.wildcards.task} probe" if head_dir else "the likelihood"
     motif_report(smk.output.one_hot, smk.output.hypothetical, smk.output.motifs, smk.output.logos,
                  title=f"{smk.wildcards.task} ({smk.wildcards.model}): {settings.method} of {explained}",
-                 collection=task["jaspar_collection"], tax_group=task["jaspar_tax_group"])
+                 collection=task["jaspar_collection"], tax_group=task["jaspar_tax_group"],
+                 **AttributionTaskSettings(**task).modisco_args())
 
 
 run_script(main, snakemake)  # noqa: F821
