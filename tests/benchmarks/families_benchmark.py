@@ -2,7 +2,7 @@
 transformers loop for the same checkpoint, on this CPU in one run.
 
     python tests/benchmarks/families_benchmark.py [--variants 200] [--regions 64] [--hidden 128]
-        [--layers 4] [--window 255] [--threads 2] [--markdown docs/benchmarks/families.md]
+        [--layers 4] [--window 255] [--threads 2] [--scan-tokens 400] [--markdown docs/benchmarks/families.md]
 
 Checkpoints are built here with random weights (tools/tiny_checkpoints.py, at --hidden and
 --layers): Nucleotide Transformer (ESM, 6-mers), GPN (ConvNet, bases), a Llama causal LM over
@@ -20,7 +20,8 @@ on the genome). Variants are random SNVs of a random 40 kb genome.
   the tokenizer and the model alone, the mean of the last hidden state.
 
 Each way runs twice, alternating, and the faster pass counts (a shape's first pass builds its
-kernels). Prints, per family, variants/s and regions/s of each and the ratio genofm / loop (target >=
+kernels). Then each checkpoint alone, without padding, at batch 1, 8 and 32: milliseconds per
+region, which show how much batching can save at all on this machine. Prints, per family, variants/s and regions/s of each and the ratio genofm / loop (target >=
 1.3x); with --markdown also as a table (with the date, CPU, cores and torch version) for the docs.
 """
 
@@ -158,6 +159,30 @@ def loop_embed(checkpoint, masked: bool, regions: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def ms_per_region_by_batch(checkpoint, masked: bool, length: int, batches=(1, 8, 32)) -> list[float]:
+    """The checkpoint alone (no tokenizer, no genofm), `length` random tokens per region, no
+    padding: milliseconds per region of one forward pass at each batch size (best of 3, after one). Flat
+    figures mean the model is compute-bound per token, so batching saves only per-call overhead."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    hf = (AutoModelForMaskedLM if masked else AutoModelForCausalLM).from_pretrained(checkpoint,
+                                                                                     local_files_only=True).eval()
+    generator = torch.Generator().manual_seed(0)
+    low = min(8, hf.config.vocab_size - 1)  # past most special tokens; any real token costs the same
+    figures = []
+    for batch in batches:
+        ids = torch.randint(low, hf.config.vocab_size, (batch, length), generator=generator)
+        best = float("inf")
+        with torch.no_grad():
+            hf(input_ids=ids)  # builds the shape's kernels
+            for _ in range(3):
+                started = time.perf_counter()
+                hf(input_ids=ids)
+                best = min(best, time.perf_counter() - started)
+        figures.append(1000 * best / batch)
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", type=int, default=200)
@@ -166,13 +191,14 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--window", type=int, default=255, help="scoring window in tokens")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scan-tokens", type=int, default=400, help="region length of the batch-size scan")
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     genome = args.genome = "".join(rng.choice(list("ACGT"), 40_000))
     regions = ["".join(rng.choice(list("ACGT"), int(n))) for n in rng.integers(200, 500, args.regions)]
-    rows = []
+    rows, scans = [], []
     with tempfile.TemporaryDirectory() as tmp:
         fasta_path = Path(tmp) / "g.fa"
         fasta_path.write_text(">chr1\n" + genome + "\n")
@@ -208,12 +234,18 @@ def main() -> int:
             rows.append(row)
             print(f"{name}: variants/s genofm {row[1]}, loop {row[2]} ({row[3]}); "
                   f"regions/s genofm {row[4]}, loop {row[5]} ({row[6]})", flush=True)
+            scan = ms_per_region_by_batch(checkpoint, masked, args.scan_tokens)
+            scans.append(f"{name} {' / '.join(f'{ms:.1f}' for ms in scan)}")
+            print(f"  the checkpoint alone, ms per region of {args.scan_tokens} tokens at batch 1 / 8 / 32: "
+                  f"{' / '.join(f'{ms:.1f}' for ms in scan)}", flush=True)
     if args.markdown:
         write_markdown(args.markdown,
                        f"{args.variants} SNVs (both strands) and {args.regions} regions of 200-500 bp per family, "
                        f"random checkpoints of {args.layers} layers x {args.hidden}, {args.threads} threads.",
                        ["family", "variants/s genofm", "variants/s loop", "ratio", "regions/s genofm",
-                        "regions/s loop", "ratio"], rows)
+                        "regions/s loop", "ratio"], rows,
+                       footer=f"The checkpoint alone, milliseconds per region of {args.scan_tokens} random tokens "
+                              f"at batch 1 / 8 / 32 (no padding): {'; '.join(scans)}.")
     return 0
 
 
