@@ -480,6 +480,8 @@ class AttributionTaskSettings(AttributionSettings):
     min_metacluster_seqlets: int = setting(100, "TF-MoDISco: fewest seqlets of one sign worth clustering.",
                                            minimum=1)
     min_pattern_seqlets: int = setting(20, "TF-MoDISco: fewest seqlets a reported pattern holds.", minimum=1)
+    resources: JobResources = setting(doc="The attribution job's resources.", factory=JobResources,
+                                      result=False)
 
     def modisco_args(self) -> dict:
         """These settings as modiscolite.tfmodisco.TFMoDISco's keyword arguments."""
@@ -487,8 +489,6 @@ class AttributionTaskSettings(AttributionSettings):
                 "target_seqlet_fdr": self.seqlet_fdr, "trim_to_window_size": self.pattern_window,
                 "initial_flank_to_add": self.pattern_flank, "min_metacluster_size": self.min_metacluster_seqlets,
                 "final_min_cluster_size": self.min_pattern_seqlets}
-    resources: JobResources = setting(doc="The attribution job's resources.", factory=JobResources,
-                                      result=False)
 
 
 @dataclass

@@ -23,6 +23,7 @@ its own null.) Ranking by z instead would favour long motifs, whose null is tigh
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from dataclasses import dataclass
 
@@ -176,13 +177,14 @@ def discover_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, max_seqlets
     if one_hot.shape != hypothetical.shape or one_hot.ndim != 3 or one_hot.shape[2] != 4:
         raise GenofmInputError(f"one-hot {one_hot.shape} and hypothetical {hypothetical.shape} must both be (N, L, 4)")
     length = one_hot.shape[1]
-    seqlet = modisco_args.get("sliding_window_size", 21) + 2 * modisco_args.get("flank_size", 10)
-    pattern = modisco_args.get("trim_to_window_size", 30) + 2 * modisco_args.get("initial_flank_to_add", 10)
+    chosen = modisco_defaults() | modisco_args
+    seqlet = chosen["sliding_window_size"] + 2 * chosen["flank_size"]
+    pattern = chosen["trim_to_window_size"] + 2 * chosen["initial_flank_to_add"]
     if max(seqlet, pattern) > length:
         raise GenofmInputError(f"regions of {length} bases are shorter than TF-MoDISco's seqlets (seqlet_window + "
                                f"2 seqlet_flank = {seqlet}) or patterns (pattern_window + 2 pattern_flank = "
                                f"{pattern}): narrow them in the attribution settings")
-    called = seqlets_called(one_hot, hypothetical, modisco_args)
+    called = seqlets_called(one_hot, hypothetical, chosen)
     try:
         pos, neg = TFMoDISco(one_hot=one_hot, hypothetical_contribs=hypothetical,
                              max_seqlets_per_metacluster=max_seqlets, **modisco_args)
@@ -210,20 +212,27 @@ def discover_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, max_seqlets
     return patterns
 
 
-def seqlets_called(one_hot: np.ndarray, hypothetical: np.ndarray, modisco_args: dict) -> int:
+def modisco_defaults() -> dict:
+    """modiscolite.tfmodisco.TFMoDISco's keyword arguments and their defaults."""
+    from modiscolite.tfmodisco import TFMoDISco
+
+    return {name: p.default for name, p in inspect.signature(TFMoDISco).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def seqlets_called(one_hot: np.ndarray, hypothetical: np.ndarray, chosen: dict) -> int:
     """How many seqlets TF-MoDISco's first step calls, before clustering: the same call as
-    modiscolite.tfmodisco.TFMoDISco's (a sliding-window sum against its null), counted."""
+    modiscolite.tfmodisco.TFMoDISco's (a sliding-window sum against its null) with its
+    arguments `chosen` (all of them, defaults included), counted."""
     from modiscolite.extract_seqlets import extract_seqlets
 
-    window, flank = modisco_args.get("sliding_window_size", 21), modisco_args.get("flank_size", 10)
+    window, flank = chosen["sliding_window_size"], chosen["flank_size"]
     try:
         coords, _ = extract_seqlets(attribution_scores=(one_hot * hypothetical).sum(2), window_size=window, flank=flank,
-                                    suppress=int(0.5 * window) + flank,
-                                    target_fdr=modisco_args.get("target_seqlet_fdr", 0.2),
-                                    min_passing_windows_frac=modisco_args.get("min_passing_windows_frac", 0.03),
-                                    max_passing_windows_frac=modisco_args.get("max_passing_windows_frac", 0.2),
-                                    weak_threshold_for_counting_sign=modisco_args.get(
-                                        "weak_threshold_for_counting_sign", 0.8))
+                                    suppress=int(0.5 * window) + flank, target_fdr=chosen["target_seqlet_fdr"],
+                                    min_passing_windows_frac=chosen["min_passing_windows_frac"],
+                                    max_passing_windows_frac=chosen["max_passing_windows_frac"],
+                                    weak_threshold_for_counting_sign=chosen["weak_threshold_for_counting_sign"])
     except ZeroDivisionError:  # no null to fit (see discover_patterns)
         return 0
     return len(coords)

@@ -21,8 +21,9 @@ on the genome). Variants are random SNVs of a random 40 kb genome.
 
 Each way runs twice, alternating, and the faster pass counts (a shape's first pass builds its
 kernels). Then each checkpoint alone, without padding, at batch 1, 8 and 32: milliseconds per
-region, which show how much batching can save at all on this machine. Prints, per family, variants/s and regions/s of each and the ratio genofm / loop (target >=
-1.3x); with --markdown also as a table (with the date, CPU, cores and torch version) for the docs.
+region, which show how much batching can save at all on this machine. Prints, per family,
+variants/s and regions/s of each and the ratio genofm / loop (target >= 1.3x); with --markdown
+also as a table (with the date, CPU, cores and torch version) for the docs.
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ def loop_embed(checkpoint, masked: bool, regions: list[str]) -> float:
 
 def ms_per_region_by_batch(checkpoint, masked: bool, length: int, batches=(1, 8, 32)) -> list[float]:
     """The checkpoint alone (no tokenizer, no genofm), `length` random tokens per region, no
-    padding: milliseconds per region of one forward pass at each batch size (best of 3, after one). Flat
-    figures mean the model is compute-bound per token, so batching saves only per-call overhead."""
+    padding: milliseconds per region of one forward pass at each batch size (best of 3, after
+    one). Flat figures mean the model is compute-bound per token, so batching saves only per-call
+    overhead."""
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
     hf = (AutoModelForMaskedLM if masked else AutoModelForCausalLM).from_pretrained(checkpoint,
