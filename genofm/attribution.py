@@ -23,6 +23,8 @@ Targets (a scalar per region):
   embedding, pooled as the head was trained (layer, mean / cls / center, reverse strand
   averaged in). Classification: the log-odds log p_c / (1 - p_c) of one class; regression:
   the value.
+- `FinetuneTarget`: a saved fine-tune (model, adapters and head trained end to end), as its
+  variant effects read it: a class's log-odds or the value, both strands averaged.
 - `LikelihoodTarget`: the language model's log-likelihood of the region's tokens. Causal
   models: the exact sum of log p(x_t | x_<t). Masked models: a pseudo-log-likelihood in
   `mask_groups` passes, each masking every mask_groups-th token (sum of log p of the masked
@@ -130,6 +132,38 @@ class HeadTarget:
         weights = pooling_weights(lengths, ids.shape[1], self.pooling, self.center_tokens).to(states)
         pooled = torch.einsum("bt,btd->bd", weights, states)  # (B, D)
         return head_output(self.head, self.head.logits(pooled.double()), self.class_index)
+
+
+class FinetuneTarget:
+    """A saved fine-tune (genofm.finetuned.FinetunedHead: the model, its adapters and its head,
+    trained end to end) on the region's tokens, both strands averaged as its variant effects
+    are: a class's log-odds, or the value in the label's units."""
+
+    rc_average = True
+
+    def __init__(self, finetuned, class_name: str | None = None):
+        self.finetuned = finetuned
+        for p in finetuned.model.parameters():  # gradients only to the inputs
+            p.requires_grad_(False)
+        self.class_index = None
+        if finetuned.objective == "classification":
+            class_name = finetuned.classes[-1] if class_name is None else class_name
+            if class_name not in finetuned.classes:
+                raise GenofmInputError(f"class {class_name!r} is not one of the fine-tune's classes "
+                                       f"({', '.join(finetuned.classes)})")
+            self.class_index = finetuned.classes.index(class_name)
+        self.label = ("value" if self.class_index is None
+                      else f"log-odds of class {finetuned.classes[self.class_index]} (fine-tune)")
+
+    def __call__(self, model: DNALM, ids: torch.Tensor, embeddings: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        with embeddings_fed(model, embeddings):
+            logits = self.finetuned.model(ids).float()  # (B, C); the classifier pools and masks as in training
+        if self.class_index is None:
+            target = self.finetuned.meta["target"]
+            return logits[:, 0] * target["sd"] + target["mean"]
+        c = self.class_index
+        others = torch.cat([logits[:, :c], logits[:, c + 1:]], dim=1)
+        return logits[:, c] - torch.logsumexp(others, dim=1)
 
 
 class LikelihoodTarget:
@@ -339,16 +373,29 @@ class Attributor:
                 "token_sum": nan if token_sum is None else token_sum}
 
 
+def region_width(regions_parquet: str | Path, max_regions: int | None = None) -> int:
+    """The longest region among the first max_regions (all if None): the attributions' width."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    lengths = pc.binary_length(pq.read_table(regions_parquet, columns=["sequence"]).column("sequence"))
+    if max_regions is not None:
+        lengths = lengths.slice(0, max_regions)
+    if len(lengths) == 0:
+        raise GenofmInputError(f"{regions_parquet}: the region set is empty")
+    return int(pc.max(lengths).as_py())
+
+
 def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_one_hot: str | Path,
                       out_hypothetical: str | Path, out_index: str | Path, head_dir: str | Path | None = None,
                       settings: AttributionSettings | None = None, device: str = "cpu",
-                      max_regions: int | None = None) -> int:
+                      max_regions: int | None = None, finetune_dir: str | Path | None = None) -> int:
     """Attribute every region of a region set (the first max_regions if given) to a probe head
-    (head_dir) or, without one, to the LM's likelihood. Writes one_hot and hypothetical (n, L, 4)
+    (head_dir), a saved fine-tune of the model (finetune_dir) or, with neither, to the LM's
+    likelihood. Writes one_hot and hypothetical (n, L, 4)
     float32 .npy (L the longest region; zero-padded), chunk by chunk into memmaps, and an index
     parquet (chrom, start, end, strand, name, length, target, baseline_target, token_sum)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from .atomic import atomic_paths
@@ -356,20 +403,24 @@ def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_on
     from .loading import load_model_and_tokenizer
 
     settings = settings or AttributionSettings()
-    model, tokenizer = load_model_and_tokenizer(model_dir, device)
-    if head_dir is not None:
-        head = ProbeHead.load(head_dir)
-        head.check_compatible(model_dir, head.meta.get("embedding", {}), f"attributions of {regions_parquet}")
-        target = HeadTarget(head, settings.class_name)
+    if finetune_dir is not None:
+        from .finetuned import FinetunedHead
+
+        finetuned = FinetunedHead.load(finetune_dir, model_dir, device, where=f"attributions of {regions_parquet}")
+        model, tokenizer = finetuned.backbone, finetuned.tokenizer
+        target = FinetuneTarget(finetuned, settings.class_name)
     else:
-        target = LikelihoodTarget(settings.mask_groups)
+        model, tokenizer = load_model_and_tokenizer(model_dir, device)
+        if head_dir is not None:
+            head = ProbeHead.load(head_dir)
+            head.check_compatible(model_dir, head.meta.get("embedding", {}), f"attributions of {regions_parquet}")
+            target = HeadTarget(head, settings.class_name)
+        else:
+            target = LikelihoodTarget(settings.mask_groups)
     attributor = Attributor(model, tokenizer, target, settings, device)
     parquet = pq.ParquetFile(regions_parquet)
     n = parquet.metadata.num_rows if max_regions is None else min(max_regions, parquet.metadata.num_rows)
-    if n == 0:
-        raise GenofmInputError(f"{regions_parquet}: the region set is empty")
-    lengths = pc.binary_length(pq.read_table(regions_parquet, columns=["sequence"]).column("sequence"))
-    width = int(pc.max(lengths.slice(0, n)).as_py())
+    width = region_width(regions_parquet, n)
     columns = ["chrom", "start", "end", "strand", "name", "sequence"]
     started, done, rows = time.perf_counter(), 0, []
     with atomic_paths(out_one_hot, out_hypothetical, out_index) as (tmp_one_hot, tmp_hyp, tmp_index):

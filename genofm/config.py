@@ -300,6 +300,24 @@ class ModelGenome:
                                     factory=list)
     weight: float = setting(1.0, "Relative sampling weight of this genome among the model's genomes.",
                             exclusiveMinimum=0)
+    set_weights: dict[str, float] = setting(doc="Relative sampling weight per base of some train_sets, by name "
+                                                "(the others: 1). Windows are drawn in proportion to a set's "
+                                                "bases times its weight: upweight regulatory regions (promoter "
+                                                "windows), as species-aware DNA LMs train on them, to teach a "
+                                                "small model their motifs.", factory=dict)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.set_weights) - set(self.train_sets))
+        if unknown:
+            raise GenofmInputError(f"set_weights names {unknown}, which are not among train_sets {self.train_sets}")
+        bad = {k: v for k, v in self.set_weights.items() if not (isinstance(v, (int, float)) and v > 0)}
+        if bad:
+            raise GenofmInputError(f"set_weights must be positive numbers: {bad}")
+
+    def train_set_weights(self) -> list[float] | None:
+        """One weight per train set, in order; None when all are 1 (the default draw)."""
+        weights = [float(self.set_weights.get(name, 1.0)) for name in self.train_sets]
+        return None if all(w == 1.0 for w in weights) else weights
 
 
 @dataclass
@@ -461,8 +479,10 @@ class AttributionTaskSettings(AttributionSettings):
     logomaker, pyjaspar)."""
 
     enabled: bool = setting(False, "Run it.")
-    target: str = setting("probe", "What is explained: the task's trained probe, or the model's (pseudo-)"
-                                   "log-likelihood of each region.", choices=["probe", "likelihood"])
+    target: str = setting("probe", "What is explained: the task's trained probe, its fine-tune (model, "
+                                   "adapters and head trained end to end; needs finetune.method other than "
+                                   "none), or the model's (pseudo-)log-likelihood of each region.",
+                          choices=["probe", "finetune", "likelihood"])
     max_regions: int = setting(0, "Attribute only the first n regions of the set; 0: all.", minimum=0)
     jaspar_collection: str = setting("CORE", "JASPAR collection the motifs are matched against (pyjaspar, "
                                              "offline).")

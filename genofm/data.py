@@ -38,16 +38,29 @@ class Pool:
     starts: np.ndarray  # first body token (after <cls>) of each region, within its set
     lengths: np.ndarray
     index: pd.DataFrame  # each region's chrom, start, end, strand (row i: region i)
+    set_weights: np.ndarray | None = None  # per set: relative draws per token (None: all 1)
 
     @property
     def n_tokens(self) -> int:
         return int(self.lengths.sum())
 
+    def region_probabilities(self) -> np.ndarray:
+        """Each region's chance of being drawn: its token count times its set's weight."""
+        mass = self.lengths.astype(float)
+        if self.set_weights is not None:
+            mass = mass * self.set_weights[self.set_of_region]
+        return mass / mass.sum()
 
-def load_pool(name: str, directories: list[str | Path], min_tokens: int = 2) -> tuple[Pool, KmerTokenizer]:
-    """All regions of the given token sets; errors for empty or unusable sets."""
+
+def load_pool(name: str, directories: list[str | Path], min_tokens: int = 2,
+              set_weights: list[float] | None = None) -> tuple[Pool, KmerTokenizer]:
+    """All regions of the given token sets; errors for empty or unusable sets. `set_weights`
+    (one per set) scale how often each set's tokens are drawn."""
     if not directories:
         raise GenofmInputError(f"genome {name!r}: no token sets given")
+    if set_weights is not None and (len(set_weights) != len(directories) or min(set_weights) <= 0):
+        raise GenofmInputError(f"genome {name!r}: {len(directories)} token sets need as many positive weights, "
+                               f"got {set_weights}")
     tokens, set_ids, starts, lengths, indexes, tokenizer = [], [], [], [], [], None
     for i, directory in enumerate(directories):
         ts = load_token_set(directory)
@@ -67,7 +80,8 @@ def load_pool(name: str, directories: list[str | Path], min_tokens: int = 2) -> 
         lengths.append(body_len[keep])
         indexes.append(ts.index.loc[keep, ["chrom", "start", "end", "strand"]].assign(set=str(directory)))
     pool = Pool(name, tokens, np.concatenate(set_ids), np.concatenate(starts), np.concatenate(lengths),
-                pd.concat(indexes, ignore_index=True))
+                pd.concat(indexes, ignore_index=True),
+                None if set_weights is None else np.asarray(set_weights, dtype=float))
     if pool.n_tokens < min_tokens:
         raise GenofmInputError(f"genome {name!r}: the token sets hold only {pool.n_tokens} tokens, "
                                f"too few to train on ({', '.join(map(str, directories))})")
@@ -84,8 +98,9 @@ def draw_windows(pools: list[Pool], weights: np.ndarray, n: int, length: int,
                  rng: np.random.Generator) -> np.ndarray:
     """(n, 4) int64: each window's pool, region, first body token in the region and token count.
 
-    The genome is drawn by weight, the region in proportion to its token count, the offset
-    uniformly among the positions where the window fits (or 0 for a short region).
+    The genome is drawn by weight, the region in proportion to its token count times its set's
+    weight, the offset uniformly among the positions where the window fits (or 0 for a short
+    region).
     """
     out = np.zeros((n, 4), dtype=np.int64)
     genome = rng.choice(len(pools), size=n, p=weights / weights.sum())
@@ -93,7 +108,7 @@ def draw_windows(pools: list[Pool], weights: np.ndarray, n: int, length: int,
     for g in np.unique(genome):
         rows = np.flatnonzero(genome == g)
         pool = pools[g]
-        region = rng.choice(len(pool.lengths), size=rows.size, p=pool.lengths / pool.n_tokens)
+        region = rng.choice(len(pool.lengths), size=rows.size, p=pool.region_probabilities())
         room = np.maximum(pool.lengths[region] - body, 0)
         offset = (rng.random(rows.size) * (room + 1)).astype(np.int64)
         out[rows] = np.stack([np.full(rows.size, g), region, offset, np.minimum(pool.lengths[region], body)], 1)

@@ -35,6 +35,13 @@ class FinetunedHead:
     def classes(self) -> list[str]:
         return self.meta["classes"]
 
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The DNALM inside the fine-tune (peft's adapters, if any, injected into its layers)."""
+        from .model import DNALM
+
+        return next(m for m in self.model.modules() if isinstance(m, DNALM))
+
     @classmethod
     def load(cls, directory: str | Path, model_dir: str | Path, device="cpu", where: str = "") -> FinetunedHead:
         """The fine-tune saved in `directory` on the backbone in `model_dir`; refused when the

@@ -178,12 +178,7 @@ def discover_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, max_seqlets
         raise GenofmInputError(f"one-hot {one_hot.shape} and hypothetical {hypothetical.shape} must both be (N, L, 4)")
     length = one_hot.shape[1]
     chosen = modisco_defaults() | modisco_args
-    seqlet = chosen["sliding_window_size"] + 2 * chosen["flank_size"]
-    pattern = chosen["trim_to_window_size"] + 2 * chosen["initial_flank_to_add"]
-    if max(seqlet, pattern) > length:
-        raise GenofmInputError(f"regions of {length} bases are shorter than TF-MoDISco's seqlets (seqlet_window + "
-                               f"2 seqlet_flank = {seqlet}) or patterns (pattern_window + 2 pattern_flank = "
-                               f"{pattern}): narrow them in the attribution settings")
+    pattern = check_region_width(length, modisco_args)
     called = seqlets_called(one_hot, hypothetical, chosen)
     try:
         pos, neg = TFMoDISco(one_hot=one_hot, hypothetical_contribs=hypothetical,
@@ -210,6 +205,21 @@ def discover_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, max_seqlets
                     "half of each region (%d), so seqlets near the regions' ends are dropped; narrower "
                     "pattern_window / pattern_flank keep them (docs/attributions.md)", held, called, pattern, length)
     return patterns
+
+
+def check_region_width(length: int, modisco_args: dict, where: str = "") -> int:
+    """Refuse regions of `length` bases (the longest, as attributions are padded to it) that are
+    shorter than a seqlet or a pattern with its flanks; returns the widened pattern's width.
+    The attribute rule checks before attributing, so a misfit stops the job in seconds."""
+    chosen = modisco_defaults() | modisco_args
+    seqlet = chosen["sliding_window_size"] + 2 * chosen["flank_size"]
+    pattern = chosen["trim_to_window_size"] + 2 * chosen["initial_flank_to_add"]
+    if max(seqlet, pattern) > length:
+        raise GenofmInputError(f"{where + ': ' if where else ''}regions of {length} bases are shorter than "
+                               f"TF-MoDISco's seqlets (seqlet_window + 2 seqlet_flank = {seqlet}) or patterns "
+                               f"(pattern_window + 2 pattern_flank = {pattern}): narrow them in the attribution "
+                               "settings")
+    return pattern
 
 
 def modisco_defaults() -> dict:

@@ -48,6 +48,7 @@ class DataSpec:
     train: list[str]
     valid: list[str]
     weight: float = 1.0
+    set_weights: list[float] | None = None  # one per train set: relative draws per token (None: all 1)
     alignment: str = ""  # alignment-aware models: the genome's alignment arrays (genofm.alignment)
 
 
@@ -107,8 +108,9 @@ def fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data: list[DataS
     """What a checkpoint must match to be resumed (logging cadence may change). init_from: the
     source model's name and weights' sha256, for a run that started from another model."""
     train = result_training(train_cfg)
-    # an empty alignment is left out: checkpoints from before alignments existed still resume
-    specs = [{k: v for k, v in asdict(d).items() if k != "alignment" or v} for d in data]
+    # an empty alignment and unweighted sets are left out: checkpoints from before they existed
+    # still resume
+    specs = [{k: v for k, v in asdict(d).items() if k not in ("alignment", "set_weights") or v} for d in data]
     identity = {"model": _architecture(model_cfg), "train": train, "data": specs}
     if init_from:  # absent otherwise: runs from scratch keep their fingerprint
         identity["init_from"] = {"model": init_from["model"], "sha256": init_from["sha256"]}
@@ -295,7 +297,7 @@ def _train(run: TrainingRun) -> dict:
     if n_micro * train_cfg.micro_batch_size != train_cfg.batch_size or n_micro % dist.world:
         raise GenofmInputError(f"batch_size ({train_cfg.batch_size}) must be a multiple of micro_batch_size "
                                f"({train_cfg.micro_batch_size}) times the number of processes ({dist.world})")
-    loaded = [load_pool(d.genome, d.train) for d in data]
+    loaded = [load_pool(d.genome, d.train, set_weights=d.set_weights) for d in data]
     pools, tokenizer = [p for p, _ in loaded], loaded[0][1]
     for (_, tok), d in zip(loaded, data):
         if tok.spec != tokenizer.spec:

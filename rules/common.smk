@@ -12,12 +12,14 @@ from genofm.config import (
     EmbedConfig,
     FinetuneConfig,
     FoldConfig,
+    ModelGenome,
     ProbeConfig,
     ScoringConfig,
     TrainConfig,
     ArchitectureConfig,
     result_settings,
 )
+from genofm.errors import GenofmInputError
 from genofm.files import tokenizer_files
 
 
@@ -196,6 +198,16 @@ def multi_node_gres(model):
     return f"gpu:{gpus}" if multi_node(model) and gpus else None
 
 
+def train_set_weights(model, genome, genome_data):
+    """{"set_weights": [one per train set]} when some set is weighted; absent otherwise (so
+    models without weights keep their params)."""
+    try:
+        weights = ModelGenome(**genome_data).train_set_weights()
+    except GenofmInputError as err:
+        raise ValueError(f"models.{model}.genomes.{genome}: {err}") from None
+    return {"set_weights": weights} if weights else {}
+
+
 def pretrain_spec(model):
     """What the model depends on, as one JSON string (a tracked param)."""
     cfg = model_config(model)
@@ -212,6 +224,7 @@ def pretrain_spec(model):
             if cfg["aligned_species"]
             else {}
         )
+        | train_set_weights(model, genome, d)
         for genome, d in cfg["genomes"].items()
     ]
     architecture = result_settings(ArchitectureConfig, cfg["architecture"]) | {
@@ -462,10 +475,22 @@ def attribution_config(task):
 
 
 def attribution_head(task, name):
-    """The trained probe the attributions explain (none for the likelihood target)."""
+    """The trained probe the attributions explain (none for the other targets)."""
     return (
         probe_head(task, name) if attribution_config(task)["target"] == "probe" else []
     )
+
+
+def attribution_finetune(task):
+    """The fine-tune the attributions explain (target finetune), or no input."""
+    if attribution_config(task)["target"] != "finetune":
+        return []
+    if probe_task(task)["finetune"]["method"] == "none":
+        raise ValueError(
+            f"probes.{task}.attribution.target is finetune, but the task does not fine-tune "
+            f"(probes.{task}.finetune.method is none); set a method, or explain the probe"
+        )
+    return finetuned_model(task)
 
 
 def attribution_outputs():

@@ -141,6 +141,7 @@ rule attribute:
         regions=lambda w: regions_of(w.task),
         head_weights=lambda w: attribution_head(w.task, "head.safetensors"),
         head_meta=lambda w: attribution_head(w.task, "head.json"),
+        finetuned=lambda w: attribution_finetune(w.task),
     output:
         one_hot="results/{genome}/probes/{model}/{task}/attribution/one_hot.npy",
         hypothetical="results/{genome}/probes/{model}/{task}/attribution/hypothetical.npy",

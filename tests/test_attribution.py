@@ -286,6 +286,28 @@ def test_motif_settings_wider_than_the_regions_are_refused():
         discover_patterns(one_hot, one_hot)
 
 
+def test_region_width_checked_before_attributing():
+    """The attribute rule's check (run before the attributions): the message names the task's
+    settings and regions; narrowed settings fit the same regions."""
+    pytest.importorskip("modiscolite")
+    from genofm.motifs import check_region_width
+
+    with pytest.raises(GenofmInputError, match=r"^probes.t.attribution \(r.parquet\): regions of 45 bases"):
+        check_region_width(45, {}, where="probes.t.attribution (r.parquet)")
+    narrow = AttributionTaskSettings(seqlet_window=15, seqlet_flank=5, pattern_window=20, pattern_flank=3)
+    assert check_region_width(45, narrow.modisco_args()) == 26
+
+
+def test_attribution_settings_default_to_modiscos_own():
+    """The config's TF-MoDISco defaults are modisco-lite's, so an unset key changes nothing."""
+    pytest.importorskip("modiscolite")
+    from genofm.motifs import modisco_defaults
+
+    defaults = modisco_defaults()
+    for name, value in AttributionTaskSettings().modisco_args().items():
+        assert defaults[name] == value, name
+
+
 def test_short_regions_lose_seqlets_to_wide_patterns_and_say_so(caplog):
     """Ideal attributions: a planted site's bases (a fixed 12-mer) carry the contribution, at
     random places in 60-base regions. TF-MoDISco's default pattern width with flanks (50) drops

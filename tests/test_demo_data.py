@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -283,9 +282,7 @@ def test_regeneration_is_identical(tmp_path):
     pytest.importorskip("pyjaspar")
     from tools.demo import generate
 
-    t0 = time.perf_counter()
     generate(tmp_path, seed=7)
-    assert time.perf_counter() - t0 < 60
     for name in FILES:
         new, old = (tmp_path / name).read_bytes(), (DEMO / name).read_bytes()
         if name.endswith(".gz"):

@@ -111,3 +111,37 @@ def test_finetune_regression_head_learns_a_value(task, tmp_path):
     # applied again, in the label's units (the saved target scale undone)
     applied = FinetunedHead.load(tmp_path / "reg", model_dir).predict(sequences)
     assert np.corrcoef(applied, values)[0, 1] > 0.8 and abs(applied.mean() - values.mean()) < 0.1
+
+
+def test_attributions_of_a_finetune(task, tmp_path):
+    """A saved fine-tune (IA3 adapters + head) explained: the target is its two-strand log-odds,
+    as its variant effects read it; integrated gradients add up; GC bases raise the GC class."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from genofm.attribution import Attributor, FinetuneTarget, attribute_regions
+    from genofm.config import AttributionSettings
+
+    model_dir, sequences, labels, folds = task
+    cross_validate_finetune(model_dir, sequences, labels, folds, FinetuneConfig(method="ia3", epochs=3, lr=1e-2,
+                                                                                batch_size=8), out_dir=tmp_path / "ft")
+    head = FinetunedHead.load(tmp_path / "ft", model_dir)
+    short = [s[:90] for s in sequences[:16]]  # 30 tokens: within the context
+    out = Attributor(head.backbone, head.tokenizer, FinetuneTarget(head),
+                     AttributionSettings(steps=32)).attribute(short)
+    np.testing.assert_allclose(out["target"], head.single_output(short), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["token_sum"], out["target"] - out["baseline_target"], atol=0.02)
+    contributions = (out["one_hot"] * out["hypothetical"]).sum(2)  # (n, L) of the bases present
+    is_gc = out["one_hot"][..., 1:3].sum(2) > 0
+    assert contributions[is_gc].mean() > contributions[~is_gc].mean() + 0.01
+    with pytest.raises(GenofmInputError, match="class 'xx' is not one of the fine-tune's classes"):
+        FinetuneTarget(head, "xx")
+    # the same through the rule's function, from a region set and the saved directory
+    regions = tmp_path / "regions.parquet"
+    pq.write_table(pa.table({"chrom": ["c"] * 16, "start": [0] * 16, "end": [90] * 16, "strand": ["+"] * 16,
+                             "name": [f"r{i}" for i in range(16)], "sequence": short}), regions)
+    attribute_regions(model_dir, regions, tmp_path / "oh.npy", tmp_path / "hyp.npy", tmp_path / "index.parquet",
+                      finetune_dir=tmp_path / "ft", settings=AttributionSettings(method="input_x_gradient"))
+    index = pq.read_table(tmp_path / "index.parquet")
+    np.testing.assert_allclose(index.column("target").to_numpy(), head.single_output(short), rtol=1e-4, atol=1e-5)
+    assert index.schema.metadata[b"target"] == b"log-odds of class gc (fine-tune)"

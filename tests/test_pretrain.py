@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from conftest import REPO
+from genofm.config import ModelGenome
 from genofm.data import (IGNORE, load_pool, mask_for_mlm, reverse_complement_tokens, sample_windows,
                          unigram_entropy)
 from genofm.devices import torch_device
@@ -125,6 +126,36 @@ def test_two_genomes_sampled_by_weight(token_sets):
     from_b = (windows[:, 1:] == ttt).all(axis=1).mean()  # genome b is poly-T
     assert 0.2 < from_b < 0.3  # weight 1 of 4
     assert unigram_entropy(pools, np.array([1.0, 1.0]), KmerTokenizer(k=3)) > 0
+
+
+def test_train_sets_sampled_by_set_weight(token_sets):
+    """A set's weight scales how often its tokens are drawn, within one genome."""
+    ttt = KmerTokenizer(k=3).token_to_id["TTT"]
+    sets = [token_sets["train"], token_sets["poly_t"]]
+
+    def poly_t_fraction(set_weights):
+        pool, _ = load_pool("g", sets, set_weights=set_weights)
+        windows = sample_windows([pool], np.array([1.0]), 4000, 8, np.random.default_rng(2))
+        return (windows[:, 1:] == ttt).all(axis=1).mean(), pool
+
+    plain, pool = poly_t_fraction(None)
+    share = pool.lengths[pool.set_of_region == 1].sum() / pool.n_tokens  # poly-T's share of the tokens
+    assert abs(plain - share) < 0.03
+    weighted, _ = poly_t_fraction([1.0, 4.0])
+    assert abs(weighted - 4 * share / (4 * share + 1 - share)) < 0.03 and weighted > plain + 0.2
+    with pytest.raises(GenofmInputError, match="2 token sets need as many positive weights"):
+        load_pool("g", sets, set_weights=[1.0])
+    with pytest.raises(GenofmInputError, match="positive weights"):
+        load_pool("g", sets, set_weights=[1.0, 0.0])
+
+
+def test_set_weights_name_train_sets():
+    assert ModelGenome(train_sets=["tiles", "promoters"], set_weights={"promoters": 10}).train_set_weights() == [1.0, 10.0]
+    assert ModelGenome(train_sets=["tiles"]).train_set_weights() is None  # the default draw: params unchanged
+    with pytest.raises(GenofmInputError, match=r"names \['exons'\], which are not among train_sets"):
+        ModelGenome(train_sets=["tiles"], set_weights={"exons": 2.0})
+    with pytest.raises(GenofmInputError, match="must be positive numbers"):
+        ModelGenome(train_sets=["tiles"], set_weights={"tiles": -1})
 
 
 def test_lr_schedule():

@@ -108,6 +108,8 @@ def test_the_fingerprint_tells_runs_from_scratch_and_continued_runs_apart(genome
     train_cfg, data = TrainConfig(max_steps=24, seed=7), [DataSpec("g", ["t"], ["v"])]
     # the fingerprint of this config before init_from existed: its checkpoints still resume
     assert fingerprint(cfg, train_cfg, data) == "64ea6f84a7f3cd2c577e9d43da860b3baa6eab31ae4f69066b55a1772ff49770"
+    weighted = [DataSpec("g", ["t", "p"], ["v"], set_weights=[1.0, 10.0])]
+    assert fingerprint(cfg, train_cfg, weighted) != fingerprint(cfg, train_cfg, [DataSpec("g", ["t", "p"], ["v"])])
     continued = fingerprint(cfg, train_cfg, data, {"model": "a", "sha256": "0" * 64})
     assert continued != fingerprint(cfg, train_cfg, data)
     assert continued != fingerprint(cfg, train_cfg, data, {"model": "a", "sha256": "1" * 64})  # a retrained a

@@ -132,6 +132,30 @@ def test_a_callset_names_its_models_clearly(tmp_path, change, message):
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
+def test_attributions_of_a_finetune_are_planned_or_refused(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["probes"]["promoters"]["attribution"]["target"] = "finetune"
+    proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), "--forceall",
+                     "results/demo/probes/demo_conv/promoters/attribution/motifs.tsv", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "rule attribute:" in out and "rule finetune:" in out, out[-2000:]
+    assert "results/demo/finetune/demo_conv/promoters/model" in out
+    config["probes"]["promoter_activity"]["attribution"] = {"enabled": True, "target": "finetune"}
+    proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    assert proc.returncode != 0
+    assert ("probes.promoter_activity.attribution.target is finetune, but the task does not fine-tune"
+            in proc.stdout + proc.stderr)
+
+
+def test_set_weights_name_a_train_set(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["models"]["demo_conv"]["genomes"]["demo"]["set_weights"] = {"promoters": 10}
+    proc = snakemake(REPO, "-n", "--configfile", str(write_config(tmp_path, config)), check=False)
+    assert proc.returncode != 0
+    assert ("models.demo_conv.genomes.demo: set_weights names ['promoters'], which are not among train_sets "
+            "['pretrain_train']") in proc.stdout + proc.stderr
+
+
 def test_demo_outputs(demo_run):
     genome = demo_run / "resources/demo/genome.fa.gz"
     assert genome.exists() and Path(f"{genome}.fai").exists() and Path(f"{genome}.gzi").exists()
