@@ -403,12 +403,13 @@ def _recover_planted_motifs(tmp_path, capsys, jaspardb):
     db = jaspardb()
     ppms = [np.array([db.fetch_motif_by_id(m).counts[b] for b in ACGT], dtype=float).T for m in ("MA0139.1", "MA0079.3")]
     tokenizer = KmerTokenizer(k=1)
-    model = tiny_model(tokenizer, max_len=128, mixer="conv", conv_kernel=9)
-    linear = torch.nn.Linear(32, 1)
+    # float64: the training run's rounding, and so the model and its motifs, the same on every CPU
+    model = tiny_model(tokenizer, max_len=128, mixer="conv", conv_kernel=9).double()
+    linear = torch.nn.Linear(32, 1).double()
 
     def tensors(seqs, labels):
         ids = np.stack([np.concatenate([[CLS], tokenizer.encode(s, add_special_tokens=False)]) for s in seqs])
-        return torch.from_numpy(ids), torch.tensor(labels, dtype=torch.float32)
+        return torch.from_numpy(ids), torch.tensor(labels, dtype=torch.float64)
 
     model.train()
     optimizer = torch.optim.AdamW([*model.parameters(), *linear.parameters()], lr=5e-3)
