@@ -82,8 +82,13 @@ def head_output(head: ProbeHead, logits: torch.Tensor, class_index: int | None) 
         return logits[:, 0]
     if head.output == "logistic":  # one logit: the log-odds of the second class
         return logits[:, 0] if class_index == 1 else -logits[:, 0]
-    others = torch.cat([logits[:, :class_index], logits[:, class_index + 1:]], dim=1)
-    return logits[:, class_index] - torch.logsumexp(others, dim=1)
+    return class_log_odds(logits, class_index)
+
+
+def class_log_odds(logits: torch.Tensor, c: int) -> torch.Tensor:
+    """(B,) log p_c / (1 - p_c) from (B, C) softmax logits."""
+    others = torch.cat([logits[:, :c], logits[:, c + 1:]], dim=1)
+    return logits[:, c] - torch.logsumexp(others, dim=1)
 
 
 def pooling_weights(lengths: list[int], width: int, pooling: str, center_tokens: int) -> torch.Tensor:
@@ -161,9 +166,7 @@ class FinetuneTarget:
         if self.class_index is None:
             target = self.finetuned.meta["target"]
             return logits[:, 0] * target["sd"] + target["mean"]
-        c = self.class_index
-        others = torch.cat([logits[:, :c], logits[:, c + 1:]], dim=1)
-        return logits[:, c] - torch.logsumexp(others, dim=1)
+        return class_log_odds(logits, self.class_index)
 
 
 class LikelihoodTarget:
@@ -392,8 +395,8 @@ def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_on
                       max_regions: int | None = None, finetune_dir: str | Path | None = None) -> int:
     """Attribute every region of a region set (the first max_regions if given) to a probe head
     (head_dir), a saved fine-tune of the model (finetune_dir) or, with neither, to the LM's
-    likelihood. Writes one_hot and hypothetical (n, L, 4)
-    float32 .npy (L the longest region; zero-padded), chunk by chunk into memmaps, and an index
+    likelihood. Writes one_hot and hypothetical (n, L, 4) float32 .npy (L the longest region;
+    zero-padded), chunk by chunk into memmaps, and an index
     parquet (chrom, start, end, strand, name, length, target, baseline_target, token_sum)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
