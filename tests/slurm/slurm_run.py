@@ -30,13 +30,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(out: Path, sharded: Path) -> None:
-    """The demo config with a short pretraining and no fine-tuning: every stage, in minutes; and
+    """The demo config with a short pretraining, smaller probes and attribution, and no fine-tuning:
+    every stage, in minutes; and
     the same with the call set scored in 3 shard jobs and the region sets embedded in 2, whose
     joined files must be the one-job files of the other run."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     for model in ("demo_mlm", "demo_conv"):
         config["models"][model]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10,
                                                    metrics_every=10, log_every=10, eval_windows=32)
+    config["models"]["demo_conv"]["architecture"]["max_len"] = 320  # the 300-bp probe windows fit; scoring 3x cheaper
+    for task in ("promoters", "promoter_activity"):
+        config["probes"][task]["folds"] = 2
+    config["probes"]["promoters"]["attribution"]["max_regions"] = 40
+    config["variant_scoring"]["figure_tokens"] = 40
     config["probes"]["promoters"]["finetune"]["method"] = "none"
     config["variants"]["demo_variants"]["finetuned_heads"] = []  # no fine-tune to score with
     config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
