@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, copy_workflow, promoter_task_only, require_tool
+from conftest import REPO, cheaper_probes_and_scoring, copy_workflow, promoter_task_only, require_tool
 from genofm.regions import read_regions
 from genofm.tokens import load_token_set
 from genofm.workflow import MEASURED_OUTPUTS
@@ -376,13 +376,9 @@ def small_demo_config() -> dict:
     for model in ("demo_mlm", "demo_conv"):
         config["models"][model]["training"].update(max_steps=10, eval_every=10, checkpoint_every=10,
                                                    metrics_every=5, eval_windows=32)
-    config["models"]["demo_conv"]["architecture"]["max_len"] = 320  # the 300-bp probe windows fit; scoring 3x cheaper
-    for task in ("promoters", "promoter_activity"):
-        config["probes"][task].update(folds=2)
+    cheaper_probes_and_scoring(config)
     config["probes"]["promoters"]["finetune"]["epochs"] = 1
-    config["probes"]["promoters"]["attribution"]["max_regions"] = 40
     config["variants"]["demo_variants"]["regions"] = ["chr1:1-300000"]
-    config["variant_scoring"]["figure_tokens"] = 40
     return config
 
 

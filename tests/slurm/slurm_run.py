@@ -27,6 +27,8 @@ import yaml
 from genofm.workflow import MEASURED_OUTPUTS
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import cheaper_probes_and_scoring  # noqa: E402  (tests/)
 
 
 def write_config(out: Path, sharded: Path) -> None:
@@ -38,11 +40,7 @@ def write_config(out: Path, sharded: Path) -> None:
     for model in ("demo_mlm", "demo_conv"):
         config["models"][model]["training"].update(max_steps=30, eval_every=10, checkpoint_every=10,
                                                    metrics_every=10, log_every=10, eval_windows=32)
-    config["models"]["demo_conv"]["architecture"]["max_len"] = 320  # the 300-bp probe windows fit; scoring 3x cheaper
-    for task in ("promoters", "promoter_activity"):
-        config["probes"][task]["folds"] = 2
-    config["probes"]["promoters"]["attribution"]["max_regions"] = 40
-    config["variant_scoring"]["figure_tokens"] = 40
+    cheaper_probes_and_scoring(config)
     config["probes"]["promoters"]["finetune"]["method"] = "none"
     config["variants"]["demo_variants"]["finetuned_heads"] = []  # no fine-tune to score with
     config["variant_scoring"]["chunk_records"] = 200  # 530 records: 3 chunks
