@@ -1,4 +1,5 @@
-"""Gradient attributions of a region set, as per-base maps that motif discovery reads.
+"""Attributions of a region set (gradients or saturation mutagenesis), as per-base maps that
+motif discovery reads.
 
 The model reads k-mer tokens, not one-hot bases, so the per-base map is built in the token
 embedding space. With g_t the gradient of the target with respect to token t's input
@@ -10,6 +11,11 @@ embedding, every single-base substitution is scored by its first-order effect
 gradient on one-hot bases (the embedding layer is a linear map of the one-hot base). The four
 effects of a position, mean-centred, are its hypothetical contributions (TF-MoDISco's input);
 the contribution of the base present is its channel of them.
+
+ISM (in-silico saturation mutagenesis) needs no gradient: effect(p, b) is the exact change of
+the target when base p becomes b, each substituted sequence tokenized and run (3L + 1 forward
+passes per region and strand). It is what the gradients approximate, and the way out when a
+model's gradients do not show what it reads (a fine-tuned deep model's can point elsewhere).
 
 Two gradients: input x gradient (the gradient at the input) and integrated gradients (the
 gradient averaged along the straight path from a baseline to the input embeddings, by
@@ -324,9 +330,43 @@ class Attributor:
             base_value = self.target(self.model, ids, baseline, lengths).detach()
         return grad, value, base_value, x - baseline
 
+    @torch.no_grad()
+    def target_of(self, sequences: list[str], names: list[str]) -> np.ndarray:
+        """The target of each sequence, (n,), run in batches of batch_regions x 16."""
+        out, batch = [], self.settings.batch_regions * 16
+        for lo in range(0, len(sequences), batch):
+            ids_flat, offsets = self.tokenizer.encode_batch(sequences[lo:lo + batch], names[lo:lo + batch],
+                                                            add_special_tokens=False, dtype=np.int64)
+            bodies = [ids_flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+            ids = self.batch_ids(bodies)
+            out.append(self.target(self.model, ids, self.model.embed(ids), [b.size for b in bodies]).float().cpu())
+        return torch.cat(out).numpy()
+
+    def saturation_maps(self, sequences: list[str], names: list[str]):
+        """ISM of one strand: (L_i, 4) exact effects in code order A T C G (0 for the base present
+        and at N), and f(x) per region."""
+        maps, values = [], []
+        for sequence, name in zip(sequences, names):
+            codes = base_codes(sequence, name)
+            where = np.flatnonzero(codes < 4)
+            mutants = [sequence] + [sequence[:p] + base + sequence[p + 1:] for p in where for base in "ATCG"
+                                    if _BYTE_TO_CODE[ord(base)] != codes[p]]
+            effects = self.target_of(mutants, [name] * len(mutants))
+            per_base = np.zeros((codes.size, 4))
+            others = np.ones((where.size, 4), dtype=bool)
+            others[np.arange(where.size), codes[where]] = False  # the base present: no change
+            rows = per_base[where]
+            rows[others] = effects[1:] - effects[0]
+            per_base[where] = rows
+            maps.append(per_base)
+            values.append(effects[0])
+        return maps, np.array(values), None, None
+
     def strand_maps(self, sequences: list[str], names: list[str]):
         """Per-base substitution effects of one strand: list of (L_i, 4) in code order A T C G,
         and f(x), f(baseline), token-attribution sums per region."""
+        if self.settings.method == "ism":
+            return self.saturation_maps(sequences, names)
         codes = [base_codes(s, n) for s, n in zip(sequences, names)]
         ids_flat, offsets = self.tokenizer.encode_batch(sequences, names, add_special_tokens=False, dtype=np.int64)
         bodies = [ids_flat[offsets[i]:offsets[i + 1]] for i in range(len(sequences))]
@@ -376,14 +416,30 @@ class Attributor:
                 "token_sum": nan if token_sum is None else token_sum}
 
 
-def region_width(regions_parquet: str | Path, max_regions: int | None = None) -> int:
-    """The longest region among the first max_regions (all if None): the attributions' width."""
+def selected_rows(regions_parquet: str | Path, max_regions: int | None = None, label: str | None = None) -> np.ndarray:
+    """Row numbers of the regions to attribute: those with `label` (all if None), the first
+    max_regions of them (all if None)."""
+    import pyarrow.parquet as pq
+
+    if label is None:
+        rows = np.arange(pq.ParquetFile(regions_parquet).metadata.num_rows)
+    else:
+        labels = pq.read_table(regions_parquet, columns=["label"]).column("label").to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(labels == label)
+        if rows.size == 0:
+            present = sorted({str(v) for v in labels if v is not None})[:10]
+            raise GenofmInputError(f"{regions_parquet}: no region has label {label!r} (labels: "
+                                   f"{', '.join(present) or 'none'})")
+    return rows if max_regions is None else rows[:max_regions]
+
+
+def region_width(regions_parquet: str | Path, max_regions: int | None = None, label: str | None = None) -> int:
+    """The longest region among those attributed (selected_rows): the attributions' width."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     lengths = pc.binary_length(pq.read_table(regions_parquet, columns=["sequence"]).column("sequence"))
-    if max_regions is not None:
-        lengths = lengths.slice(0, max_regions)
+    lengths = lengths.take(selected_rows(regions_parquet, max_regions, label))
     if len(lengths) == 0:
         raise GenofmInputError(f"{regions_parquet}: the region set is empty")
     return int(pc.max(lengths).as_py())
@@ -392,8 +448,10 @@ def region_width(regions_parquet: str | Path, max_regions: int | None = None) ->
 def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_one_hot: str | Path,
                       out_hypothetical: str | Path, out_index: str | Path, head_dir: str | Path | None = None,
                       settings: AttributionSettings | None = None, device: str = "cpu",
-                      max_regions: int | None = None, finetune_dir: str | Path | None = None) -> int:
-    """Attribute every region of a region set (the first max_regions if given) to a probe head
+                      max_regions: int | None = None, finetune_dir: str | Path | None = None,
+                      label: str | None = None) -> int:
+    """Attribute every region of a region set (those with `label` if given, the first
+    max_regions of them if given) to a probe head
     (head_dir), a saved fine-tune of the model (finetune_dir) or, with neither, to the LM's
     likelihood. Writes one_hot and hypothetical (n, L, 4) float32 .npy (L the longest region;
     zero-padded), chunk by chunk into memmaps, and an index
@@ -422,14 +480,20 @@ def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_on
             target = LikelihoodTarget(settings.mask_groups)
     attributor = Attributor(model, tokenizer, target, settings, device)
     parquet = pq.ParquetFile(regions_parquet)
-    n = parquet.metadata.num_rows if max_regions is None else min(max_regions, parquet.metadata.num_rows)
-    width = region_width(regions_parquet, n)
+    rows_wanted = selected_rows(regions_parquet, max_regions, label)
+    n = rows_wanted.size
+    width = region_width(regions_parquet, max_regions, label)
     columns = ["chrom", "start", "end", "strand", "name", "sequence"]
     started, done, rows = time.perf_counter(), 0, []
+    logged = started
     with atomic_paths(out_one_hot, out_hypothetical, out_index) as (tmp_one_hot, tmp_hyp, tmp_index):
         one_hot = np.lib.format.open_memmap(tmp_one_hot, mode="w+", dtype=np.float32, shape=(n, width, 4))
         hypothetical = np.lib.format.open_memmap(tmp_hyp, mode="w+", dtype=np.float32, shape=(n, width, 4))
+        first_row = 0
         for chunk in parquet.iter_batches(batch_size=settings.chunk_regions, columns=columns):
+            keep = rows_wanted[(rows_wanted >= first_row) & (rows_wanted < first_row + chunk.num_rows)] - first_row
+            first_row += chunk.num_rows
+            chunk = chunk.take(keep)
             table = chunk.to_pydict()
             for lo in range(0, chunk.num_rows, settings.batch_regions):
                 if done >= n:
@@ -446,8 +510,11 @@ def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_on
                                    "baseline_target": float(out["baseline_target"][j]),
                                    "token_sum": float(out["token_sum"][j])})
                 done += hi - lo
-            rate = done / (time.perf_counter() - started)
-            log.info("attributed %d/%d regions (%.1f regions/s, ETA %.0f s)", done, n, rate, (n - done) / rate)
+                if time.perf_counter() - logged > 30 or done == n:  # progress lines, at most twice a minute
+                    logged = time.perf_counter()
+                    rate = done / (logged - started)
+                    log.info("attributed %d/%d regions (%.1f regions/s, ETA %.0f s)", done, n, rate,
+                             (n - done) / rate)
             if done >= n:
                 break
         one_hot.flush()

@@ -138,15 +138,30 @@ class AlignmentSettings:
 
 
 @dataclass
+class LabelTableSettings:
+    """Labels from a table keyed by region name (in a probe task: in place of the region set's
+    own): a TSV with a header, the region names in column `name`. Every region of the set needs a
+    row; rows naming no region are counted in the log."""
+
+    tsv: str = setting("", "Path of the TSV; empty: the region set's labels.")
+    column: str = setting("value", "Header of the column holding the label.")
+
+
+@dataclass
 class RegionSet:
     """One region set. `type` chooses the source: a BED file, features of the genome's annotation,
-    or a tiling of the whole genome. Keys that do not apply to the type are ignored."""
+    a tiling of the whole genome, or the records of a FASTA file (a designed library, e.g. an MPRA's
+    oligos: sequences not taken from the genome). Keys that do not apply to the type are ignored."""
 
     type: str = setting("tiling", "Where the regions come from.", required=True,
-                        choices=["bed", "annotation", "tiling"])
+                        choices=["bed", "annotation", "tiling", "fasta"])
     bed: str = setting("", "type bed: path of the BED file (3 to 6+ columns, 0-based half-open).")
     label_column: int | None = setting(None, "type bed: 1-based column holding each region's label (e.g. 7); "
                                              "null for none.", minimum=4)
+    fasta: str = setting("", "type fasta: path of the FASTA file (plain or gzip); each record is one region "
+                             "(named by the header's first word, kept in file order; bases A C G T N only).")
+    labels: LabelTableSettings = setting(doc="type fasta: each record's label from a table keyed by record name "
+                                             "(tsv, column); empty tsv: no labels.", factory=LabelTableSettings)
     label: str | None = setting(None, "One label given to every region of the set (for probes); null for none.")
     feature: str = setting("promoter", "type annotation: which feature to take.",
                            choices=["promoter", "exon", "cds", "intron", "intergenic", "gene", "five_prime_utr",
@@ -455,10 +470,14 @@ class AttributionSettings:
     turned into the first-order effect of every single-base substitution."""
 
     method: str = setting("integrated_gradients", "integrated_gradients (along a path from a uniform-base "
-                                                  "baseline) or input_x_gradient.",
-                          choices=["integrated_gradients", "input_x_gradient"])
+                                                  "baseline), input_x_gradient, or ism: in-silico saturation "
+                                                  "mutagenesis, the exact effect of every single-base "
+                                                  "substitution (3L + 1 forward passes per region and strand; "
+                                                  "for a model whose gradients do not show what it reads).",
+                          choices=["integrated_gradients", "input_x_gradient", "ism"])
     steps: int = setting(16, "integrated_gradients: points on the path (Gauss-Legendre).", minimum=1)
-    batch_regions: int = setting(32, "Regions per backward pass.", minimum=1, result=False)
+    batch_regions: int = setting(32, "Regions per backward pass (ism: sequences per forward pass are "
+                                     "batch_regions x 16).", minimum=1, result=False)
     chunk_regions: int = setting(1024, "Regions read, attributed and written at a time (bounds memory).",
                                  minimum=1, result=False)
     class_name: str | None = setting(None, "A two-class or multi-class probe: the class whose log-odds is "
@@ -483,7 +502,11 @@ class AttributionTaskSettings(AttributionSettings):
                                    "adapters and head trained end to end; needs finetune.method other than "
                                    "none), or the model's (pseudo-)log-likelihood of each region.",
                           choices=["probe", "finetune", "likelihood"])
-    max_regions: int = setting(0, "Attribute only the first n regions of the set; 0: all.", minimum=0)
+    label: str | None = setting(None, "Attribute only the regions with this label in the region set (its "
+                                      "own labels, not a task's labels table; e.g. a library's active class: "
+                                      "motifs are sought where the signal is); null: all.")
+    max_regions: int = setting(0, "Attribute only the first n regions of the set (of those with `label`); 0: "
+                                  "all.", minimum=0)
     jaspar_collection: str = setting("CORE", "JASPAR collection the motifs are matched against (pyjaspar, "
                                              "offline).")
     jaspar_tax_group: str = setting("vertebrates", "JASPAR taxonomic group; empty: all.")
@@ -509,16 +532,6 @@ class AttributionTaskSettings(AttributionSettings):
                 "target_seqlet_fdr": self.seqlet_fdr, "trim_to_window_size": self.pattern_window,
                 "initial_flank_to_add": self.pattern_flank, "min_metacluster_size": self.min_metacluster_seqlets,
                 "final_min_cluster_size": self.min_pattern_seqlets}
-
-
-@dataclass
-class LabelTableSettings:
-    """Labels from a table keyed by region name, in place of the region set's own: a TSV with a
-    header, the region names in column `name`. Every region of the set needs a row; rows naming
-    no region are counted in the log."""
-
-    tsv: str = setting("", "Path of the TSV; empty: the region set's labels.")
-    column: str = setting("value", "Header of the column holding the label.")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import pandas as pd
 from .config import ProbeConfig
 from .errors import GenofmInputError
 from .heads import ProbeHead
+from .regions import labels_from_table  # noqa: F401 (the probe and fine-tune scripts read labels from here)
 from .sequence import base_code_table
 
 log = logging.getLogger(__name__)
@@ -57,32 +58,6 @@ def check_labels(labels: pd.Series, source: str, objective: str = "classificatio
         raise GenofmInputError(f"{source}: the labels are {classes.size} distinct numbers for {len(values)} regions, "
                                "which look like measurements, not classes: set the task's objective: regression")
     return values
-
-
-def labels_from_table(names: pd.Series, tsv: str, column: str, source: str) -> pd.Series:
-    """The label of each named region from a TSV keyed by region name (column `name`)."""
-    table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
-    for wanted in ("name", column):
-        if wanted not in table:
-            raise GenofmInputError(f"{tsv}: no column {wanted!r} (the header has {', '.join(table.columns)}); the "
-                                   "labels table needs the region names in 'name' and the labels in labels.column")
-    repeated = table["name"].duplicated(keep=False)
-    if repeated.any():
-        lines = (np.flatnonzero(repeated.to_numpy())[:2] + 2).tolist()
-        raise GenofmInputError(f"{tsv}: the region name {table['name'][repeated].iloc[0]!r} has several rows "
-                               f"(lines {lines[0]} and {lines[1]})")
-    if names.duplicated().any():
-        raise GenofmInputError(f"{source}: the region name {names[names.duplicated()].iloc[0]!r} is used twice: "
-                               "labels keyed by name need unique names")
-    values = table.set_index("name")[column].replace("", np.nan)
-    missing = ~names.isin(values.index)
-    if missing.any():
-        raise GenofmInputError(f"{tsv}: {int(missing.sum())} region(s) of {source} have no row, the first "
-                               f"{names[missing].iloc[0]!r}")
-    unused = int((~values.index.isin(names)).sum())
-    if unused:
-        log.info("%s: %d row(s) name no region of %s and are not used", tsv, unused, source)
-    return pd.Series(values.loc[names.to_numpy()].to_numpy(), index=names.index, name="label")
 
 
 def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:

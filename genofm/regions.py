@@ -1,5 +1,6 @@
 """Region sets: intervals from BED files, annotation features or a genome tiling, with their
-sequences, written as parquet (chrom, start, end, strand, name, label, sequence).
+sequences, or the records of a FASTA file (a designed library: each record its own sequence),
+written as parquet (chrom, start, end, strand, name, label, sequence).
 
 Coordinates are 0-based half-open. Sequences on the '-' strand are reverse-complemented
 (case kept), which is what `bedtools getfasta -s` gives; '.' means unstranded (forward).
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 import pysam
 
 from .atomic import atomic_path
-from .config import RegionSet
+from .config import LabelTableSettings, RegionSet
 from .errors import GenofmInputError, dataclass_from_dict
 from .files import open_text
 from .sequence import reverse_complement
@@ -92,6 +93,81 @@ def _open_text(path: Path):
         return open_text(path)
     except OSError as err:
         raise GenofmInputError(f"cannot read {path}: {err.strerror}") from err
+
+
+# --- FASTA libraries ----------------------------------------------------------------------
+
+def read_fasta_records(path: str | Path) -> Iterator[tuple[str, str, int]]:
+    """(name, sequence, line of the header) of each record; the name is the header's first word.
+    Only A C G T N (either case) are allowed: a library is a designed set, so anything else is
+    an error naming the record and line, never a silent N."""
+    path = Path(path)
+    name, parts, header_line = None, [], 0
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\r\n")
+            if line.startswith(">"):
+                if name is not None:
+                    yield name, "".join(parts), header_line
+                name, parts, header_line = (line[1:].split() or [""])[0], [], number
+                if not name:
+                    raise GenofmInputError(f"{path}, line {number}: a FASTA header without a name")
+            elif line.strip():
+                if name is None:
+                    raise GenofmInputError(f"{path}, line {number}: sequence before the first '>' header "
+                                           "(not a FASTA file?)")
+                bad = set(line.strip().upper()) - set("ACGTN")
+                if bad:
+                    raise GenofmInputError(f"{path}, line {number} (record {name!r}): characters "
+                                           f"{''.join(sorted(bad))!r} are not bases A C G T N")
+                parts.append(line.strip())
+    if name is not None:
+        yield name, "".join(parts), header_line
+
+
+def labels_from_table(names: pd.Series, tsv: str, column: str, source: str) -> pd.Series:
+    """The label of each named region from a TSV keyed by region name (column `name`)."""
+    table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    for wanted in ("name", column):
+        if wanted not in table:
+            raise GenofmInputError(f"{tsv}: no column {wanted!r} (the header has {', '.join(table.columns)}); the "
+                                   "labels table needs the region names in 'name' and the labels in labels.column")
+    repeated = table["name"].duplicated(keep=False)
+    if repeated.any():
+        lines = (np.flatnonzero(repeated.to_numpy())[:2] + 2).tolist()
+        raise GenofmInputError(f"{tsv}: the region name {table['name'][repeated].iloc[0]!r} has several rows "
+                               f"(lines {lines[0]} and {lines[1]})")
+    if names.duplicated().any():
+        raise GenofmInputError(f"{source}: the region name {names[names.duplicated()].iloc[0]!r} is used twice: "
+                               "labels keyed by name need unique names")
+    values = table.set_index("name")[column].replace("", np.nan)
+    missing = ~names.isin(values.index)
+    if missing.any():
+        raise GenofmInputError(f"{tsv}: {int(missing.sum())} region(s) of {source} have no row, the first "
+                               f"{names[missing].iloc[0]!r}")
+    unused = int((~values.index.isin(names)).sum())
+    if unused:
+        log.info("%s: %d row(s) name no region of %s and are not used", tsv, unused, source)
+    return pd.Series(values.loc[names.to_numpy()].to_numpy(), index=names.index, name="label")
+
+
+def regions_from_fasta(path: str | Path, labels: str = "", label_field: str = "value",
+                       set_name: str = "") -> pd.DataFrame:
+    """One region per FASTA record, in file order: chrom and name are the record's name, start 0,
+    end its length, strand +, the sequence as written; labels from the table (labels_from_table)
+    if given."""
+    rows, seen = [], {}
+    for name, sequence, line in read_fasta_records(path):
+        if name in seen:
+            raise GenofmInputError(f"{path}, line {line}: record {name!r} appears twice (first at line {seen[name]})")
+        if not sequence:
+            raise GenofmInputError(f"{path}, line {line}: record {name!r} has no sequence")
+        seen[name] = line
+        rows.append((name, 0, len(sequence), "+", name, None, sequence))
+    df = pd.DataFrame(rows, columns=REGION_COLUMNS)
+    if labels and len(df):
+        df["label"] = labels_from_table(df["name"], labels, label_field, f"region set {set_name!r} ({path})")
+    return df
 
 
 # --- annotation ---------------------------------------------------------------------------
@@ -292,7 +368,8 @@ def write_regions(df: pd.DataFrame, fasta: str | Path, out: str | Path, set_name
                 chunk = df.iloc[lo:lo + max(1, fits)]
                 lo += len(chunk)
                 table = pd.DataFrame({c: chunk[c] for c in REGION_COLUMNS[:6]})
-                table["sequence"] = list(iter_sequences(chunk, fasta))
+                table["sequence"] = (chunk["sequence"].tolist() if "sequence" in chunk  # a FASTA library's own
+                                     else list(iter_sequences(chunk, fasta)))
                 table["label"] = table["label"].astype(object).where(table["label"].notna(), None)
                 writer.write_table(pa.Table.from_pandas(table, schema=REGION_SCHEMA, preserve_index=False))
     return len(df)
@@ -308,7 +385,8 @@ def read_regions(path: str | Path, columns: list[str] | None = None) -> pd.DataF
 def build_region_set(spec: dict | RegionSet, fasta: str | Path, annotation: str | Path | None = None,
                      annotation_format: str = "auto", set_name: str = "",
                      rename: dict[str, str] | None = None) -> pd.DataFrame:
-    """The regions (no sequences yet) of one configured region set (genofm.config.RegionSet).
+    """The regions (no sequences yet, but for a FASTA library) of one configured region set
+    (genofm.config.RegionSet).
     `rename` is the genome's contig renaming, applied to the annotation's contigs too."""
     s = spec if isinstance(spec, RegionSet) else dataclass_from_dict(RegionSet, spec, f"region set {set_name!r}")
     lengths = contig_lengths(fasta)
@@ -330,6 +408,18 @@ def build_region_set(spec: dict | RegionSet, fasta: str | Path, annotation: str 
         if short.any():
             log.info("region set %s: %d feature(s) shorter than min_length left out", set_name, int(short.sum()))
             df = df[~short]
+    elif s.type == "fasta":
+        if not s.fasta:
+            raise GenofmInputError(f"region set {set_name!r}: type fasta needs a 'fasta' path")
+        labels = (dataclass_from_dict(LabelTableSettings, s.labels, f"region set {set_name!r} labels")
+                  if isinstance(s.labels, dict) else s.labels)
+        df = regions_from_fasta(s.fasta, labels.tsv, labels.column, set_name)
+        if s.label is not None:
+            df["label"] = s.label
+        if df.empty:
+            raise GenofmInputError(f"region set {set_name!r} is empty: {s.fasta} holds no FASTA record")
+        log.info("region set %s: %d sequences of %s, %d bp", set_name, len(df), s.fasta, int(df["end"].sum()))
+        return df  # the library's own order
     elif s.type == "tiling":
         df = tile_genome(fasta, s.window, s.stride, s.max_n_fraction, s.contigs, s.block, s.held_out_every,
                          s.blocks)

@@ -94,7 +94,8 @@ def region_set(genome, name):
 
 
 def region_set_inputs(wildcards):
-    """FASTA always; the annotation for annotation sets; the BED file for BED sets."""
+    """The genome's FASTA always; the annotation for annotation sets; the BED file for BED
+    sets; the library's FASTA and labels for FASTA sets."""
     spec = region_set(wildcards.genome, wildcards.set)
     inputs = {"fasta": rules.download_reference.output.fasta}
     if spec["type"] == "annotation":
@@ -106,6 +107,10 @@ def region_set_inputs(wildcards):
         inputs["annotation"] = annotation_path(wildcards.genome)
     elif spec["type"] == "bed":
         inputs["bed"] = spec["bed"]
+    elif spec["type"] == "fasta":
+        inputs["library"] = spec["fasta"]
+        if spec["labels"]["tsv"]:
+            inputs["labels"] = spec["labels"]["tsv"]
     return inputs
 
 

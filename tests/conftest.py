@@ -40,10 +40,20 @@ def copy_workflow(workdir: Path, keep_existing: bool = False) -> Path:
     return Path(workdir)
 
 
+def without_library(config: dict) -> dict:
+    """The demo config without its oligo-library task and region set (a full fine-tune on 10,000
+    oligos and saturation mutagenesis: minutes; test_workflow runs it on a cut library)."""
+    config["probes"].pop("library", None)
+    config["genomes"]["demo"]["region_sets"].pop("library", None)
+    return config
+
+
 def cheaper_probes_and_scoring(config: dict) -> dict:
     """The demo config's probes, attribution and scoring made cheap, for runs that check every
-    stage, not what it learns: demo_conv's context cut to 320 bases (the 300-bp probe windows
-    fit; scoring 3x cheaper), 2 folds, 40 windows attributed, a figure of 40 tokens."""
+    stage, not what it learns: no oligo library (without_library), demo_conv's context cut to
+    320 bases (the 300-bp probe windows fit; scoring 3x cheaper), 2 folds, 40 windows
+    attributed, a figure of 40 tokens."""
+    without_library(config)
     config["models"]["demo_conv"]["architecture"]["max_len"] = 320
     for task in ("promoters", "promoter_activity"):
         config["probes"][task]["folds"] = 2

@@ -86,6 +86,24 @@ def test_first_order_effect_equals_substitution_for_a_linear_target(k, overlappi
     assert out["one_hot"][0].sum() == known.sum()
 
 
+@pytest.mark.parametrize("k,overlapping", [(6, True), (1, False)])
+def test_ism_is_the_exact_substitution_effect_of_a_nonlinear_target(k, overlapping):
+    """Saturation mutagenesis: each substitution's own change of a probe head's log-odds (a
+    nonlinear target, which no gradient gives exactly), re-tokenized, N left at zero."""
+    tokenizer = KmerTokenizer(k=k, overlapping=overlapping)
+    model = tiny_model(tokenizer)
+    target = HeadTarget(random_head(hidden=8))
+    seq = "ACGTTGCAAGCTAGGCTTANNACGTACGATCGATTGCAGTA"
+    out = Attributor(model, tokenizer, target, AttributionSettings(method="ism", batch_regions=1)).attribute([seq])
+    exact = exact_substitution_effects(model, tokenizer, target, seq)
+    known = np.array([b != "N" for b in seq])
+    np.testing.assert_allclose(out["hypothetical"][0], np.where(known[:, None], exact - exact.mean(1, keepdims=True),
+                                                                0), atol=1e-5)
+    gradient = Attributor(model, tokenizer, target, AttributionSettings(method="input_x_gradient")).attribute([seq])
+    assert np.abs(gradient["hypothetical"][0] - out["hypothetical"][0]).max() > 1e-3  # not first-order
+    assert np.isnan(out["baseline_target"]).all() and np.isfinite(out["target"]).all()
+
+
 def test_k1_is_input_times_gradient_on_one_hot_bases():
     tokenizer = KmerTokenizer(k=1)
     model = tiny_model(tokenizer)
@@ -194,7 +212,7 @@ def test_errors_name_the_region():
         attributor.attribute(["ACGTXACGT"], ["chr1:5-14"])
     with pytest.raises(GenofmInputError, match="class 'maybe'"):
         HeadTarget(random_head(), "maybe")
-    with pytest.raises(GenofmInputError, match="method must be one of integrated_gradients, input_x_gradient, not .saliency."):
+    with pytest.raises(GenofmInputError, match="method must be one of integrated_gradients, input_x_gradient, ism, not .saliency."):
         AttributionSettings(method="saliency")
     with pytest.raises(GenofmInputError, match="tokens, but its bases make"):
         substitution_slots(tokenizer, np.arange(3), base_codes("ACGTACGTACGTACGT", "r1"), "r1")

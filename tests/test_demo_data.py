@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo"
 FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "promoter_activity.bed", "variants.vcf",
-         "motifs.tsv", "README.md")
+         "motifs.tsv", "library.fa.gz", "library_labels.tsv.gz", "README.md")
 STOPS = {"TAA", "TAG", "TGA"}
 COMP = str.maketrans("ACGTacgtN", "TGCAtgcaN")
 
@@ -107,7 +107,7 @@ def gene_loci(gtf: list[dict]) -> list[tuple[str, int, int]]:
 
 def test_files_present_and_small():
     sizes = {name: (DEMO / name).stat().st_size for name in FILES}
-    assert sum(sizes.values()) < 1_200_000, sizes  # mostly the GTF of 323 genes
+    assert sum(sizes.values()) < 1_800_000, sizes  # mostly the GTF of 323 genes and the oligo library
 
 
 def test_genome_is_plain_gzip_fasta(genome):
@@ -307,3 +307,39 @@ def test_promoter_activity_follows_the_planted_sites():
     assert residual.min() > -1.0, "noise of sd 0.25 never goes below -4 sd"
     assert (residual > 0.45).sum() > 10, "activator pairs add synergy on top of the sites' weights"
     assert activity["activity"].std() > 1.0
+
+
+def test_library_halves_differ_in_their_motifs_not_their_composition():
+    """The oligo library: 10,000 oligos of 100 bp, labels alternating sites / shuffled; each
+    listed site of a `sites` oligo scores high for its JASPAR matrix, its shuffled counterpart
+    low; GC and CpG counts tell the halves apart no better than chance."""
+    import numpy as np
+    import pandas as pd
+
+    pyjaspar = pytest.importorskip("pyjaspar")
+    with gzip.open(DEMO / "library.fa.gz", "rt") as fh:
+        records = [r.split("\n", 1) for r in fh.read().split(">")[1:]]
+    seqs = {name: body.replace("\n", "") for name, body in records}
+    labels = pd.read_csv(DEMO / "library_labels.tsv.gz", sep="\t")
+    assert list(labels["name"]) == list(seqs) and len(seqs) == 10_000
+    assert {len(s) for s in seqs.values()} == {100} and set("".join(seqs.values())) <= set("ACGT")
+    assert labels["label"].tolist() == ["sites", "shuffled"] * 5000
+    ids = pd.read_csv(DEMO / "motifs.tsv", sep="\t").groupby("motif_name")["motif_id"].first()
+    db = pyjaspar.jaspardb()
+    log_odds = {}
+    for name, motif_id in ids.items():
+        counts = np.array([db.fetch_motif_by_id(motif_id).counts[b] for b in "ACGT"], dtype=float).T + 0.5
+        log_odds[name] = np.log2(counts / counts.sum(1, keepdims=True) / 0.25)
+    scores = {"sites": [], "shuffled": []}
+    for name, label, sites in labels[["name", "label", "sites"]].itertuples(index=False):
+        for site in sites.split(","):
+            motif, start, strand = site.split(":")
+            matrix = log_odds[motif]
+            word = seqs[name][int(start):int(start) + len(matrix)]
+            word = revcomp(word) if strand == "-" else word
+            scores[label].append(sum(matrix[i, "ACGT".index(b)] for i, b in enumerate(word)))
+    assert np.mean(scores["sites"]) > np.mean(scores["shuffled"]) + 8, {k: np.mean(v) for k, v in scores.items()}
+    is_sites = labels["label"].eq("sites").to_numpy()
+    for feature in (lambda s: s.count("G") + s.count("C"), lambda s: s.count("CG")):
+        values = [feature(seqs[n]) for n in labels["name"]]
+        assert 0.45 < roc_auc_score(is_sites, values) < 0.55

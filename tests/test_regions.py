@@ -272,3 +272,48 @@ def test_malformed_gtf_lines(tmp_path, line, message):
     gtf.write_text('a\tt\texon\t1\t5\t.\t+\t.\tgene_id "g"; transcript_id "t";\n' + line + "\n")
     with pytest.raises(GenofmInputError, match=r"bad\.gtf, " + message):
         read_annotation(gtf)
+
+
+def test_fasta_library_records_are_regions_in_file_order(tmp_path):
+    """A designed library (an MPRA's oligos): each record is a region with its own sequence and
+    the label its name has in the labels table; file order is kept; gzip is read too."""
+    import gzip
+
+    genome = write_fasta(tmp_path / "g.fa", {"a": "ACGT" * 10})
+    library = tmp_path / "lib.fa.gz"
+    with gzip.open(library, "wt") as handle:
+        handle.write(">z_oligo first design\nACGTAC\ngtNN\n>a_oligo\nTTTT\n")
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tactivity\tnote\na_oligo\t-0.5\tx\nz_oligo\t1.25\ty\n")
+    regions = build_region_set({"type": "fasta", "fasta": str(library), "labels": {"tsv": str(labels),
+                                "column": "activity"}}, genome, set_name="lib")
+    write_regions(regions, genome, tmp_path / "lib.parquet")
+    written = read_regions(tmp_path / "lib.parquet")
+    assert written["name"].tolist() == ["z_oligo", "a_oligo"] == written["chrom"].tolist()
+    assert written["sequence"].tolist() == ["ACGTACgtNN", "TTTT"]
+    assert written["label"].tolist() == ["1.25", "-0.5"]
+    assert written[["start", "end", "strand"]].values.tolist() == [[0, 10, "+"], [0, 4, "+"]]
+    unlabelled = build_region_set({"type": "fasta", "fasta": str(library), "label": "oligo"}, genome)
+    assert unlabelled["label"].tolist() == ["oligo", "oligo"]
+
+
+@pytest.mark.parametrize("fasta,labels,message", [
+    (">a\nACGT\n>a\nAC\n", None, r"lib\.fa, line 3: record 'a' appears twice \(first at line 1\)"),
+    (">a\nACRT\n", None, r"lib\.fa, line 2 \(record 'a'\): characters 'R' are not bases A C G T N"),
+    ("ACGT\n", None, r"lib\.fa, line 1: sequence before the first '>' header"),
+    (">a\n>b\nAC\n", None, r"lib\.fa, line 1: record 'a' has no sequence"),
+    ("", None, r"region set 'lib' is empty: .*lib\.fa holds no FASTA record"),
+    (">a\nAC\n>b\nAC\n", "name\tlabel\na\tx\n", r"labels\.tsv: 1 region\(s\) of region set 'lib' \(.*lib\.fa\) "
+                                                  r"have no row, the first 'b'"),
+    (">a\nAC\n", "name\tlabel\na\tx\na\ty\n", r"labels\.tsv: the region name 'a' has several rows \(lines 2 and 3\)"),
+    (">a\nAC\n", "id\tlabel\na\tx\n", r"labels\.tsv: no column 'name' \(the header has id, label\)"),
+])
+def test_bad_fasta_libraries(tmp_path, fasta, labels, message):
+    genome = write_fasta(tmp_path / "g.fa", {"a": "ACGT"})
+    (tmp_path / "lib.fa").write_text(fasta)
+    spec = {"type": "fasta", "fasta": str(tmp_path / "lib.fa")}
+    if labels is not None:
+        (tmp_path / "labels.tsv").write_text(labels)
+        spec["labels"] = {"tsv": str(tmp_path / "labels.tsv"), "column": "label"}
+    with pytest.raises(GenofmInputError, match=message):
+        build_region_set(spec, genome, set_name="lib")

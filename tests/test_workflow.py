@@ -3,6 +3,7 @@ stop with a clear message and leave nothing half-written."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -17,7 +18,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, cheaper_probes_and_scoring, copy_workflow, promoter_task_only, require_tool
+from conftest import (REPO, cheaper_probes_and_scoring, copy_workflow, promoter_task_only, require_tool,
+                      without_library)
 from genofm.regions import read_regions
 from genofm.tokens import load_token_set
 from genofm.workflow import MEASURED_OUTPUTS
@@ -38,8 +40,8 @@ def demo_test_config() -> dict:
     encoder 40 of its 300), 3 folds instead of 5 and 120 windows attributed (lower clustering
     floors to match): every stage and output of the demo in about half its time. What the full
     demo learns is printed, and its claims checked, by tests/benchmarks/demo_quality.py (by hand:
-    12 minutes)."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    about 25 minutes); the oligo library is left out (test_a_fasta_library_... runs it cut short)."""
+    config = without_library(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     config["models"]["demo_conv"]["training"].update(max_steps=300, eval_every=100, checkpoint_every=100,
                                                      metrics_every=50, log_every=50)
     config["models"]["demo_mlm"]["training"].update(max_steps=40, eval_every=20, checkpoint_every=20)
@@ -671,3 +673,43 @@ def test_a_callset_that_scores_nothing_fails_on_the_terminal_and_leaves_nothing(
     assert "<callset>" not in log  # every message, the warnings too, names the call set's own keys
     assert "(UNKNOWN_CONTIG); variants.renamed.contig_aliases maps" in log
     assert not list((workdir / "results/demo/variants/demo_mlm").glob("renamed*"))
+
+
+def test_a_fasta_library_is_probed_fine_tuned_and_explained_by_saturation_mutagenesis(demo_run, tmp_path):
+    """The demo's oligo-library task on its first 200 oligos: a FASTA region set labelled from
+    its table, in file order, through embedding, probe, a full fine-tune and saturation
+    mutagenesis of the fine-tune on the `sites` oligos only, then TF-MoDISco. (What the full
+    library teaches the model, the planted motifs, is checked by demo_quality.py.)"""
+    workdir = tmp_path / "copy"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    records = gzip.decompress((REPO / "config/demo/library.fa.gz").read_bytes()).decode().split(">")[1:201]
+    (workdir / "cut.fa").write_text("".join(">" + r for r in records))
+    labels = pd.read_csv(REPO / "config/demo/library_labels.tsv.gz", sep="\t")
+    labels.to_csv(workdir / "cut_labels.tsv", sep="\t", index=False)  # rows naming no record are only logged
+    shipped = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    config["genomes"]["demo"]["region_sets"]["library"] = shipped["genomes"]["demo"]["region_sets"]["library"] | {
+        "fasta": "cut.fa", "labels": {"tsv": "cut_labels.tsv", "column": "label"}}
+    task = shipped["probes"]["library"]
+    task["finetune"]["epochs"] = 1
+    task["attribution"]["max_regions"] = 20
+    config["probes"]["library"] = task
+    out = "results/demo/probes/demo_conv/library"
+    snakemake(workdir, f"{out}/attribution/motifs.tsv", f"{out}/summary.tsv", "--configfile",
+              str(write_config(workdir, config)))
+    regions = read_regions(workdir / "results/demo/regions/library.parquet")
+    assert regions["name"].tolist() == [r.split("\n")[0] for r in records]  # the library's own order
+    assert regions["label"].tolist() == labels["label"].iloc[:200].tolist()
+    assert (regions["end"] == 100).all() and (regions["chrom"] == regions["name"]).all()
+    index = pd.read_parquet(workdir / f"{out}/attribution/index.parquet")
+    wanted = regions.loc[regions["label"] == "sites", "name"].iloc[:20].tolist()
+    assert index["name"].tolist() == wanted and np.isnan(index["baseline_target"]).all()
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(workdir / f"{out}/attribution/index.parquet").metadata
+    assert meta[b"method"] == b"ism" and meta[b"target"] == b"log-odds of class sites (fine-tune)"
+    hypothetical = np.load(workdir / f"{out}/attribution/hypothetical.npy")
+    assert hypothetical.shape == (20, 100, 4) and np.abs(hypothetical).sum() > 0
+    assert "finetune_full" in (workdir / "results/demo/finetune/demo_conv/library/summary.tsv").read_text()
+    log = (workdir / "logs/demo/extract_regions_library.log").read_text()
+    assert "9800 row(s) name no region" in log

@@ -41,7 +41,12 @@ BACKGROUND_CANDIDATES = 600  # random background windows per promoter, the neare
 SNV_QUOTA = {"synonymous": 100, "missense": 100, "stop_gained": 100, "motif_disrupting": 100, "neutral": 100}
 INDEL_QUOTA = {"frameshift": 15, "neutral": 15}
 FILES = ("genome.fa.gz", "annotation.gtf", "promoters_vs_background.bed", "promoter_activity.bed", "variants.vcf",
-         "motifs.tsv", "README.md")
+         "motifs.tsv", "library.fa.gz", "library_labels.tsv.gz", "README.md")
+# a designed oligo library (MPRA-style), for motif discovery: LIBRARY_OLIGOS oligos of LIBRARY_LENGTH
+# bases cut from free intergenic sequence, each with LIBRARY_SITES sites of the planted motifs; in half
+# of them ("shuffled") each site's bases are put in another order with as many CpGs, so base and CpG
+# composition tell the halves apart no better than chance and only the motifs do
+LIBRARY_OLIGOS, LIBRARY_LENGTH, LIBRARY_SITES, LIBRARY_EDGE = 10_000, 100, 3, 5
 # promoter activity (log2 units): each planted site adds its motif's weight (YY1 represses, CTCF
 # insulates and adds nothing), each pair of activator sites within SYNERGY_SPACING bases adds
 # SYNERGY (cooperative binding), plus noise of sd ACTIVITY_NOISE
@@ -411,16 +416,68 @@ def neutral_variants(rng: Rng, contigs: list[Contig]) -> list[Variant]:
     return out
 
 
+# ---------------------------------------------------------------- the oligo library
+def shuffled_site(rng: Rng, site: bytes) -> bytes:
+    """The site's bases in another order with as many CpGs (a scrambled-motif control)."""
+    while True:
+        candidate = bytes(rng.permutation(np.frombuffer(site, dtype=np.uint8)))
+        if candidate != site and candidate.count(b"CG") == site.count(b"CG"):
+            return candidate
+
+
+def place_sites(rng: Rng, seq: bytearray, motifs: list[Motif], intact: bool) -> list[str] | None:
+    """Write LIBRARY_SITES sampled sites into seq (non-overlapping, at least 2 bases apart and
+    LIBRARY_EDGE from the ends); None when a site finds no room (the caller draws again)."""
+    free = np.zeros(len(seq), dtype=bool)
+    free[LIBRARY_EDGE : len(seq) - LIBRARY_EDGE] = True
+    sites = []
+    for _ in range(LIBRARY_SITES):
+        motif = motifs[int(rng.integers(len(motifs)))]
+        site = sample_pfm(rng, motif.probs)
+        strand = "+" if rng.random() < 0.5 else "-"
+        if strand == "-":
+            site = reverse_complement(site)
+        if not intact:
+            site = shuffled_site(rng, site)
+        starts = [a for a in range(len(seq) - len(site) + 1) if free[a : a + len(site)].all()]
+        if not starts:
+            return None
+        at = int(rng.choice(starts))
+        seq[at : at + len(site)] = site
+        free[max(0, at - 2) : at + len(site) + 2] = False
+        sites.append(f"{motif.name}:{at}:{strand}")
+    return sites
+
+
+def oligo_library(rng: Rng, contigs: list[Contig], motifs: list[Motif]) -> list[tuple[str, bytes, str, str]]:
+    """(name, sequence, label, sites) of each oligo: a free intergenic background (upper-cased) with
+    its sites (place_sites); sites lists motif:start:strand (0-based), the motif a shuffled site
+    was made from included."""
+    oligos = []
+    for number in range(1, LIBRARY_OLIGOS + 1):
+        intact, sites = number % 2 == 1, None
+        while sites is None:
+            contig, start = random_free_interval(rng, contigs, LIBRARY_LENGTH)
+            seq = bytearray(contig.seq[start : start + LIBRARY_LENGTH].upper())
+            sites = place_sites(rng, seq, motifs, intact)
+        oligos.append((f"oligo{number:05d}", bytes(seq), "sites" if intact else "shuffled", ",".join(sites)))
+    return oligos
+
+
 # ---------------------------------------------------------------- writers
-def fasta_gz(contigs: list[Contig]) -> bytes:
-    """Plain (not bgzip) gzip, mtime 0 and no file name, so that the bytes depend on the content only."""
+def gzip_bytes(records: list[tuple[str, bytes]]) -> bytes:
+    """FASTA records as plain (not bgzip) gzip, mtime 0 and no file name, so that the bytes depend
+    on the content only."""
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as gz:
-        for c in contigs:
-            seq = bytes(c.seq)
-            gz.write(b">%s\n" % c.name.encode())
+        for name, seq in records:
+            gz.write(b">%s\n" % name.encode())
             gz.write(b"".join(seq[i : i + 60] + b"\n" for i in range(0, len(seq), 60)))
     return buf.getvalue()
+
+
+def fasta_gz(contigs: list[Contig]) -> bytes:
+    return gzip_bytes([(c.name, bytes(c.seq)) for c in contigs])
 
 
 GTF_ORDER = ("gene", "transcript", "exon", "CDS", "start_codon", "stop_codon", "five_prime_utr",
@@ -504,6 +561,11 @@ bytes).
   {ACTIVITY_NOISE}): a quantitative target that depends on motif count, kind and spacing.
 - `variants.vcf`: SNVs and short indels; INFO/CLASS is the true consequence, INFO/GENE the gene hit.
 - `motifs.tsv`: planted motif instances, 0-based half-open. JASPAR matrices: {planted}.
+- `library.fa.gz` and `library_labels.tsv.gz`: a designed oligo library (MPRA-style), {LIBRARY_OLIGOS:,} oligos of
+  {LIBRARY_LENGTH} bp cut from free intergenic sequence, each with {LIBRARY_SITES} sites sampled from the planted
+  matrices (either strand, at least {LIBRARY_EDGE} bp from the ends). Label `sites`: the sites as sampled;
+  `shuffled` (every other oligo): each site's bases in another order with as many CpGs, so composition
+  does not tell the two apart, only the motifs do. Column `sites`: motif:start:strand, 0-based.
 """
 
 
@@ -529,6 +591,7 @@ def generate(out: str | Path, seed: int = 7) -> dict:
         contig, start = gc_matched_interval(rng, contigs, sum(WINDOW), gc, BACKGROUND_CANDIDATES)
         windows.append((contig.name, start, start + sum(WINDOW), f"bg{i:04d}", 0, "+", "background"))
     activity = promoter_activity(windows[:len(genes)], hits, np.random.default_rng(seed + 1))  # draws after the rest
+    library = oligo_library(np.random.default_rng(seed + 2), contigs, motifs)  # draws after the rest
     motif_rows = sorted((h.chrom, h.start, h.end, h.strand, h.motif.motif_id, h.motif.name, h.gene_id)
                         for h in hits)
     texts = {
@@ -543,9 +606,16 @@ def generate(out: str | Path, seed: int = 7) -> dict:
     }
     out = Path(out)
     with atomic_paths(*(out / f for f in FILES)) as tmps:  # all files or none
-        tmps[0].write_bytes(fasta_gz(contigs))
-        for tmp in tmps[1:]:
-            tmp.write_text(texts[tmp.name])
+        for tmp in tmps:
+            if tmp.name == "genome.fa.gz":
+                tmp.write_bytes(fasta_gz(contigs))
+            elif tmp.name == "library.fa.gz":
+                tmp.write_bytes(gzip_bytes([(name, seq) for name, seq, _, _ in library]))
+            elif tmp.name == "library_labels.tsv.gz":
+                tmp.write_bytes(gzip.compress(("name\tlabel\tsites\n" + "".join(
+                    f"{name}\t{label}\t{sites}\n" for name, _, label, sites in library)).encode(), 9, mtime=0))
+            else:
+                tmp.write_text(texts[tmp.name])
     classes = Counter(v[4] + ("" if len(v[2]) == len(v[3]) else " indel") for v in variants)
     return {"genes": len(genes), "motif instances": len(hits), "classes": dict(classes),
             "motifs": [(m.motif_id, m.name) for m in motifs],

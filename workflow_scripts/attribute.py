@@ -21,11 +21,11 @@ def main(smk):
     modisco = AttributionTaskSettings(**task).modisco_args()
     max_regions = task["max_regions"] or None
     # before the attributions, which take far longer than this check
-    check_region_width(region_width(smk.input.regions, max_regions), modisco,
+    check_region_width(region_width(smk.input.regions, max_regions, task["label"]), modisco,
                        where=f"probes.{smk.wildcards.task}.attribution ({smk.input.regions})")
     attribute_regions(Path(smk.input.model).parent, smk.input.regions, smk.output.one_hot, smk.output.hypothetical,
                       smk.output.index, head_dir, settings, device=device, max_regions=max_regions,
-                      finetune_dir=finetune_dir)
+                      finetune_dir=finetune_dir, label=task["label"])
     explained = {"probe": f"the {smk.wildcards.task} probe", "finetune": f"the {smk.wildcards.task} fine-tune",
                  "likelihood": "the likelihood"}[task["target"]]
     motif_report(smk.output.one_hot, smk.output.hypothetical, smk.output.motifs, smk.output.logos,

@@ -14,12 +14,14 @@ this is the full demo's check: the script exits 1 when an output is missing or w
 README claims for the demo does not hold (CLAIMS: the fine-tuned promoter head ranks
 motif-disrupting SNVs above neutral ones, and the model's log-likelihood difference ranks
 stop-gained SNVs above synonymous ones, overall and within codon position 3; each 95% interval
-above chance).
+above chance; and the oligo library's attributions bring at least MOTIFS_RECOVERED of the six
+planted motifs back as a pattern's best JASPAR match).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,6 +41,7 @@ from markdown_table import machine_line, write_markdown  # noqa: E402  (beside t
 CLAIMS = [("demo_conv", "motif_disrupting", "neutral", "head_promoters_finetuned", "all"),
           ("demo_conv", "stop_gained", "synonymous", "lldiff", "all"),
           ("demo_conv", "stop_gained", "synonymous", "lldiff", "codon position 3")]
+MOTIFS_RECOVERED = 4  # of the 6 planted (5 in the run of 2026-12-01: all but SP1)
 # (class_a, class_b, strata shown): codon position alone separates the coding pairs, so they are
 # also shown within codon position 3 (where synonymous changes sit)
 PAIRS = [("motif_disrupting", "neutral", ["all"]), ("stop_gained", "synonymous", ["all", "codon position 3"]),
@@ -76,16 +79,20 @@ def variant_rows(workdir: Path, config: dict) -> list[list[str]]:
     return rows
 
 
-def motif_recovery(workdir: Path, config: dict) -> tuple[list[str], set[str], set[str]]:
-    """The patterns TF-MoDISco found with their best JASPAR matches, the planted motifs, and those of
-    them that came back as a pattern's best match."""
+def motif_recovery(workdir: Path, config: dict) -> tuple[list[str], set[str], set[str], set[str]]:
+    """The oligo-library task's patterns with their best JASPAR matches; the planted motifs; those
+    of them that came back as a pattern's best match; and those among a pattern's top matches
+    (best and next). Matrices are compared by JASPAR base ID: the database holds the latest
+    version (MA0506.3), the demo planted an older one (MA0506.1)."""
     planted = pd.read_csv(workdir / "config/demo/motifs.tsv", sep="\t")
-    planted_ids = set(planted["motif_id"])
-    model = config["probes"]["promoters"]["model"]
-    motifs = pd.read_csv(workdir / f"results/demo/probes/{model}/promoters/attribution/motifs.tsv", sep="\t")
-    lines = [f"{r.pattern} ({r.n_seqlets} seqlets): {r.best_id} {r.best_name}, q {r.q:.2g}"
+    names = dict(zip(planted["motif_id"].str.split(".").str[0], planted["motif_name"]))
+    model = config["probes"]["library"]["model"]
+    motifs = pd.read_csv(workdir / f"results/demo/probes/{model}/library/attribution/motifs.tsv", sep="\t")
+    lines = [f"{r.pattern} ({r.n_seqlets} seqlets): {r.best_id} {r.best_name}, q {r.q:.2g}; next {r.next_matches}"
              for r in motifs.itertuples()]
-    return lines, planted_ids, planted_ids & set(motifs["best_id"])
+    best = {i.split(".")[0] for i in motifs["best_id"]}
+    top = best | {m.split(".")[0] for text in motifs["next_matches"].fillna("") for m in re.findall(r"MA\d+\.\d+", text)}
+    return lines, set(names.values()), {names[i] for i in best & set(names)}, {names[i] for i in top & set(names)}
 
 
 def main() -> int:
@@ -106,7 +113,11 @@ def main() -> int:
 
 
 def claims_hold(workdir: Path) -> bool:
-    held = True
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    _, planted, recovered, _ = motif_recovery(workdir, config)
+    held = len(recovered) >= MOTIFS_RECOVERED
+    print(f"claim: the oligo library's attributions bring at least {MOTIFS_RECOVERED} of the {len(planted)} planted "
+          f"motifs back as a pattern's best match: {'met' if held else 'NOT met'} ({len(recovered)})")
     for model, class_a, class_b, score, stratum in CLAIMS:
         findings = pd.read_csv(workdir / f"results/demo/variants/{model}/demo_variants/findings.tsv", sep="\t")
         row = findings[(findings["class_a"] == class_a) & (findings["class_b"] == class_b)
@@ -141,16 +152,16 @@ def report(workdir: Path, config: dict, wall: float | None, markdown: Path | Non
     print("\n" + "\t".join(header))
     for row in rows:
         print("\t".join(row))
-    lines, planted, recovered = motif_recovery(workdir, config)
-    print(f"\nattribution motifs ({len(lines)} patterns):" + "".join(f"\n  {line}" for line in lines))
-    print(f"planted JASPAR motifs recovered as a best match: {len(recovered)} of {len(planted)}"
-          f" ({', '.join(sorted(recovered)) or 'none'})")
+    lines, planted, recovered, top = motif_recovery(workdir, config)
+    print(f"\noligo-library attribution motifs ({len(lines)} patterns):" + "".join(f"\n  {line}" for line in lines))
+    found = (f"{len(recovered)} of {len(planted)} as a pattern's best match ({', '.join(sorted(recovered)) or 'none'}), "
+             f"{len(top)} among a pattern's top four matches ({', '.join(sorted(top)) or 'none'})")
+    print(f"planted JASPAR motifs recovered: {found}")
     if markdown:
         write_markdown(markdown, "The shipped demo config (`config/config.yaml`), every stage run with "
                        "`snakemake --cores 2`. " + " ".join(facts) + " Variant classes below: AUROC above 0.5 "
                        "means the score ranks the first class as more disruptive.", header, rows,
-                       f"Planted JASPAR motifs recovered by attribution as a pattern's best match: "
-                       f"{len(recovered)} of {len(planted)} ({', '.join(sorted(recovered)) or 'none'}); patterns: "
+                       f"Planted JASPAR motifs recovered by the oligo library's attribution: {found}; patterns: "
                        + "; ".join(lines) + ".")
 
 
