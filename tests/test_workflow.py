@@ -126,7 +126,7 @@ def test_a_resource_setting_of_an_old_config_says_where_it_moved(tmp_path):
     ({"model": "demo_mlm"}, "set variants.demo_variants.model (one model) or variants.demo_variants.models"),
     ({"models": ["demo_mlm", "nt_typo"]}, "call set 'demo_variants' names model 'nt_typo', which is not configured"),
     ({"heads": ["promoterz"]}, "variants.demo_variants.heads: 'promoterz' is not a probe task (tasks: "
-                               "promoter_activity, promoters)"),
+                               "library, promoter_activity, promoters)"),
     ({"finetuned_heads": ["promoter_activity"]}, "variants.demo_variants.finetuned_heads: 'promoter_activity': the "
                                                  "task does not fine-tune (probes.promoter_activity.finetune.method "
                                                  "is none)"),
