@@ -352,7 +352,8 @@ def test_demo_quality_script_reads_a_finished_run(demo_run):
     assert "demo_conv (clm): held-out loss" in out and "Probe task promoters (demo_conv), finetune_ia3: AUROC" in out
     assert "demo_conv\tmotif_disrupting vs neutral\tall\thead_promoters_finetuned\t0." in out
     assert "demo_mlm\tstop_gained vs synonymous\tcodon position 3\tllr\t" in out
-    assert "planted JASPAR motifs recovered as a best match: " in out
+    assert "planted JASPAR motifs recovered: 0 of 6 as a pattern's best match" in out  # no library task here
+    assert "claim: the oligo library's attributions bring at least 4 of the 6 planted motifs" in out
 
 
 def test_demo_sequences_equal_bedtools(demo_run, tmp_path):
