@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -265,6 +266,17 @@ def match_patterns(patterns: list[Pattern], matcher: Matcher, n_next: int = 3,
                      "next_matches": "; ".join(f"{r['id']} {r['name']} (z {r['z']:.1f})"
                                                for _, r in table.iloc[1:1 + n_next].iterrows())})
     return pd.DataFrame(rows), tables
+
+
+def recovered(summary: pd.DataFrame, planted_ids) -> tuple[set[str], set[str]]:
+    """Which planted JASPAR matrices came back in match_patterns' summary: as a pattern's best
+    match, and among its best and next matches. Compared by base ID (MA0506), because the
+    database holds the latest version of a matrix (MA0506.3) and a design may use an older one."""
+    base = {i.split(".")[0]: i for i in planted_ids}
+    best = {i.split(".")[0] for i in summary["best_id"]}
+    listed = best | {m.split(".")[0] for text in summary["next_matches"].fillna("")
+                     for m in re.findall(r"MA\d+\.\d+", text)}
+    return {base[b] for b in best & set(base)}, {base[b] for b in listed & set(base)}
 
 
 def plot_matches(patterns: list[Pattern], summary: pd.DataFrame, database: MotifDatabase, path,

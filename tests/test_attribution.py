@@ -468,3 +468,12 @@ def _recover_planted_motifs(tmp_path, capsys, jaspardb):
     assert {"CTCF", "SP1"} <= set(best.index), summary["best_name"].tolist()
     assert best["CTCF"] < 0.01 and best["SP1"] < 0.01
     assert summary["n_seqlets"].iloc[:2].min() >= 50  # the two largest patterns, not a handful of seqlets
+
+
+def test_recovered_motifs_are_compared_by_jaspar_base_id():
+    summary = pd.DataFrame({"best_id": ["MA0506.3", "MA9999.1"],
+                            "next_matches": ["MA0095.4 Yy1 (z 5.0); MA0028.3 ELK1 (z 4.1)", None]})
+    from genofm.motifs import recovered
+
+    best, listed = recovered(summary, ["MA0506.1", "MA0095.2", "MA0079.3"])
+    assert best == {"MA0506.1"} and listed == {"MA0506.1", "MA0095.2"}
