@@ -447,6 +447,9 @@ class FinetuneConfig:
     epochs: int = setting(3, "Passes over the training regions.", minimum=1)
     lr: float = setting(1e-3, "AdamW learning rate.", exclusiveMinimum=0)
     batch_size: int = setting(16, "Regions per step.", minimum=1)
+    pooling: str = setting("mean", "How the head reads the model's output over a region: its mean over the tokens, "
+                           "or each feature's maximum (a motif detector's reading, as in DeepBind or Basset: one "
+                           "strong site anywhere counts, which a mean dilutes).", choices=["mean", "max"])
     lora_r: int = setting(8, "lora: rank of the adapters.", minimum=1)
     lora_alpha: int = setting(16, "lora: scaling numerator (alpha / r).", minimum=1)
     seed: int = setting(42, in_config=False)

@@ -31,20 +31,24 @@ FINETUNE_META = "finetune.json"
 
 
 class SequenceClassifier(nn.Module):
-    """A DNALM backbone, mean-pooled over real tokens, and a linear head: one output per class,
-    or one output for a regression (standardised target)."""
+    """A DNALM backbone, pooled over real tokens (mean, or each feature's max), and a linear head:
+    one output per class, or one output for a regression (standardised target)."""
 
-    def __init__(self, backbone: DNALM, n_classes: int):
+    def __init__(self, backbone: DNALM, n_classes: int, pooling: str = "mean"):
         super().__init__()
         self.backbone = backbone
+        self.pooling = pooling
         self.classifier = nn.Linear(backbone.cfg.d_model, n_classes)  # not "head": that is the LM head
 
     def forward(self, ids: torch.Tensor, aligned: torch.Tensor | None = None) -> torch.Tensor:
         """ids: (B, L); aligned: (B, L, S) alignment codes, for an alignment-aware backbone."""
-        mask = (ids != PAD).unsqueeze(-1).float()  # (B, L, 1)
+        real = (ids != PAD).unsqueeze(-1)  # (B, L, 1)
         extra = {} if aligned is None else {"aligned": aligned}
         states = self.backbone(ids, return_logits=False, **extra).last_hidden  # (B, L, D)
-        pooled = (states * mask).sum(1) / mask.sum(1)  # (B, D)
+        if self.pooling == "max":
+            pooled = states.masked_fill(~real, float("-inf")).amax(1)  # (B, D)
+        else:
+            pooled = (states * real).sum(1) / real.sum(1)  # (B, D)
         return self.classifier(pooled)  # (B, n_classes)
 
 
@@ -116,7 +120,7 @@ def train_classifier(backbone: DNALM, examples: list[Example], targets: np.ndarr
     class indices (cross-entropy); float targets, with n_classes 1, a standardised value (MSE)."""
     torch.manual_seed(cfg.seed)
     regression = np.issubdtype(targets.dtype, np.floating)
-    model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes).to(device), cfg)
+    model = wrap(SequenceClassifier(copy.deepcopy(backbone), n_classes, cfg.pooling).to(device), cfg)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -255,7 +259,7 @@ class _Task(NamedTuple):
 def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, meta: dict) -> None:
     """peft methods: peft's save_pretrained (adapter_config.json + adapter_model.safetensors,
     head included); full: the classifier's state as safetensors. Then finetune.json: the
-    method, the classes or the regression target's scale, and what the model was trained on
+    method, the head's pooling, the classes or the regression target's scale, and what the model was trained on
     (FinetunedHead reads it back)."""
     import json
 
@@ -273,7 +277,7 @@ def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, meta: dict) -> No
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 config[key] = sorted(value)
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (out_dir / FINETUNE_META).write_text(json.dumps({"method": cfg.method, **meta}, indent=2, sort_keys=True) + "\n")
+    (out_dir / FINETUNE_META).write_text(json.dumps({"method": cfg.method, "pooling": cfg.pooling, **meta}, indent=2, sort_keys=True) + "\n")
 
 
 def finetune_meta(model_dir, sequences: list[str], classes: np.ndarray | None = None,

@@ -58,7 +58,8 @@ class FinetunedHead:
         if getattr(backbone.cfg, "aligned_species", []):
             raise GenofmInputError(f"{where}: an alignment-aware model's fine-tune reads aligned bases, which only "
                                    "its own task's regions have")
-        classifier = SequenceClassifier(backbone, max(1, len(meta["classes"]))).to(device)
+        # fine-tunes saved before heads could max-pool recorded no pooling: theirs was the mean
+        classifier = SequenceClassifier(backbone, max(1, len(meta["classes"])), meta.get("pooling", "mean")).to(device)
         if meta["method"] == "full":
             from safetensors.torch import load_model
 

@@ -73,6 +73,33 @@ def test_finetune_methods(task, tmp_path, method):
     assert roc_auc_score(labels == "gc", head.single_output(sequences)) > 0.95
 
 
+def test_a_max_pooled_head_is_saved_and_reloaded_with_its_pooling(task, tmp_path):
+    """pooling: max takes each feature's maximum over the real tokens (padding never wins, so a
+    region's output does not depend on its batch); finetune.json records it and FinetunedHead
+    reloads it: the head's output is the classifier applied to the max-pooled states."""
+    from genofm.finetune import batch
+
+    model_dir, sequences, labels, folds = task
+    cfg = FinetuneConfig(method="full", epochs=4, lr=1e-2, batch_size=8, pooling="max")
+    summary, _ = cross_validate_finetune(model_dir, sequences, labels, folds, cfg, out_dir=tmp_path / "max")
+    assert summary["auroc"]["mean"] > 0.9
+    assert json.loads((tmp_path / "max" / "finetune.json").read_text())["pooling"] == "max"
+    head = FinetunedHead.load(tmp_path / "max", model_dir)
+    short = [s[:60 + 3 * i] for i, s in enumerate(sequences[:6])]  # 20..35 tokens: padded in a batch
+    together = head.logits(short)
+    alone = np.concatenate([head.logits([s]) for s in short])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+    classifier = head.model
+    with torch.no_grad():
+        for i, s in enumerate(short):
+            ids = batch(encode([s], TOK, 40))["ids"]
+            states = classifier.backbone(ids, return_logits=False).last_hidden[0]  # (L, D)
+            expected = classifier.classifier(states.amax(0)).double().numpy()
+            np.testing.assert_allclose(together[i], expected, rtol=1e-5, atol=1e-6)
+            mean_pooled = classifier.classifier(states.mean(0)).double().numpy()
+            assert not np.allclose(together[i], mean_pooled, atol=1e-3)
+
+
 def test_a_finetune_is_refused_on_another_model(task, tmp_path):
     model_dir, sequences, labels, folds = task
     cross_validate_finetune(model_dir, sequences, labels, folds[:1], FinetuneConfig(method="ia3", epochs=1),
