@@ -259,8 +259,8 @@ class _Task(NamedTuple):
 def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, meta: dict) -> None:
     """peft methods: peft's save_pretrained (adapter_config.json + adapter_model.safetensors,
     head included); full: the classifier's state as safetensors. Then finetune.json: the
-    method, the head's pooling, the classes or the regression target's scale, and what the model was trained on
-    (FinetunedHead reads it back)."""
+    method, the head's pooling, the classes or the regression target's scale, and what the model
+    was trained on (FinetunedHead reads it back)."""
     import json
 
     from safetensors.torch import save_model
@@ -277,7 +277,8 @@ def save(model: nn.Module, cfg: FinetuneConfig, out_dir: Path, meta: dict) -> No
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 config[key] = sorted(value)
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (out_dir / FINETUNE_META).write_text(json.dumps({"method": cfg.method, "pooling": cfg.pooling, **meta}, indent=2, sort_keys=True) + "\n")
+    meta = {"method": cfg.method, "pooling": cfg.pooling, **meta}
+    (out_dir / FINETUNE_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def finetune_meta(model_dir, sequences: list[str], classes: np.ndarray | None = None,
