@@ -22,7 +22,6 @@ from conftest import (REPO, cheaper_probes_and_scoring, copy_workflow, promoter_
                       without_library)
 from genofm.regions import read_regions
 from genofm.tokens import load_token_set
-from genofm.workflow import MEASURED_OUTPUTS
 
 pytestmark = pytest.mark.workflow
 
@@ -383,36 +382,6 @@ def small_demo_config() -> dict:
     config["probes"]["promoters"]["finetune"]["epochs"] = 1
     config["variants"]["demo_variants"]["regions"] = ["chr1:1-300000"]
     return config
-
-
-def test_two_runs_from_scratch_give_identical_files(tmp_path):
-    """Every stage twice from scratch, in two directories, the two runs at the same time on a
-    core each (they share nothing: no temporary file, lock or cache of one reaches the other):
-    the same files, byte for byte."""
-    runs = [tmp_path / "first", tmp_path / "second"]
-    procs = []
-    for run in runs:
-        run.mkdir()
-        copy_workflow(run)
-        config = write_config(run, small_demo_config())
-        procs.append(subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(config)],
-                                      cwd=run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    for proc in procs:
-        out, _ = proc.communicate(timeout=1800)
-        assert proc.returncode == 0, out[-5000:]
-    first, second = runs
-    outputs = sorted(p.relative_to(first) for top in ("resources", "results")
-                     for p in (first / top).rglob("*") if p.is_file())
-    assert len(outputs) > 40
-    for rel in outputs:
-        if rel.name in MEASURED_OUTPUTS:
-            continue
-        assert (second / rel).read_bytes() == (first / rel).read_bytes(), rel
-    # metrics.tsv records speed, summary.json the run time: everything else in them is equal
-    ours, theirs = (pd.read_csv(d / "results/models/demo_mlm/metrics.tsv", sep="\t") for d in runs)
-    pd.testing.assert_frame_equal(ours.drop(columns="tokens_per_s"), theirs.drop(columns="tokens_per_s"))
-    ours, theirs = (pd.read_csv(d / "results/demo/comparisons/demo_variants/speed.tsv", sep="\t") for d in runs)
-    pd.testing.assert_frame_equal(ours[["model", "alleles"]], theirs[["model", "alleles"]])
 
 
 def test_demo_compares_its_two_models(demo_run):

@@ -376,10 +376,14 @@ def frameshifts(rng: Rng, contigs: dict[str, Contig], genes: list[Gene], used: s
 def random_free_interval(rng: Rng, contigs: list[Contig], width: int) -> tuple[Contig, int]:
     """A random interval of `width` free intergenic bases (no gene, promoter, repeat or N)."""
     weights = np.array([len(c.seq) for c in contigs], dtype=float)
+    # what rng.choice(len(contigs), p=weights / weights.sum()) draws (one uniform looked up in
+    # the CDF), without its checks of p on each of the many tries
+    cdf = (weights / weights.sum()).cumsum()
+    cdf /= cdf[-1]
     while True:
-        contig = contigs[int(rng.choice(len(contigs), p=weights / weights.sum()))]
+        contig = contigs[int(cdf.searchsorted(rng.random(), side="right"))]
         start = int(rng.integers(0, len(contig.seq) - width))
-        if contig.free[start : start + width].all():
+        if contig.free[start] and contig.free[start : start + width].all():
             return contig, start
 
 

@@ -2,8 +2,9 @@
 # A throw-away single-node SLURM cluster on 127.0.0.1 for the SLURM test, in one directory:
 #
 #   source tests/slurm/slurm_cluster.sh
-#   slurm_cluster_start DIR     # installs slurm-wlm + munge if missing (root, Debian), starts
-#                               # munged, slurmctld and slurmd, exports SLURM_CONF
+#   slurm_cluster_start DIR [CPUS]  # installs slurm-wlm + munge if missing (root, Debian), starts
+#                               # munged, slurmctld and slurmd (a node of CPUS, default the
+#                               # machine's cores), exports SLURM_CONF
 #   slurm_cluster_stop DIR      # stops exactly the daemons it started, by PID
 #
 # No accounting (sacct exists but has no database: the profile's squeue status command must be
@@ -54,8 +55,9 @@ slurm_cluster_start() {
     munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
         --seed-file="$dir/munge/munged.seed"
-    local cpus memory
-    cpus=$(nproc)
+    local cpus=${2:-$(nproc)} memory overrides=
+    # more CPUs than the machine has: slurmd must take the config's count, not the hardware's
+    [ "$cpus" -gt "$(nproc)" ] && overrides="SlurmdParameters=config_overrides"
     memory=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
     cat > "$dir/slurm.conf" <<EOF
 ClusterName=genofm-test
@@ -86,6 +88,7 @@ ReturnToService=2
 MinJobAge=900
 InactiveLimit=0
 KillWait=10
+$overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF

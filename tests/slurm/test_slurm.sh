@@ -18,7 +18,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/genofm-slurm.XXXXXX")
 source "$REPO/tests/slurm/slurm_cluster.sh"
 local_pid=
 trap '[ -z "$local_pid" ] || kill -- -"$local_pid" 2>/dev/null || true; slurm_cluster_stop "$WORK/cluster"' EXIT
-slurm_cluster_start "$WORK/cluster"
+# a node of twice the machine's cores: the demo's jobs spend much of their time starting Python
+# and waiting for the executor's status checks, so four run side by side in the time of two
+slurm_cluster_start "$WORK/cluster" $(($(nproc) * 2))
 
 copy_workflow() {  # copy_workflow RUN...: the workflow's files into $WORK/RUN for each run
     local run name
@@ -46,7 +48,7 @@ echo "slurm test: running the workflow through profiles/slurm in $WORK/slurm (an
 started=$SECONDS
 run_local local "$WORK/config.yaml"  # the reference run shares the cores, so the two take less time than one after the other
 (cd "$WORK/slurm" && PATH="$VENV/bin:$PATH" snakemake --profile profiles/slurm --configfile "$WORK/config_sharded.yaml" \
-    --jobs 4 --slurm-init-seconds-before-status-checks 5 --seconds-between-status-checks 5 \
+    --jobs 6 --slurm-init-seconds-before-status-checks 5 --seconds-between-status-checks 5 \
     > "$WORK/slurm.out" 2>&1) || { tail -n 60 "$WORK/slurm.out"; exit 1; }
 echo "slurm test: SLURM run done in $((SECONDS - started)) s; submitted jobs: $(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.out" || true) ($(grep -c 'rule score_variants_shard:\|rule embed_shard:' "$WORK/slurm.out" || true) shard jobs)"
 wait_local local
