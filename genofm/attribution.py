@@ -416,30 +416,47 @@ class Attributor:
                 "token_sum": nan if token_sum is None else token_sum}
 
 
-def selected_rows(regions_parquet: str | Path, max_regions: int | None = None, label: str | None = None) -> np.ndarray:
-    """Row numbers of the regions to attribute: those with `label` (all if None), the first
-    max_regions of them (all if None)."""
+def region_labels(regions_parquet: str | Path, labels_table: str | None = None,
+                  labels_column: str = "label") -> np.ndarray:
+    """Each region's label: from the task's labels table (keyed by region name) where it has
+    one, else the region set's own."""
+    import pyarrow.parquet as pq
+
+    from .regions import labels_from_table
+
+    if labels_table:
+        names = pq.read_table(regions_parquet, columns=["name"]).column("name").to_pandas()
+        return labels_from_table(names, labels_table, labels_column, str(regions_parquet)).to_numpy()
+    return pq.read_table(regions_parquet, columns=["label"]).column("label").to_numpy(zero_copy_only=False)
+
+
+def selected_rows(regions_parquet: str | Path, max_regions: int | None = None, label: str | None = None,
+                  labels_table: str | None = None, labels_column: str = "label") -> np.ndarray:
+    """Row numbers of the regions to attribute: those with `label` (all if None; the labels as
+    region_labels reads them), the first max_regions of them (all if None)."""
     import pyarrow.parquet as pq
 
     if label is None:
         rows = np.arange(pq.ParquetFile(regions_parquet).metadata.num_rows)
     else:
-        labels = pq.read_table(regions_parquet, columns=["label"]).column("label").to_numpy(zero_copy_only=False)
+        labels = region_labels(regions_parquet, labels_table, labels_column)
         rows = np.flatnonzero(labels == label)
         if rows.size == 0:
-            present = sorted({str(v) for v in labels if v is not None})[:10]
-            raise GenofmInputError(f"{regions_parquet}: no region has label {label!r} (labels: "
+            where = f"{labels_table} (column {labels_column})" if labels_table else str(regions_parquet)
+            present = sorted({str(v) for v in labels if v is not None and v == v})[:10]
+            raise GenofmInputError(f"{where}: no region of {regions_parquet} has label {label!r} (labels: "
                                    f"{', '.join(present) or 'none'})")
     return rows if max_regions is None else rows[:max_regions]
 
 
-def region_width(regions_parquet: str | Path, max_regions: int | None = None, label: str | None = None) -> int:
+def region_width(regions_parquet: str | Path, max_regions: int | None = None, label: str | None = None,
+                 labels_table: str | None = None, labels_column: str = "label") -> int:
     """The longest region among those attributed (selected_rows): the attributions' width."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     lengths = pc.binary_length(pq.read_table(regions_parquet, columns=["sequence"]).column("sequence"))
-    lengths = lengths.take(selected_rows(regions_parquet, max_regions, label))
+    lengths = lengths.take(selected_rows(regions_parquet, max_regions, label, labels_table, labels_column))
     if len(lengths) == 0:
         raise GenofmInputError(f"{regions_parquet}: the region set is empty")
     return int(pc.max(lengths).as_py())
@@ -449,8 +466,10 @@ def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_on
                       out_hypothetical: str | Path, out_index: str | Path, head_dir: str | Path | None = None,
                       settings: AttributionSettings | None = None, device: str = "cpu",
                       max_regions: int | None = None, finetune_dir: str | Path | None = None,
-                      label: str | None = None) -> int:
-    """Attribute every region of a region set (those with `label` if given, the first
+                      label: str | None = None, labels_table: str | None = None,
+                      labels_column: str = "label") -> int:
+    """Attribute every region of a region set (those with `label` if given, read as
+    region_labels does, the first
     max_regions of them if given) to a probe head
     (head_dir), a saved fine-tune of the model (finetune_dir) or, with neither, to the LM's
     likelihood. Writes one_hot and hypothetical (n, L, 4) float32 .npy (L the longest region;
@@ -480,9 +499,9 @@ def attribute_regions(model_dir: str | Path, regions_parquet: str | Path, out_on
             target = LikelihoodTarget(settings.mask_groups)
     attributor = Attributor(model, tokenizer, target, settings, device)
     parquet = pq.ParquetFile(regions_parquet)
-    rows_wanted = selected_rows(regions_parquet, max_regions, label)
+    rows_wanted = selected_rows(regions_parquet, max_regions, label, labels_table, labels_column)
     n = rows_wanted.size
-    width = region_width(regions_parquet, max_regions, label)
+    width = region_width(regions_parquet, max_regions, label, labels_table, labels_column)
     columns = ["chrom", "start", "end", "strand", "name", "sequence"]
     started, done, rows = time.perf_counter(), 0, []
     logged = started

@@ -505,9 +505,9 @@ class AttributionTaskSettings(AttributionSettings):
                                    "adapters and head trained end to end; needs finetune.method other than "
                                    "none), or the model's (pseudo-)log-likelihood of each region.",
                           choices=["probe", "finetune", "likelihood"])
-    label: str | None = setting(None, "Attribute only the regions with this label in the region set (its "
-                                      "own labels, not a task's labels table; e.g. a library's active class: "
-                                      "motifs are sought where the signal is); null: all.")
+    label: str | None = setting(None, "Attribute only the regions with this label (from the task's labels "
+                                      "table where it has one, else the region set's own; e.g. a library's "
+                                      "active class: motifs are sought where the signal is); null: all.")
     max_regions: int = setting(0, "Attribute only the first n regions of the set (of those with `label`); 0: "
                                   "all.", minimum=0)
     jaspar_collection: str = setting("CORE", "JASPAR collection the motifs are matched against (pyjaspar, "

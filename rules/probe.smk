@@ -139,6 +139,7 @@ rule attribute:
     input:
         model=lambda w: model_file(w.model),
         regions=lambda w: regions_of(w.task),
+        labels=lambda w: labels_of(w.task),
         head_weights=lambda w: attribution_head(w.task, "head.safetensors"),
         head_meta=lambda w: attribution_head(w.task, "head.json"),
         finetuned=lambda w: attribution_finetune(w.task),
@@ -171,6 +172,7 @@ rule attribute:
         runtime=lambda w: attribution_config(w.task)["resources"]["runtime"],
         gpu=lambda w: attribution_config(w.task)["resources"]["gpus"],
     params:
+        labels_column=lambda w: probe_task(w.task)["labels"]["column"],
         task=lambda w: result_settings(
             AttributionTaskSettings, attribution_config(w.task)
         ),

@@ -477,3 +477,23 @@ def test_recovered_motifs_are_compared_by_jaspar_base_id():
 
     best, listed = recovered(summary, ["MA0506.1", "MA0095.2", "MA0079.3"])
     assert best == {"MA0506.1"} and listed == {"MA0506.1", "MA0095.2"}
+
+
+def test_attributed_regions_are_chosen_by_the_tasks_labels_table_where_it_has_one(tmp_path):
+    """attribution.label reads the task's labels table (keyed by region name) when the task has
+    one, the region set's own labels otherwise; a label no region has is named with its source."""
+    from genofm.attribution import region_width, selected_rows
+
+    regions = tmp_path / "regions.parquet"
+    pq.write_table(pa.table({"name": ["r0", "r1", "r2", "r3"], "label": ["a", "b", "a", "b"],
+                             "sequence": ["ACGT", "ACGTACGT", "AC", "ACGTAC"]}), regions)
+    table = tmp_path / "labels.tsv"
+    table.write_text("name\tactivity\tclass\nr3\t1.5\tyes\nr2\t0.1\tno\nr1\t2.0\tyes\nr0\t0.3\tno\n")
+    assert selected_rows(regions, label="a").tolist() == [0, 2]
+    assert selected_rows(regions, label="yes", labels_table=str(table), labels_column="class").tolist() == [1, 3]
+    assert selected_rows(regions, 1, "yes", str(table), "class").tolist() == [1]
+    assert region_width(regions, None, "yes", str(table), "class") == 8
+    assert region_width(regions, None, "no", str(table), "class") == 4
+    with pytest.raises(GenofmInputError, match=r"labels.tsv \(column class\): no region of .* has label 'a' "
+                                               r"\(labels: no, yes\)"):
+        selected_rows(regions, label="a", labels_table=str(table), labels_column="class")

@@ -20,6 +20,7 @@ import yaml
 
 from conftest import (REPO, cheaper_probes_and_scoring, copy_workflow, promoter_task_only, require_tool,
                       without_library)
+from genofm.motifs import recovered
 from genofm.regions import read_regions
 from genofm.tokens import load_token_set
 
@@ -646,15 +647,15 @@ def test_a_callset_that_scores_nothing_fails_on_the_terminal_and_leaves_nothing(
 
 
 def test_a_fasta_library_is_probed_fine_tuned_and_explained_by_saturation_mutagenesis(demo_run, tmp_path):
-    """The demo's oligo-library task on its first 200 oligos: a FASTA region set labelled from
-    its table, in file order, through embedding, probe, a full fine-tune and saturation
-    mutagenesis of the fine-tune on the `sites` oligos only, then TF-MoDISco. (What the library
-    teaches the model, the planted motifs, is checked by demo_quality.py: on the smallest cut
-    that learns them, 4,000 oligos, the check takes about 8 minutes on a slow 2-core CPU, more
-    than CI has left; docs/attributions.md.)"""
+    """The demo's oligo-library task on its first 4,000 oligos, with the suite's shortened demo
+    model: a FASTA region set labelled from its table, in file order, through embedding, probe,
+    a full max-pooled fine-tune (the shipped settings) and saturation mutagenesis of the
+    fine-tune on the `sites` oligos only, then TF-MoDISco, which must bring the planted JASPAR
+    motifs back (3 minutes on an Intel Xeon, 8 on an AMD EPYC, 2 cores;
+    demo_quality.py checks the full library)."""
     workdir = tmp_path / "copy"
     shutil.copytree(demo_run, workdir, symlinks=True)
-    records = gzip.decompress((REPO / "config/demo/library.fa.gz").read_bytes()).decode().split(">")[1:201]
+    records = gzip.decompress((REPO / "config/demo/library.fa.gz").read_bytes()).decode().split(">")[1:4001]
     (workdir / "cut.fa").write_text("".join(">" + r for r in records))
     labels = pd.read_csv(REPO / "config/demo/library_labels.tsv.gz", sep="\t")
     labels.to_csv(workdir / "cut_labels.tsv", sep="\t", index=False)  # rows naming no record are only logged
@@ -663,25 +664,30 @@ def test_a_fasta_library_is_probed_fine_tuned_and_explained_by_saturation_mutage
     config["genomes"]["demo"]["region_sets"]["library"] = shipped["genomes"]["demo"]["region_sets"]["library"] | {
         "fasta": "cut.fa", "labels": {"tsv": "cut_labels.tsv", "column": "label"}}
     task = shipped["probes"]["library"]
-    task["finetune"]["epochs"] = 1
-    task["attribution"]["max_regions"] = 20
+    task["attribution"]["max_regions"] = 150
     config["probes"]["library"] = task
     out = "results/demo/probes/demo_conv/library"
     snakemake(workdir, f"{out}/attribution/motifs.tsv", f"{out}/summary.tsv", "--configfile",
               str(write_config(workdir, config)))
     regions = read_regions(workdir / "results/demo/regions/library.parquet")
     assert regions["name"].tolist() == [r.split("\n")[0] for r in records]  # the library's own order
-    assert regions["label"].tolist() == labels["label"].iloc[:200].tolist()
+    assert regions["label"].tolist() == labels["label"].iloc[:4000].tolist()
     assert (regions["end"] == 100).all() and (regions["chrom"] == regions["name"]).all()
     index = pd.read_parquet(workdir / f"{out}/attribution/index.parquet")
-    wanted = regions.loc[regions["label"] == "sites", "name"].iloc[:20].tolist()
+    wanted = regions.loc[regions["label"] == "sites", "name"].iloc[:150].tolist()
     assert index["name"].tolist() == wanted and np.isnan(index["baseline_target"]).all()
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(workdir / f"{out}/attribution/index.parquet").metadata
     assert meta[b"method"] == b"ism" and meta[b"target"] == b"log-odds of class sites (fine-tune)"
     hypothetical = np.load(workdir / f"{out}/attribution/hypothetical.npy")
-    assert hypothetical.shape == (20, 100, 4) and np.abs(hypothetical).sum() > 0
-    assert "finetune_full" in (workdir / "results/demo/finetune/demo_conv/library/summary.tsv").read_text()
+    assert hypothetical.shape == (150, 100, 4) and np.abs(hypothetical).sum() > 0
+    metrics = json.loads((workdir / "results/demo/finetune/demo_conv/library/metrics.json").read_text())
+    assert metrics["results"]["finetune_full"]["auroc"]["mean"] > 0.8, metrics["results"]  # off the loss plateau
     log = (workdir / "logs/demo/extract_regions_library.log").read_text()
-    assert "9800 row(s) name no region" in log
+    assert "6000 row(s) name no region" in log
+    # the motifs (docs/attributions.md), on both CPUs tried: NRF1 and one more (ELK1 or YY1) best
+    # matches, YY1 and CTCF among the top matches; ELK1 only on one (float32 kernels differ)
+    planted = pd.read_csv(REPO / "config/demo/motifs.tsv", sep="\t")["motif_id"].tolist()
+    best, listed = recovered(pd.read_csv(workdir / f"{out}/attribution/motifs.tsv", sep="\t"), planted)
+    assert len(best) >= 2 and len(listed) >= 3, (best, listed)

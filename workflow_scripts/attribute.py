@@ -20,12 +20,13 @@ def main(smk):
     device = torch_device(smk.resources.gpu, f"probes.{smk.wildcards.task}.attribution.resources.gpus")
     modisco = AttributionTaskSettings(**task).modisco_args()
     max_regions = task["max_regions"] or None
+    labels = {"labels_table": smk.input.labels or None, "labels_column": smk.params.labels_column}
     # before the attributions, which take far longer than this check
-    check_region_width(region_width(smk.input.regions, max_regions, task["label"]), modisco,
+    check_region_width(region_width(smk.input.regions, max_regions, task["label"], **labels), modisco,
                        where=f"probes.{smk.wildcards.task}.attribution ({smk.input.regions})")
     attribute_regions(Path(smk.input.model).parent, smk.input.regions, smk.output.one_hot, smk.output.hypothetical,
                       smk.output.index, head_dir, settings, device=device, max_regions=max_regions,
-                      finetune_dir=finetune_dir, label=task["label"])
+                      finetune_dir=finetune_dir, label=task["label"], **labels)
     explained = {"probe": f"the {smk.wildcards.task} probe", "finetune": f"the {smk.wildcards.task} fine-tune",
                  "likelihood": "the likelihood"}[task["target"]]
     motif_report(smk.output.one_hot, smk.output.hypothetical, smk.output.motifs, smk.output.logos,

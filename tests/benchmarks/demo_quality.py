@@ -99,8 +99,9 @@ def motif_recovery(workdir: Path, config: dict) -> tuple[list[str], set[str], se
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, help="a finished run of the demo config (default: run it now)")
-    parser.add_argument("--keep", type=Path, help="run the demo in this new directory and keep it (default: a "
+    where = parser.add_mutually_exclusive_group()  # read a finished run, or run one and keep it
+    where.add_argument("--workdir", type=Path, help="a finished run of the demo config (default: run it now)")
+    where.add_argument("--keep", type=Path, help="run the demo in this new directory and keep it (default: a "
                                                   "temporary one)")
     parser.add_argument("--markdown", type=Path, help="also write the variant table as markdown here")
     args = parser.parse_args()
