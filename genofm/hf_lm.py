@@ -155,6 +155,9 @@ class MappedLM(nn.Module):
         self.takes_mask = "attention_mask" in parameters
         # a key/value cache to continue from (variant scoring): not every remote-code model has one
         self.takes_cache = "use_cache" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+        # a plain forward keeps no key/value cache: it would hold every layer's keys and values until
+        # the outputs are freed (embedding, scoring's full passes)
+        self.no_cache = {"use_cache": False} if causal and "use_cache" in parameters else {}
         self.cache_keyword = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5
         # peft targets (fine-tuning): every linear layer of the backbone, whatever the family names them
         head = hf_model.get_output_embeddings()
@@ -182,7 +185,7 @@ class MappedLM(nn.Module):
             mask = mask[:, 1:]  # (B, L-1)
         # genofm pads on the right, where a causal model's real tokens never look: no mask, so that
         # attention takes its fast causal path (the same numbers)
-        extra = {"attention_mask": mask.long()} if self.takes_mask and not self.cfg.causal else {}
+        extra = ({"attention_mask": mask.long()} if self.takes_mask and not self.cfg.causal else {}) | self.no_cache
         out = self.hf(input_ids=hf_ids, output_hidden_states=True, output_attentions=output_attentions,
                       return_dict=True, **extra)
         hidden = out.hidden_states
