@@ -53,14 +53,55 @@ def write_config(out: Path, sharded: Path) -> None:
     sharded.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def training_steps_per_second(model: dict, tokenizer: dict) -> float:
+    """The model's training steps a second on this machine: forward, backward and AdamW on random
+    tokens of its batch shape with its threads (the best of 3 timings of 4 steps, after 2). The
+    workflow's steps cost more (batches drawn, evaluation, checkpoints)."""
+    import time
+
+    import torch
+
+    from genofm.model import DNALM, ModelConfig
+    from genofm.tokenizer import KmerTokenizer
+
+    torch.manual_seed(0)
+    torch.set_num_threads(model["resources"]["threads"])
+    vocab_size = KmerTokenizer(k=tokenizer["k"], overlapping=tokenizer["overlapping"]).vocab_size
+    net = DNALM(ModelConfig(**model["architecture"], vocab_size=vocab_size))
+    optimizer = torch.optim.AdamW(net.parameters())
+    ids = torch.randint(5, net.cfg.vocab_size, (model["training"]["micro_batch_size"], net.cfg.max_len))
+
+    def step():
+        logits = net(ids).logits
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(2):
+        step()
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(4):
+            step()
+        best = min(best, (time.perf_counter() - started) / 4)
+    return 1 / best
+
+
 def write_resume_config(out: Path) -> None:
-    """demo_mlm for 250 steps (1.5 minutes on a 2-core Intel Xeon, 2 on an AMD EPYC: over its
-    1-minute runtime with the job's start, yet short, since the check trains it twice) with a
-    checkpoint every 20 steps: SLURM stops it, the workflow's retry (with 2, then 3 minutes)
-    resumes it."""
+    """demo_mlm with as many steps as this machine trains in about 100 s (at least 250; a checkpoint
+    every 20): over its 1-minute runtime with the job's start on any CPU, yet short, since the
+    check trains it twice. SLURM stops it, the workflow's retry (with 2, then 3 minutes) resumes
+    it."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     model = config["models"]["demo_mlm"]
-    model["training"].update(max_steps=250, eval_every=250, checkpoint_every=20, metrics_every=20, log_every=20)
+    rate = training_steps_per_second(model, config["tokenizer"])
+    steps = max(250, -(-int(100 * rate) // 20) * 20)
+    print(f"slurm test: demo_mlm trains {rate:.1f} steps/s here (random tokens): {steps} steps, "
+          "over its 1-minute limit")
+    model["training"].update(max_steps=steps, eval_every=steps, checkpoint_every=20, metrics_every=20,
+                             log_every=20)
     model["resources"]["runtime"] = 1
     out.write_text(yaml.safe_dump(config, sort_keys=False))
 
